@@ -1,0 +1,1 @@
+"""Compiled extensions built from the top-level cext/ folder (see setup.py)."""

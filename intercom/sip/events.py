@@ -1,0 +1,66 @@
+"""What the user agent core tells its user. Frozen, so they can be logged and queued."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    state: str                  # "registered", "failed", "unregistered"
+    status: int
+    reason: str
+    expires: int = 0
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallProgress:
+    call_id: str
+    status: int                 # 180 ringing, 183 session progress
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call_id: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    by_remote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    call_id: str
+    caller: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class CallUpdated:
+    call_id: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class MessageRejected:
+    """A datagram we answered with an error or dropped; for the log."""
+
+    status: int
+    reason: str
+    source: tuple[str, int]
+
+
+UaEvent = (RegistrationChanged | CallProgress | CallAnswered | CallFailed | CallEnded
+           | IncomingCall | CallUpdated | MessageRejected)

@@ -1,0 +1,164 @@
+"""SDP (RFC 4566) for one audio stream, and offer/answer (RFC 3264).
+
+Only what a door station needs: one m=audio line, static and dynamic
+payload types with rtpmap/fmtp, the connection address and the direction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from intercom.sip.errors import RemoteError
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+STATIC_RTPMAP = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000)}
+
+
+class SdpError(RemoteError):
+    """An SDP body we cannot use: answered 488 Not Acceptable Here."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(488, reason)
+
+
+@dataclass(frozen=True)
+class PayloadFormat:
+    payload_type: int
+    name: str               # as in rtpmap, e.g. "PCMU", "telephone-event"
+    clock_rate: int
+    fmtp: str = ""
+
+
+@dataclass
+class MediaDescription:
+    address: str
+    port: int
+    formats: list[PayloadFormat] = field(default_factory=list)
+    direction: str = "sendrecv"
+    ptime: int | None = None
+
+    def find(self, name: str) -> PayloadFormat | None:
+        return next((f for f in self.formats if f.name.lower() == name.lower()), None)
+
+
+def parse(body: bytes) -> MediaDescription:
+    """The first audio stream of an SDP body. Raises SdpError."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SdpError("SDP is not UTF-8") from exc
+    session_addr = ""
+    media: MediaDescription | None = None
+    payload_types: list[int] = []
+    rtpmap: dict[int, tuple[str, int]] = {}
+    fmtp: dict[int, str] = {}
+    direction = "sendrecv"
+    in_audio = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            if media is not None:
+                break                       # only the first audio stream is used
+            parts = value.split()
+            in_audio = len(parts) >= 4 and parts[0] == "audio"
+            if not in_audio:
+                continue
+            if not parts[1].isdigit() or not all(p.isdigit() for p in parts[3:]):
+                raise SdpError(f"bad m= line {line!r}")
+            media = MediaDescription(session_addr, int(parts[1]))
+            payload_types = [int(p) for p in parts[3:]]
+        elif kind == "c":
+            parts = value.split()
+            if len(parts) < 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+                raise SdpError(f"bad c= line {line!r}")
+            address = parts[2].split("/")[0]
+            if media is None:
+                session_addr = address
+            elif in_audio:
+                media.address = address
+        elif kind == "a" and (media is None or in_audio):
+            name, _, rest = value.partition(":")
+            if name in DIRECTIONS:
+                direction = name
+            elif name == "rtpmap" and media is not None:
+                pt, _, enc = rest.partition(" ")
+                codec, _, rate = enc.partition("/")
+                if pt.isdigit() and rate.split("/")[0].isdigit():
+                    rtpmap[int(pt)] = (codec, int(rate.split("/")[0]))
+            elif name == "fmtp" and media is not None:
+                pt, _, params = rest.partition(" ")
+                if pt.isdigit():
+                    fmtp[int(pt)] = params.strip()
+            elif name == "ptime" and media is not None and rest.strip().isdigit():
+                media.ptime = int(rest.strip())
+    if media is None:
+        raise SdpError("no audio stream in SDP")
+    if not media.address:
+        raise SdpError("no connection address for the audio stream")
+    media.direction = direction
+    for pt in payload_types:
+        name, rate = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0))
+        if name:
+            media.formats.append(PayloadFormat(pt, name, rate, fmtp.get(pt, "")))
+    return media
+
+
+def build(session_id: int, version: int, address: str, media: MediaDescription) -> bytes:
+    family = "IP6" if ":" in address else "IP4"
+    lines = ["v=0", f"o=- {session_id} {version} IN {family} {address}", "s=intercom",
+             f"c=IN {family} {media.address}", "t=0 0",
+             f"m=audio {media.port} RTP/AVP " + " ".join(str(f.payload_type) for f in media.formats)]
+    for f in media.formats:
+        lines.append(f"a=rtpmap:{f.payload_type} {f.name}/{f.clock_rate}")
+        if f.fmtp:
+            lines.append(f"a=fmtp:{f.payload_type} {f.fmtp}")
+    if media.ptime:
+        lines.append(f"a=ptime:{media.ptime}")
+    lines.append(f"a={media.direction}")
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The result of offer/answer: what to send and where."""
+
+    remote_address: str
+    remote_port: int
+    codec: PayloadFormat
+    telephone_event: PayloadFormat | None
+    direction: str
+
+
+def negotiate(local: MediaDescription, remote: MediaDescription,
+              we_offered: bool) -> Negotiated:
+    """Pick the codec: the answerer's preference order wins (RFC 3264 section 6.1)."""
+    answer, offer = (remote, local) if we_offered else (local, remote)
+    for f in answer.formats:
+        if f.name.lower() == "telephone-event":
+            continue
+        if offer.find(f.name) is not None and local.find(f.name) is not None:
+            codec = remote.find(f.name)
+            assert codec is not None
+            event = remote.find("telephone-event")
+            return Negotiated(remote.address, remote.port, codec, event, remote.direction)
+    raise SdpError("no common audio codec")
+
+
+def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address: str,
+               port: int, ptime: int) -> MediaDescription:
+    """Our answer to ``offer``: the offer's codecs we support, in the offerer's order."""
+    formats: list[PayloadFormat] = []
+    for f in offer.formats:
+        ours = next((s for s in supported if s.name.lower() == f.name.lower()
+                     and s.clock_rate == f.clock_rate), None)
+        if ours is not None:
+            formats.append(PayloadFormat(f.payload_type, ours.name, ours.clock_rate, ours.fmtp))
+    if not any(f.name.lower() != "telephone-event" for f in formats):
+        raise SdpError("no common audio codec")
+    return MediaDescription(address, port, formats, _mirror(offer.direction), ptime)
+
+
+def _mirror(direction: str) -> str:
+    return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction, direction)

@@ -1,0 +1,41 @@
+"""Build the Cython extensions in cext/ into the intercom.cext package.
+
+The extensions link against the system's libspeexdsp (Debian: libspeexdsp-dev);
+pkg-config supplies the flags when it is present.
+"""
+import shlex
+import subprocess
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def pkg_config(lib: str) -> tuple[list[str], list[str]]:
+    try:
+        cflags = subprocess.run(["pkg-config", "--cflags", lib], check=True,
+                                capture_output=True, text=True).stdout
+        libs = subprocess.run(["pkg-config", "--libs", lib], check=True,
+                              capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return [], [f"-l{lib}"]
+    return shlex.split(cflags), shlex.split(libs)
+
+
+speex_cflags, speex_libs = pkg_config("speexdsp")
+common = dict(
+    include_dirs=[numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-function",
+                        "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+)
+extensions = [
+    Extension("intercom.cext.g711", ["cext/g711.pyx"], **common),
+    Extension("intercom.cext.rtp", ["cext/rtp.pyx"], **common),
+    Extension("intercom.cext.resample", ["cext/resample.pyx"],
+              extra_link_args=speex_libs,
+              **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags}),
+]
+
+setup(ext_modules=cythonize(extensions, language_level=3,
+                            compiler_directives={"boundscheck": False, "wraparound": False}))
