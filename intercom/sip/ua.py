@@ -177,7 +177,7 @@ class UserAgent:
                 self._send_cancel(call, now)
             # else: CANCEL waits for the first provisional response (RFC 3261 9.1)
             call.give_up_at = now + 64 * self.settings.timers.t1
-        elif not call.outgoing and call.ok is None:
+        elif not call.outgoing and call.state != "confirmed":
             self.reject(call_id, 603, "Decline", now)
         else:
             self._send_bye(call, now)

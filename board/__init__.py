@@ -1,0 +1,1 @@
+"""Board profiles (pin maps) shipped with intercom, installed as intercom.boards."""

@@ -1,0 +1,110 @@
+"""The station's fixed vocabulary of events, as frozen dataclasses that check themselves.
+
+They go to the log, to ``intercom ctl events`` as JSON lines, and to the demo's
+timeline. ``kind`` names the family a subscriber filters on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+CALL_STATES = ("calling", "ringing", "answered", "ended", "failed")
+REGISTRATION_STATES = ("registered", "failed", "unregistered")
+DOOR_ACTIONS = ("opened", "rejected")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = ""
+    at: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("at")
+        return {"event": self.kind, "time": round(self.at, 3), **data}
+
+    @staticmethod
+    def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            raise ValueError(f"{name} {value!r} is not one of {allowed}")
+
+
+@dataclass(frozen=True)
+class ButtonPressed(Event):
+    kind: ClassVar[str] = "button"
+    button: str
+
+
+@dataclass(frozen=True)
+class RegistrationEvent(Event):
+    kind: ClassVar[str] = "registration"
+    state: str
+    status: int
+    reason: str
+    registrar: str
+
+    def __post_init__(self) -> None:
+        self._one_of("registration state", self.state, REGISTRATION_STATES)
+
+
+@dataclass(frozen=True)
+class CallEvent(Event):
+    kind: ClassVar[str] = "call"
+    state: str
+    peer: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self._one_of("call state", self.state, CALL_STATES)
+
+
+@dataclass(frozen=True)
+class AudioEvent(Event):
+    """Once a second in a call: levels in dBFS and RTP packet counts."""
+
+    kind: ClassVar[str] = "audio"
+    codec: str
+    mic_dbfs: float
+    speaker_dbfs: float
+    rtp_sent: int
+    rtp_received: int
+    device_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DtmfEvent(Event):
+    kind: ClassVar[str] = "dtmf"
+    digit: str
+    caller: str
+
+    def __post_init__(self) -> None:
+        if len(self.digit) != 1 or self.digit not in "0123456789*#ABCD":
+            raise ValueError(f"{self.digit!r} is not a DTMF digit")
+
+
+@dataclass(frozen=True)
+class DoorEvent(Event):
+    """A code decision. The digits of a rejected code are not recorded."""
+
+    kind: ClassVar[str] = "door"
+    action: str
+    caller: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self._one_of("door action", self.action, DOOR_ACTIONS)
+
+
+@dataclass(frozen=True)
+class RelayEvent(Event):
+    kind: ClassVar[str] = "relay"
+    energised: bool
+    seconds: float = 0.0          # on release: how long it was energised
+
+
+@dataclass(frozen=True)
+class DoorContactEvent(Event):
+    kind: ClassVar[str] = "door_contact"
+    closed: bool

@@ -1,0 +1,317 @@
+"""The door station: board, SIP and media events in; calls, LEDs and the relay out.
+
+One call at a time. A bell press while idle calls the configured targets in
+turn (the next when one fails or does not answer within ring_timeout). In an
+answered call, DTMF digits go to the door codes; a right code pulses the relay.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from intercom.app.door import Decision, DoorCodes
+from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorContactEvent, DoorEvent,
+                                 DtmfEvent, Event, RegistrationEvent, RelayEvent)
+from intercom.config import Config
+from intercom.hal.board import Board
+from intercom.media.codecs import codec_for, offer_formats
+from intercom.media.devices import AlsaSoundCard, AudioDevice, SimulatedSoundCard
+from intercom.media.rtp import RtpSession
+from intercom.media.stream import AudioStream
+from intercom.sip import events as sip_events
+from intercom.sip import sdp
+from intercom.sip.address import SipUri
+from intercom.sip.errors import SipError
+from intercom.sip.transaction import TimerValues
+from intercom.sip.transport import UdpEndpoint, local_address_towards
+from intercom.sip.ua import UaSettings, UserAgent
+
+log = logging.getLogger("intercom.station")
+PTIME = 20
+
+
+@dataclass
+class ActiveCall:
+    target_index: int
+    peer: str
+    rtp: RtpSession
+    media: sdp.MediaDescription
+    call_id: str = ""
+    state: str = "calling"
+    stream: AudioStream | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    no_answer: bool = False
+
+
+class DoorStation:
+    def __init__(self, config: Config, board: Board) -> None:
+        self.config = config
+        self.board = board
+        self.loop = asyncio.get_running_loop()
+        self.subscribers: list[Callable[[Event], None]] = []
+        self.call: ActiveCall | None = None
+        self.registration = "none"
+        d = config["door"]
+        self.door = DoorCodes(d["codes"], d["digit_timeout"])
+        self._door_timer: asyncio.TimerHandle | None = None
+        self._relay_release: asyncio.TimerHandle | None = None
+        self._relay_since = 0.0
+        self._starting = False
+        s = config["sip"]
+        self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
+        self.local_host = s["public_address"] or self._route_address()
+        proxy = SipUri.parse(s["proxy"]) if s["proxy"] else None
+        self.ua = UserAgent(UaSettings(
+            user=s["user"], domain=s["domain"] or (self.registrar.host if self.registrar
+                                                   else self.local_host),
+            local_host=self.local_host, local_port=s["port"],
+            display_name=config["station"]["name"], registrar=self.registrar, proxy=proxy,
+            auth_user=s["auth_user"], password=s["password"], realm=s["realm"],
+            register_expires=s["register_expires"], timers=TimerValues(t1=float(s["t1"]))))
+        self.sip: UdpEndpoint | None = None
+
+    def _route_address(self) -> str:
+        listen = self.config["sip"]["listen"]
+        if listen not in ("0.0.0.0", "::", ""):
+            return str(listen)
+        peer = self.registrar or SipUri.parse(self.config["call"]["targets"][0])
+        return local_address_towards(*peer.hostport())
+
+    # ----- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.config["sip"]
+        self.sip = await UdpEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event)
+        self.board.on_button = lambda name: self.loop.call_soon_threadsafe(self.press_event, name)
+        self.board.on_door = lambda closed: self.loop.call_soon_threadsafe(
+            self.publish, DoorContactEvent(closed))
+        if self.registrar is not None:
+            self.board.set_led("status", "blink")
+            self.sip.run(self.ua.register)
+        else:
+            self.board.set_led("status", "on")
+        log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
+                 s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
+
+    async def stop(self) -> None:
+        assert self.sip is not None
+        if self.call is not None:
+            self.hangup("station stopping")
+            for _ in range(40):                       # up to 2 s for the BYE/CANCEL to finish
+                if self.call is None:
+                    break
+                await asyncio.sleep(0.05)
+            if self.call is not None:
+                self._finish_call("ended", "station stopped")
+        if self.registration == "registered":
+            self.sip.run(self.ua.unregister)
+            for _ in range(20):
+                if self.ua.registration.pending is False and self.registration != "registered":
+                    break
+                await asyncio.sleep(0.05)
+        self._release_relay()
+        self.sip.close()
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+    def publish(self, event: Event) -> None:
+        log.info("%s", event.to_json())
+        for callback in list(self.subscribers):
+            callback(event)
+
+    def state(self) -> dict[str, Any]:
+        call: dict[str, Any] = {"state": "idle"}
+        if self.call is not None:
+            call = {"state": self.call.state, "peer": self.call.peer}
+            if self.call.stream is not None:
+                call["audio"] = self.call.stream.stats()
+        return {"station": self.config["station"]["name"],
+                "registration": {"state": self.registration,
+                                 "registrar": str(self.registrar) if self.registrar else None},
+                "call": call,
+                "relay": {"energised": self.board.relay_energised},
+                "door_closed": self.board.door_closed,
+                "leds": self.board.led_modes(),
+                "buttons": sorted(self.board.buttons)}
+
+    # ----- buttons and calls ----------------------------------------------------
+    def press_event(self, button: str) -> None:
+        self.publish(ButtonPressed(button))
+        if self.call is None and not self._starting:
+            self._starting = True
+            self.loop.create_task(self._start_call(0))
+        else:
+            log.info("bell pressed during a call: ignored")
+
+    async def _start_call(self, index: int) -> None:
+        targets = self.config["call"]["targets"]
+        m = self.config["media"]
+        try:
+            rtp = await RtpSession.open(self.config["sip"]["listen"], m["rtp_port_min"],
+                                        m["rtp_port_max"], lambda *a: None)
+        except OSError as exc:
+            self._starting = False
+            self.publish(CallEvent("failed", targets[index], f"no RTP port: {exc}"))
+            return
+        media = sdp.MediaDescription(self.local_host, rtp.local_port,
+                                     offer_formats(self.config["audio"]["codecs"]), ptime=PTIME)
+        call = ActiveCall(index, targets[index], rtp, media)
+        body = sdp.build(secrets.randbelow(2**31), 1, self.local_host, media)
+        assert self.sip is not None
+        self.call = call
+        self._starting = False
+        try:
+            call.call_id = str(self.sip.run(lambda now: self.ua.invite(call.peer, body, now)))
+        except SipError as exc:
+            self._finish_call("failed", str(exc))
+            return
+        self.board.set_led("call", "blink")
+        call.timers.append(self.loop.call_later(self.config["call"]["ring_timeout"],
+                                                self._ring_timeout, call))
+        self.publish(CallEvent("calling", call.peer))
+
+    def _ring_timeout(self, call: ActiveCall) -> None:
+        if self.call is call and call.state in ("calling", "ringing"):
+            call.no_answer = True
+            self.hangup("no answer")
+
+    def hangup(self, reason: str = "hung up") -> bool:
+        if self.call is None or not self.call.call_id or self.sip is None:
+            return False
+        call_id = self.call.call_id
+        log.info("hanging up %s: %s", self.call.peer, reason)
+        self.sip.run(lambda now: self.ua.hangup(call_id, now))
+        return True
+
+    def _on_sip_event(self, event: sip_events.UaEvent) -> None:
+        call = self.call
+        if isinstance(event, sip_events.RegistrationChanged):
+            self.registration = event.state
+            self.board.set_led("status", "on" if event.state == "registered" else "blink")
+            self.publish(RegistrationEvent(event.state, event.status, event.reason,
+                                           str(self.registrar)))
+        elif isinstance(event, sip_events.IncomingCall):
+            log.info("incoming call from %s declined: the station only calls out", event.caller)
+            self.ua.reject(event.call_id, 603 if call is None else 486,
+                           "Decline" if call is None else "Busy Here", self.loop.time())
+        elif isinstance(event, sip_events.MessageRejected):
+            log.warning("SIP message from %s:%d rejected: %d %s", *event.source, event.status,
+                        event.reason)
+        elif call is None or getattr(event, "call_id", None) != call.call_id:
+            return
+        elif isinstance(event, sip_events.CallProgress):
+            if call.state == "calling":
+                call.state = "ringing"
+                self.publish(CallEvent("ringing", call.peer, f"{event.status} {event.reason}"))
+        elif isinstance(event, sip_events.CallAnswered):
+            self._on_answered(call, event.sdp)
+        elif isinstance(event, sip_events.CallFailed):
+            reason = "no answer" if call.no_answer else f"{event.status} {event.reason}"
+            self._finish_call("failed", reason)
+            if call.target_index + 1 < len(self.config["call"]["targets"]):
+                self._starting = True
+                self.loop.create_task(self._start_call(call.target_index + 1))
+        elif isinstance(event, sip_events.CallEnded):
+            who = "by the resident" if event.by_remote else "by the station"
+            self._finish_call("ended", f"{event.reason} {who}")
+
+    def _on_answered(self, call: ActiveCall, body: bytes) -> None:
+        try:
+            chosen = sdp.negotiate(call.media, sdp.parse(body), we_offered=True)
+        except SipError as exc:
+            log.warning("answer from %s unusable: %s", call.peer, exc)
+            self.hangup(f"unusable SDP answer: {exc}")
+            return
+        call.state = "answered"
+        call.rtp.set_remote(chosen.remote_address, chosen.remote_port)
+        te = chosen.telephone_event.payload_type if chosen.telephone_event else None
+        call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
+                                  call.rtp, codec_for(chosen.codec), te,
+                                  lambda digit: self._on_dtmf(call, digit),
+                                  lambda message: log.error("audio: %s", message), PTIME)
+        call.stream.start()
+        self.board.set_led("call", "on")
+        for t in call.timers:
+            t.cancel()
+        call.timers = [self.loop.call_later(self.config["call"]["max_duration"], self.hangup,
+                                            "maximum call duration reached"),
+                       self.loop.call_later(1.0, self._report_audio, call)]
+        self.publish(CallEvent("answered", call.peer, chosen.codec.name))
+
+    def _report_audio(self, call: ActiveCall) -> None:
+        if self.call is not call or call.stream is None:
+            return
+        st = call.stream
+        self.publish(AudioEvent(st.codec.name, round(st.mic_level.dbfs, 1),
+                                round(st.speaker_level.dbfs, 1), st.rtp.stats.sent,
+                                st.rtp.stats.received, st.device_error))
+        call.timers.append(self.loop.call_later(1.0, self._report_audio, call))
+
+    def _finish_call(self, state: str, reason: str) -> None:
+        call = self.call
+        if call is None:
+            return
+        self.call = None
+        for t in call.timers:
+            t.cancel()
+        if call.stream is not None:
+            call.stream.stop()
+        call.rtp.close()
+        self.door.reset()
+        if self._door_timer is not None:
+            self._door_timer.cancel()
+        self.board.set_led("call", "off")
+        self.publish(CallEvent(state, call.peer, reason))
+
+    def _open_audio_device(self) -> AudioDevice:
+        a = self.config["audio"]
+        period = a["rate"] * PTIME // 1000
+        if a["device"] == "alsa":
+            return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
+        return SimulatedSoundCard(a["rate"], period, a["mic_file"], a["mic_tone_hz"],
+                                  a["speaker_file"])
+
+    # ----- DTMF and the door ----------------------------------------------------
+    def _on_dtmf(self, call: ActiveCall, digit: str) -> None:
+        self.publish(DtmfEvent(digit, call.peer))
+        self._decide(call.peer, self.door.digit(digit, self.loop.time()))
+        if self._door_timer is not None:
+            self._door_timer.cancel()
+        deadline = self.door.deadline()
+        if deadline is not None:
+            self._door_timer = self.loop.call_at(
+                deadline, lambda: self._decide(call.peer, [d for d in [
+                    self.door.expire(self.loop.time())] if d]))
+
+    def _decide(self, caller: str, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.action == "open":
+                log.warning("door opened by code from %s", caller)
+                self.publish(DoorEvent("opened", caller))
+                self._energise_relay()
+            else:
+                log.warning("door code rejected from %s: %s", caller, decision.reason)
+                self.publish(DoorEvent("rejected", caller, decision.reason))
+
+    def _energise_relay(self) -> None:
+        seconds = float(self.config["door"]["pulse_seconds"])
+        if self._relay_release is not None:
+            self._relay_release.cancel()          # a second code extends the pulse
+        else:
+            self.board.set_relay(True)
+            self._relay_since = self.loop.time()
+            self.publish(RelayEvent(True))
+        self._relay_release = self.loop.call_later(seconds, self._release_relay)
+
+    def _release_relay(self) -> None:
+        if self._relay_release is None:
+            return
+        self._relay_release.cancel()
+        self._relay_release = None
+        self.board.set_relay(False)
+        self.publish(RelayEvent(False, round(self.loop.time() - self._relay_since, 3)))

@@ -1,0 +1,178 @@
+"""``intercom``: run the station, check a config, control a running station, demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from intercom import config as config_mod
+from intercom.hal.board import HalError, open_board
+
+EXIT_CONFIG = 2
+
+
+def _load_config(path: str) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        print(f"intercom: config error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:
+    """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
+    from intercom.app.station import DoorStation
+    from intercom.control import ControlServer, socket_path
+    log = logging.getLogger("intercom")
+    try:
+        board = open_board(cfg["board"]["type"], cfg["board"]["profile"])
+    except HalError as exc:
+        log.error("board: %s", exc)
+        return 1
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    station = DoorStation(cfg, board)
+    control = ControlServer(station, socket_path(cfg["control"]["socket"]))
+    try:
+        await station.start()
+    except OSError as exc:
+        log.error("cannot open SIP port %s:%d: %s", cfg["sip"]["listen"], cfg["sip"]["port"], exc)
+        board.close()
+        return 1
+    try:
+        await control.start()
+        log.info("control socket %s", control.path)
+        await stop.wait()
+    finally:
+        await control.stop()
+        await station.stop()
+        board.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    _setup_logging(cfg["log"]["level"])
+    return asyncio.run(serve(cfg))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.file)
+    print(f"{args.file}: ok")
+    if args.verbose:
+        print(json.dumps(cfg, indent=2))
+    return 0
+
+
+def _ctl_socket(args: argparse.Namespace) -> str:
+    from intercom.control import socket_path
+    if args.socket:
+        return str(args.socket)
+    configured = _load_config(args.config)["control"]["socket"] if args.config else ""
+    return str(socket_path(configured))
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    path = _ctl_socket(args)
+    request: dict[str, object] = {"cmd": args.action}
+    if args.action == "press":
+        if not args.button:
+            print("intercom ctl press: name a button (for example: bell)", file=sys.stderr)
+            return 2
+        request["button"] = args.button
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(10)
+        sock.connect(path)
+    except OSError as exc:
+        print(f"intercom ctl: cannot reach the station at {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    with sock, sock.makefile("rwb") as stream:
+        stream.write(json.dumps(request).encode() + b"\n")
+        stream.flush()
+        if args.action != "events":
+            reply = json.loads(stream.readline() or b"{}")
+            if not reply.get("ok"):
+                print(f"intercom ctl: {reply.get('error', 'failed')}", file=sys.stderr)
+                return 1
+            if args.action == "state":
+                print(json.dumps(reply["state"], indent=2))
+            return 0
+        return _print_events(sock, stream, args.count, args.timeout)
+
+
+def _print_events(sock: socket.socket, stream: object, count: int | None,
+                  timeout: float | None) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stream.readline()  # type: ignore[attr-defined]   # the {"ok": true} greeting
+    seen = 0
+    while count is None or seen < count:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return 1
+        sock.settimeout(remaining)
+        try:
+            line = stream.readline()  # type: ignore[attr-defined]
+        except (TimeoutError, socket.timeout):
+            return 1
+        if not line:
+            return 0
+        sys.stdout.write(line.decode())
+        sys.stdout.flush()
+        seen += 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from intercom.demo import run_demo
+    return run_demo(keep=args.keep, verbose=args.verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="intercom", description="SIP door-intercom firmware")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the door station")
+    run.add_argument("--config", required=True, help="TOML config file")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="check a config file and exit (2 if bad)")
+    check.add_argument("file")
+    check.add_argument("-v", "--verbose", action="store_true", help="print it with defaults")
+    check.set_defaults(func=cmd_check_config)
+    ctl = sub.add_parser("ctl", help="control a running station")
+    ctl.add_argument("--socket", type=Path, help="control socket path")
+    ctl.add_argument("--config", help="take the socket path from this config")
+    ctl.add_argument("action", choices=("press", "state", "events", "hangup"))
+    ctl.add_argument("button", nargs="?", help="with press: the button name")
+    ctl.add_argument("--count", type=int, help="with events: stop after this many")
+    ctl.add_argument("--timeout", type=float, help="with events: give up after this many s")
+    ctl.set_defaults(func=cmd_ctl)
+    demo = sub.add_parser("demo", help="simulated station calls a built-in demo phone")
+    demo.add_argument("--keep", action="store_true", help="keep the recordings")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the station's log")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

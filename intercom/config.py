@@ -1,0 +1,190 @@
+"""The one config file: TOML, checked against a schema with defaults and ranges.
+
+Every error names the key (``section.key``) and says what is allowed. The
+same file runs on a Pi and in simulation; only [board] and [audio] differ.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from intercom.sip.address import SipUri
+from intercom.sip.errors import SipError
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type | tuple[type, ...]
+    default: Any = None
+    required: bool = False
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    check: str = ""                 # extra checks: "sip_uri", "sip_uri_list", "dtmf_codes",
+                                    # "codec_list", "optional_sip_uri"
+    help: str = ""
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.low is not None and self.high is not None:
+            return f"a number from {self.low:g} to {self.high:g}"
+        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                 list: "a list"}
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _s(default: str = "", **kw: Any) -> Field:
+    return Field(str, default, **kw)
+
+
+def _n(default: float, low: float, high: float, **kw: Any) -> Field:
+    return Field((int, float), default, low=low, high=high, **kw)
+
+
+def _i(default: int, low: int, high: int, **kw: Any) -> Field:
+    return Field(int, default, low=low, high=high, **kw)
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "station": {
+        "name": _s("Door station", help="shown to the resident as the caller's name"),
+    },
+    "sip": {
+        "user": _s("door", help="our SIP user name (the user part of our address)"),
+        "domain": _s("", help="our SIP domain; defaults to the registrar's host"),
+        "registrar": _s("", check="optional_sip_uri", help="e.g. sip:pbx.local; empty: none"),
+        "proxy": _s("", check="optional_sip_uri", help="outbound proxy; defaults to registrar"),
+        "auth_user": _s("", help="digest user name; defaults to user"),
+        "password": _s(""),
+        "realm": _s("", help="only answer challenges of this realm; empty: the registrar's"),
+        "listen": _s("0.0.0.0", help="local address to bind"),
+        "port": _i(5060, 1, 65535),
+        "public_address": _s("", help="address put in Contact/SDP; empty: found by routing"),
+        "register_expires": _i(600, 60, 86400),
+        "t1": _n(0.5, 0.1, 5.0, help="RFC 3261 T1 in seconds"),
+    },
+    "call": {
+        "targets": Field(list, None, required=True, check="sip_uri_list",
+                         help='who the bell calls, e.g. ["sip:resident@pbx.local"]'),
+        "ring_timeout": _n(30, 5, 300, help="seconds before an unanswered call is cancelled"),
+        "max_duration": _n(300, 10, 7200, help="seconds before a call is hung up"),
+    },
+    "audio": {
+        "device": _s("simulated", choices=("simulated", "alsa")),
+        "capture": _s("default", help="ALSA capture PCM name"),
+        "playback": _s("default", help="ALSA playback PCM name"),
+        "rate": Field(int, 48000, choices=(8000, 16000, 32000, 44100, 48000)),
+        "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
+        "mic_tone_hz": _n(440, 50, 3400),
+        "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
+        "codecs": Field(list, ["PCMU", "PCMA"], check="codec_list"),
+    },
+    "media": {
+        "rtp_port_min": _i(16384, 1024, 65534),
+        "rtp_port_max": _i(32766, 1025, 65535),
+    },
+    "door": {
+        "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]; empty: never opens'),
+        "pulse_seconds": _n(3.0, 0.1, 30),
+        "digit_timeout": _n(5.0, 1, 60, help="seconds a partly keyed code is kept"),
+    },
+    "board": {
+        "type": _s("simulated", choices=("simulated", "gpio")),
+        "profile": _s("", help="a profile name in board/ or a path; empty: by type"),
+    },
+    "control": {
+        "socket": _s("", help="control socket path; empty: $XDG_RUNTIME_DIR or /run"),
+    },
+    "log": {
+        "level": _s("info", choices=("debug", "info", "warning", "error")),
+    },
+}
+
+Config = dict[str, dict[str, Any]]
+
+
+def _check_value(key: str, field: Field, value: Any) -> Any:
+    kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise ConfigError(f"{key}: {value!r} is not {field.describe()}")
+    if field.choices and value not in field.choices:
+        raise ConfigError(f"{key}: {value!r} is not allowed; use {field.describe()}")
+    if field.low is not None and field.high is not None and not field.low <= value <= field.high:
+        raise ConfigError(f"{key}: {value!r} is outside the allowed range {field.low:g}..{field.high:g}")
+    if field.check in ("sip_uri", "optional_sip_uri") and (value or field.check == "sip_uri"):
+        _check_uri(key, value)
+    elif field.check == "sip_uri_list":
+        if not value:
+            raise ConfigError(f"{key}: needs at least one SIP URI")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
+            _check_uri(f"{key}[{i}]", item)
+    elif field.check == "codec_list":
+        from intercom.media.codecs import CODECS
+        if not value or any(c not in CODECS for c in value):
+            raise ConfigError(f"{key}: {value!r}; allowed codecs: {', '.join(CODECS)}")
+    elif field.check == "dtmf_codes":
+        for i, code in enumerate(value):
+            if not isinstance(code, str) or not code or len(code) > 16 or any(
+                    c not in "0123456789*#ABCD" for c in code):
+                raise ConfigError(f"{key}[{i}]: {code!r} must be 1-16 DTMF digits (0-9 * # A-D)")
+    return value
+
+
+def _check_uri(key: str, value: str) -> None:
+    try:
+        uri = SipUri.parse(value)
+    except SipError as exc:
+        raise ConfigError(f"{key}: {value!r} is not a SIP URI ({exc})") from exc
+    if not uri.is_sip:
+        raise ConfigError(f"{key}: {value!r} must be a sip: or sips: URI")
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """Checked config with every default filled in. Raises ConfigError."""
+    out: Config = {}
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(f"[{section}]: unknown section; allowed: {', '.join(SCHEMA)}")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section}: must be a table ([{section}])")
+    for section, fields in SCHEMA.items():
+        given = raw.get(section, {})
+        for key in given:
+            if key not in fields:
+                raise ConfigError(f"{section}.{key}: unknown key; allowed in [{section}]: "
+                                  f"{', '.join(fields)}")
+        out[section] = {}
+        for key, field in fields.items():
+            name = f"{section}.{key}"
+            if key in given:
+                out[section][key] = _check_value(name, field, given[key])
+            elif field.required:
+                raise ConfigError(f"{name}: required ({field.help or field.describe()})")
+            else:
+                out[section][key] = list(field.default) if isinstance(field.default, list) \
+                    else field.default
+    media = out["media"]
+    if media["rtp_port_min"] + 2 > media["rtp_port_max"]:
+        raise ConfigError("media.rtp_port_max: must be at least rtp_port_min + 2")
+    return out
+
+
+def load(path: str | Path) -> Config:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return validate(raw)

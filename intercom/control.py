@@ -1,0 +1,133 @@
+"""Local control of a running station over a Unix socket (``intercom ctl``).
+
+One JSON object per line. Requests: {"cmd": "press", "button": "bell"},
+{"cmd": "state"}, {"cmd": "hangup"}, {"cmd": "events"} (the connection then
+streams events as JSON lines until the client closes it). The socket is
+mode 0660 in a directory of mode 0770: only the station's user and group.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from intercom.app.events import Event
+from intercom.hal.board import HalError
+
+if TYPE_CHECKING:
+    from intercom.app.station import DoorStation
+
+log = logging.getLogger("intercom.control")
+MAX_REQUEST = 4096
+
+
+def default_socket_path() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "intercom" / "control.sock"
+    if os.geteuid() == 0:
+        return Path("/run/intercom/control.sock")
+    return Path(f"/tmp/intercom-{os.geteuid()}/control.sock")
+
+
+def socket_path(configured: str) -> Path:
+    return Path(configured) if configured else default_socket_path()
+
+
+class ControlServer:
+    def __init__(self, station: DoorStation, path: Path) -> None:
+        self.station = station
+        self.path = path
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.stat().st_uid == os.geteuid():
+            os.chmod(self.path.parent, 0o770)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()                        # a stale socket from a crash
+        old_umask = os.umask(0o117)                   # born 0660: no window of wider access
+        try:
+            self.server = await asyncio.start_unix_server(self._client, path=str(self.path),
+                                                          limit=MAX_REQUEST)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o660)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=10)
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("request must be a JSON object")
+            except ValueError as exc:
+                await self._send(writer, {"ok": False, "error": f"bad request: {exc}"})
+                return
+            if request.get("cmd") == "events":
+                await self._stream_events(reader, writer)
+            else:
+                await self._send(writer, await self._handle(request))
+        except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "state":
+            return {"ok": True, "state": self.station.state()}
+        if cmd == "press":
+            button = str(request.get("button", ""))
+            try:
+                # press() holds the (simulated) button down for a moment: not on the loop.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.station.board.press, button)
+            except HalError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True}
+        if cmd == "hangup":
+            return {"ok": self.station.hangup("hung up from the control socket")}
+        return {"ok": False, "error": f"unknown command {cmd!r}; "
+                                      "allowed: press, state, events, hangup"}
+
+    async def _stream_events(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+
+        def push(event: Event) -> None:
+            with contextlib.suppress(asyncio.QueueFull):   # a stalled reader loses events
+                queue.put_nowait(event)
+
+        unsubscribe = self.station.subscribe(push)
+        closed = asyncio.ensure_future(reader.read())    # returns when the client goes
+        try:
+            await self._send(writer, {"ok": True})
+            while not closed.done():
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    break
+                await self._send(writer, get.result().to_json())
+        finally:
+            unsubscribe()
+            closed.cancel()
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
+        writer.write(json.dumps(obj).encode() + b"\n")
+        await writer.drain()

@@ -1,0 +1,191 @@
+"""Buttons, LEDs, the door relay and the door contact as gpiozero devices.
+
+Devices only ever see a pin factory: real pins on a Pi, or gpiozero's
+MockFactory under the simulated board (which adds the circuits a test
+bench would have: the relay pushes the simulated door open).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("intercom.hal")
+
+
+class HalError(RuntimeError):
+    """A board that cannot be set up: bad profile, no GPIO, pin in use."""
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    name: str
+    buttons: dict[str, int]
+    leds: dict[str, int]
+    relay_pin: int
+    relay_active_high: bool = True
+    door_contact_pin: int | None = None
+    simulation: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, name_or_path: str) -> BoardProfile:
+        path = Path(name_or_path)
+        try:
+            if path.suffix == ".toml" or "/" in name_or_path:
+                data = tomllib.loads(path.read_text())
+            else:
+                text = resources.files("intercom.boards").joinpath(f"{name_or_path}.toml")
+                data = tomllib.loads(text.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise HalError(f"board profile {name_or_path!r}: {exc}") from exc
+        try:
+            return cls(name=str(data.get("name", name_or_path)),
+                       buttons={str(k): int(v) for k, v in data["buttons"].items()},
+                       leds={str(k): int(v) for k, v in data.get("leds", {}).items()},
+                       relay_pin=int(data["relay"]["pin"]),
+                       relay_active_high=bool(data["relay"].get("active_high", True)),
+                       door_contact_pin=(int(data["door_contact"]["pin"])
+                                         if "door_contact" in data else None),
+                       simulation=dict(data.get("simulation", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HalError(f"board profile {name_or_path!r}: missing or bad entry {exc}") from exc
+
+
+class Board:
+    """The station's I/O. Callbacks may run on gpiozero's threads."""
+
+    def __init__(self, profile: BoardProfile, pin_factory: Any = None) -> None:
+        from gpiozero import LED, Button, DigitalOutputDevice
+        from gpiozero.exc import GPIOZeroError
+        self.profile = profile
+        self.factory = pin_factory
+        self.on_button: Callable[[str], None] = lambda name: None
+        self.on_door: Callable[[bool], None] = lambda closed: None
+        self._led_modes: dict[str, str] = {}
+        try:
+            self.buttons = {name: Button(pin, pull_up=True, bounce_time=0.03,
+                                         pin_factory=pin_factory)
+                            for name, pin in profile.buttons.items()}
+            self.leds = {name: LED(pin, pin_factory=pin_factory)
+                         for name, pin in profile.leds.items()}
+            self.relay = DigitalOutputDevice(profile.relay_pin,
+                                             active_high=profile.relay_active_high,
+                                             initial_value=False, pin_factory=pin_factory)
+            self.door_contact = (Button(profile.door_contact_pin, pull_up=True,
+                                        pin_factory=pin_factory)
+                                 if profile.door_contact_pin is not None else None)
+        except GPIOZeroError as exc:
+            raise HalError(f"board {profile.name!r}: {exc}") from exc
+        for name, button in self.buttons.items():
+            button.when_pressed = lambda _dev, n=name: self.on_button(n)
+        if self.door_contact is not None:
+            self.door_contact.when_pressed = lambda _dev: self.on_door(True)
+            self.door_contact.when_released = lambda _dev: self.on_door(False)
+        for name in self.leds:
+            self._led_modes[name] = "off"
+
+    def set_led(self, name: str, mode: str) -> None:
+        """``mode`` is "on", "off" or "blink"; LEDs the board lacks are skipped."""
+        led = self.leds.get(name)
+        if led is None or self._led_modes.get(name) == mode:
+            return
+        self._led_modes[name] = mode
+        if mode == "on":
+            led.on()
+        elif mode == "blink":
+            led.blink(on_time=0.25, off_time=0.25)
+        else:
+            led.off()
+
+    def set_relay(self, energised: bool) -> None:
+        if energised:
+            self.relay.on()
+        else:
+            self.relay.off()
+
+    @property
+    def relay_energised(self) -> bool:
+        return bool(self.relay.value)
+
+    @property
+    def door_closed(self) -> bool | None:
+        return None if self.door_contact is None else bool(self.door_contact.is_pressed)
+
+    def led_modes(self) -> dict[str, str]:
+        return dict(self._led_modes)
+
+    def press(self, name: str, hold: float = 0.1) -> None:
+        raise HalError("buttons can only be pressed remotely on the simulated board")
+
+    def close(self) -> None:
+        for dev in [*self.buttons.values(), *self.leds.values(), self.relay, self.door_contact]:
+            if dev is not None:
+                dev.close()
+
+
+class SimulatedBoard(Board):
+    """The board on gpiozero's MockFactory, with a simulated door on the relay."""
+
+    def __init__(self, profile: BoardProfile) -> None:
+        from gpiozero.pins.mock import MockFactory
+        factory = MockFactory()
+        super().__init__(profile, factory)
+        if profile.door_contact_pin is not None:
+            factory.pin(profile.door_contact_pin).drive_low()   # door shut: contact closed
+        self._closes_after = float(profile.simulation.get("door_closes_after", 1.0))
+        self._close_timer: threading.Timer | None = None
+
+    def press(self, name: str, hold: float = 0.1) -> None:
+        button = self.buttons.get(name)
+        if button is None:
+            raise HalError(f"no button {name!r}; this board has {', '.join(self.buttons)}")
+        pin = self.factory.pin(self.profile.buttons[name])
+        pin.drive_low()
+        time.sleep(hold)
+        pin.drive_high()
+
+    def set_relay(self, energised: bool) -> None:
+        super().set_relay(energised)
+        if self.profile.door_contact_pin is None:
+            return
+        contact = self.factory.pin(self.profile.door_contact_pin)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if energised:
+            contact.drive_high()                              # the strike lets the door open
+        else:
+            self._close_timer = threading.Timer(self._closes_after, contact.drive_low)
+            self._close_timer.daemon = True
+            self._close_timer.start()
+
+    def relay_history(self) -> list[tuple[float, bool]]:
+        """(seconds since the pin was set up, energised) for each change of the relay
+        pin, from MockPin's record (which stores the time since the previous change)."""
+        pin = self.factory.pin(self.profile.relay_pin)
+        active = self.profile.relay_active_high
+        history: list[tuple[float, bool]] = []
+        elapsed = 0.0
+        for state in pin.states:
+            elapsed += state.timestamp
+            history.append((elapsed, bool(state.state) == active))
+        return history
+
+    def close(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        super().close()
+
+
+def open_board(board_type: str, profile_name: str) -> Board:
+    profile = BoardProfile.load(profile_name or ("simulator" if board_type == "simulated"
+                                                 else "generic-pi"))
+    if board_type == "simulated":
+        return SimulatedBoard(profile)
+    return Board(profile)

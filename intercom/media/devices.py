@@ -1,0 +1,181 @@
+"""Sound devices: ALSA through pyalsaaudio, and a simulated sound card.
+
+A device moves one period (ptime worth of mono int16 frames) per call:
+``read`` blocks until the device has captured a period, so whoever loops on
+it is paced by the device clock. ``write`` queues a period for playback.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import wave
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from intercom.media.signal import Pcm, read_wav, tone
+
+log = logging.getLogger("intercom.audio")
+
+
+class AudioDeviceError(RuntimeError):
+    """A sound device that cannot be opened or has failed; says which and why."""
+
+
+class AudioDevice(ABC):
+    def __init__(self, rate: int, period: int) -> None:
+        self.rate = rate
+        self.period = period
+        self.xruns = 0
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Pcm: ...
+
+    @abstractmethod
+    def write(self, frame: Pcm) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SimulatedSoundCard(AudioDevice):
+    """A sound card made of files and a crystal.
+
+    The microphone plays a WAV file (looped) or a generated tone; what the
+    speaker plays is written to a WAV file. Its clock ticks one period every
+    period/rate seconds of monotonic time, from absolute deadlines so that it
+    does not drift, like a card's sample clock.
+    """
+
+    def __init__(self, rate: int, period: int, mic_file: str = "", mic_tone_hz: float = 440.0,
+                 speaker_file: str = "") -> None:
+        super().__init__(rate, period)
+        self.mic_file = mic_file
+        self.mic_tone_hz = mic_tone_hz
+        self.speaker_file = speaker_file
+        self._mic: Pcm = np.zeros(0, dtype=np.int16)
+        self._pos = 0
+        self._speaker: wave.Wave_write | None = None
+        self._start = 0.0
+        self._ticks = 0
+
+    def open(self) -> None:
+        if self.mic_file:
+            try:
+                pcm, rate = read_wav(self.mic_file)
+            except (OSError, EOFError, ValueError, wave.Error) as exc:
+                raise AudioDeviceError(f"simulated microphone file {self.mic_file!r}: {exc}") from exc
+            if rate != self.rate:
+                raise AudioDeviceError(f"simulated microphone file {self.mic_file!r} is {rate} Hz;"
+                                       f" the card runs at {self.rate} Hz")
+            if len(pcm) < self.period:
+                raise AudioDeviceError(f"simulated microphone file {self.mic_file!r} is too short")
+            self._mic = pcm
+        else:
+            # A whole number of cycles per second, so the looped tone has no seam.
+            self._mic = tone(self.mic_tone_hz, 1.0, self.rate, amplitude=0.25)
+        if self.speaker_file:
+            try:
+                self._speaker = wave.open(self.speaker_file, "wb")
+            except OSError as exc:
+                raise AudioDeviceError(f"simulated speaker file {self.speaker_file!r}: {exc}") from exc
+            self._speaker.setnchannels(1)
+            self._speaker.setsampwidth(2)
+            self._speaker.setframerate(self.rate)
+        self._start = time.monotonic()
+        self._ticks = 0
+
+    def read(self) -> Pcm:
+        self._ticks += 1
+        deadline = self._start + self._ticks * self.period / self.rate
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -0.2:                      # the reader stalled: that is an overrun
+            self.xruns += 1
+            self._start = time.monotonic() - self._ticks * self.period / self.rate
+        end = self._pos + self.period
+        if end <= len(self._mic):
+            frame = self._mic[self._pos:end]
+        else:
+            frame = np.concatenate([self._mic[self._pos:], self._mic[:end - len(self._mic)]])
+        self._pos = end % len(self._mic)
+        return frame.copy()
+
+    def write(self, frame: Pcm) -> None:
+        if self._speaker is not None:
+            self._speaker.writeframes(frame.astype("<i2").tobytes())
+
+    def close(self) -> None:
+        if self._speaker is not None:
+            self._speaker.close()
+            self._speaker = None
+
+
+class AlsaSoundCard(AudioDevice):
+    """Capture and playback PCMs opened through pyalsaaudio, mono S16_LE."""
+
+    def __init__(self, rate: int, period: int, capture: str = "default",
+                 playback: str = "default", periods: int = 4) -> None:
+        super().__init__(rate, period)
+        self.capture_name = capture
+        self.playback_name = playback
+        self.periods = periods
+        self._capture: object | None = None
+        self._playback: object | None = None
+
+    def _open_pcm(self, kind: str, name: str) -> object:
+        import alsaaudio
+        pcm_type = alsaaudio.PCM_CAPTURE if kind == "capture" else alsaaudio.PCM_PLAYBACK
+        try:
+            return alsaaudio.PCM(type=pcm_type, mode=alsaaudio.PCM_NORMAL, device=name,
+                                 rate=self.rate, channels=1, format=alsaaudio.PCM_FORMAT_S16_LE,
+                                 periodsize=self.period, periods=self.periods)
+        except alsaaudio.ALSAAudioError as exc:
+            raise AudioDeviceError(f"cannot open ALSA {kind} device {name!r}: {exc}") from exc
+
+    def open(self) -> None:
+        self._capture = self._open_pcm("capture", self.capture_name)
+        try:
+            self._playback = self._open_pcm("playback", self.playback_name)
+        except AudioDeviceError:
+            self.close()
+            raise
+
+    def read(self) -> Pcm:
+        import alsaaudio
+        assert self._capture is not None
+        try:
+            length, data = self._capture.read()  # type: ignore[attr-defined]
+        except alsaaudio.ALSAAudioError as exc:
+            raise AudioDeviceError(f"ALSA capture device {self.capture_name!r}: {exc}") from exc
+        if length < 0:
+            # -EPIPE: overrun. pyalsaaudio has re-prepared the PCM; count it, go on.
+            self.xruns += 1
+            return np.zeros(self.period, dtype=np.int16)
+        frame = np.frombuffer(data, dtype="<i2").astype(np.int16)
+        if len(frame) < self.period:
+            frame = np.concatenate([frame, np.zeros(self.period - len(frame), dtype=np.int16)])
+        return frame[: self.period]
+
+    def write(self, frame: Pcm) -> None:
+        import alsaaudio
+        assert self._playback is not None
+        data = frame.astype("<i2").tobytes()
+        try:
+            written = self._playback.write(data)  # type: ignore[attr-defined]
+        except alsaaudio.ALSAAudioError as exc:
+            raise AudioDeviceError(f"ALSA playback device {self.playback_name!r}: {exc}") from exc
+        if written < 0:                          # underrun: re-prepared; play this period again
+            self.xruns += 1
+            self._playback.write(data)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for pcm in (self._capture, self._playback):
+            if pcm is not None:
+                pcm.close()  # type: ignore[attr-defined]
+        self._capture = self._playback = None
+

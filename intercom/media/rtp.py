@@ -1,0 +1,91 @@
+"""An RTP session on one UDP port (RFC 3550), symmetric as RFC 4961 describes.
+
+We send from the port we receive on, and once the peer's packets arrive we
+send to wherever they come from (the SDP address may be a private one
+behind NAT). RTCP is not sent yet; the RTP port is even, RTCP's is kept free.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from typing import cast
+from dataclasses import dataclass
+
+from intercom.cext import rtp
+
+log = logging.getLogger("intercom.media")
+PacketHandler = Callable[[int, bool, int, int, bytes], None]   # pt, marker, seq, ts, payload
+
+
+@dataclass
+class RtpStats:
+    sent: int = 0
+    received: int = 0
+    invalid: int = 0
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    def __init__(self, on_packet: PacketHandler) -> None:
+        self.on_packet = on_packet
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.latched = False
+        self.ssrc = secrets.randbits(32)
+        self.seq = secrets.randbits(16)
+        self.stats = RtpStats()
+        self.local_port = 0
+
+    @classmethod
+    async def open(cls, host: str, port_min: int, port_max: int,
+                   on_packet: PacketHandler, attempts: int = 50) -> RtpSession:
+        """Bind an even port in [port_min, port_max], chosen at random."""
+        loop = asyncio.get_running_loop()
+        evens = range(port_min + (port_min % 2), port_max, 2)
+        for port in random.sample(evens, min(attempts, len(evens))):
+            session = cls(on_packet)
+            try:
+                await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+            except OSError:
+                continue
+            session.local_port = port
+            return session
+        raise OSError(f"no free RTP port in {port_min}..{port_max}")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def set_remote(self, host: str, port: int) -> None:
+        if not self.latched:
+            self.remote = (host, port)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            pt, marker, seq, ts, _ssrc, payload = rtp.parse(data)
+        except rtp.RtpError:
+            self.stats.invalid += 1
+            return
+        if self.remote is not None and not self.latched and (addr[0], addr[1]) != self.remote:
+            log.info("RTP: peer sends from %s:%d, answering there", addr[0], addr[1])
+        if not self.latched:
+            self.remote = (addr[0], addr[1])
+            self.latched = True
+        self.stats.received += 1
+        self.on_packet(pt, marker, seq, ts, payload)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTP socket error: %s", exc)
+
+    def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
+        if self.transport is None or self.remote is None or self.transport.is_closing():
+            return
+        self.transport.sendto(rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc,
+                                        payload), self.remote)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.stats.sent += 1
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

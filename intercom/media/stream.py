@@ -1,0 +1,237 @@
+"""One call's audio: sound device <-> codec <-> RTP, with DTMF both ways.
+
+The sound device runs in its own thread and is the clock: each period it
+captures one frame (handed to asyncio through ``call_soon_threadsafe``) and
+plays one frame taken from the PlayoutQueue. Everything else (encoding, RTP,
+DTMF) runs on the asyncio loop. A device that fails to open or breaks is
+reported and retried; RTP, and so DTMF and the door, carry on without it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from intercom.cext.resample import Resampler
+from intercom.media.codecs import Codec
+from intercom.media.devices import AudioDevice, AudioDeviceError
+from intercom.media.dtmf import DtmfReceiver, event_payloads
+from intercom.media.rtp import RtpSession
+from intercom.media.signal import Pcm
+
+log = logging.getLogger("intercom.audio")
+DEVICE_RETRY_SECONDS = 2.0
+DTMF_DIGIT_MS = 100
+DTMF_GAP_FRAMES = 3
+
+
+class PlayoutQueue:
+    """A fixed-depth queue of frames between the loop and the device thread.
+
+    It starts playing once ``prefill`` frames are in (and again after it ran
+    dry), and drops the oldest frame when full, so latency stays bounded.
+    The adaptive jitter buffer replaces it with the media engine.
+    """
+
+    def __init__(self, depth: int = 8, prefill: int = 2) -> None:
+        self.depth = depth
+        self.prefill = prefill
+        self._frames: deque[Pcm] = deque()
+        self._lock = threading.Lock()
+        self._playing = False
+        self.underruns = 0
+        self.dropped = 0
+
+    def push(self, frame: Pcm) -> None:
+        with self._lock:
+            if len(self._frames) >= self.depth:
+                self._frames.popleft()
+                self.dropped += 1
+            self._frames.append(frame)
+
+    def pop(self) -> Pcm | None:
+        with self._lock:
+            if not self._playing:
+                if len(self._frames) < self.prefill:
+                    return None
+                self._playing = True
+            if not self._frames:
+                self._playing = False
+                self.underruns += 1
+                return None
+            return self._frames.popleft()
+
+
+class FrameAssembler:
+    """Cuts a stream of samples into frames of exactly ``size`` samples."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def push(self, samples: Pcm) -> list[Pcm]:
+        data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        whole = len(data) // self.size * self.size
+        self._pending = data[whole:].copy()
+        return [data[i:i + self.size] for i in range(0, whole, self.size)]
+
+
+class LevelMeter:
+    """RMS level in dBFS over windows of ``window`` samples; keeps the loudest."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._energy = 0.0
+        self._count = 0
+        self.dbfs = -120.0
+        self.peak_dbfs = -120.0
+        self.frames = 0
+
+    def add(self, frame: Pcm) -> None:
+        self.frames += 1
+        self._energy += float(np.dot(frame.astype(np.float64), frame.astype(np.float64)))
+        self._count += len(frame)
+        if self._count >= self.window:
+            rms = math.sqrt(self._energy / self._count) / 32768.0
+            self.dbfs = 20 * math.log10(rms) if rms > 1e-6 else -120.0
+            self.peak_dbfs = max(self.peak_dbfs, self.dbfs)
+            self._energy, self._count = 0.0, 0
+
+
+class AudioStream:
+    def __init__(self, open_device: Callable[[], AudioDevice], device_rate: int,
+                 rtp: RtpSession, codec: Codec, telephone_event_pt: int | None,
+                 on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
+                 ptime: int = 20) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.open_device = open_device
+        self.rtp = rtp
+        self.codec = codec
+        self.te_pt = telephone_event_pt
+        self.on_dtmf = on_dtmf
+        self.on_device_error = on_device_error
+        self.codec_frame = codec.clock_rate * ptime // 1000
+        self.device_frame = device_rate * ptime // 1000
+        same = device_rate == codec.clock_rate
+        self._down = None if same else Resampler(device_rate, codec.clock_rate)
+        self._up = None if same else Resampler(codec.clock_rate, device_rate)
+        self._mic_frames = FrameAssembler(self.codec_frame)
+        self._speaker_frames = FrameAssembler(self.device_frame)
+        self.playout = PlayoutQueue()
+        self.mic_level = LevelMeter(codec.clock_rate // 2)
+        self.speaker_level = LevelMeter(codec.clock_rate // 2)
+        self.dtmf_in = DtmfReceiver()
+        self._dtmf_out: deque[tuple[str, bytes]] = deque()
+        self._event_ts = 0
+        self._ts = int.from_bytes(np.random.bytes(4), "big")
+        self._first_packet = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.device_error: str | None = None
+        rtp.on_packet = self.on_packet
+
+    # ----- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._device_loop, name="audio-device",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self.rtp.on_packet = lambda *args: None
+
+    # ----- device thread --------------------------------------------------------
+    def _device_loop(self) -> None:
+        device: AudioDevice | None = None
+        silence = np.zeros(self.device_frame, dtype=np.int16)
+        while not self._stop.is_set():
+            try:
+                if device is None:
+                    device = self.open_device()
+                    device.open()
+                frame = device.read()
+                self.loop.call_soon_threadsafe(self._on_mic_frame, frame)
+                out = self.playout.pop()
+                device.write(silence if out is None else out)
+            except AudioDeviceError as exc:
+                self._report(str(exc))
+                if device is not None:
+                    device.close()
+                device = None
+                self._stop.wait(DEVICE_RETRY_SECONDS)
+            except RuntimeError:                    # the loop is closed: we are done
+                break
+        if device is not None:
+            device.close()
+
+    def _report(self, message: str) -> None:
+        log.error("audio device: %s (retrying in %.0f s)", message, DEVICE_RETRY_SECONDS)
+        try:
+            self.loop.call_soon_threadsafe(self._set_device_error, message)
+        except RuntimeError:
+            pass
+
+    def _set_device_error(self, message: str) -> None:
+        self.device_error = message
+        self.on_device_error(message)
+
+    # ----- asyncio side ---------------------------------------------------------
+    def _on_mic_frame(self, frame: Pcm) -> None:
+        pcm = frame if self._down is None else self._down.process(frame)
+        for chunk in self._mic_frames.push(pcm):
+            self.mic_level.add(chunk)
+            if self._dtmf_out and self.te_pt is not None:
+                self._send_dtmf_packet()
+            else:
+                self.rtp.send(self.codec.payload_type, self.codec.encode(chunk), self._ts,
+                              marker=self._first_packet)
+                self._first_packet = False
+            self._ts = (self._ts + len(chunk)) & 0xFFFFFFFF
+
+    def _send_dtmf_packet(self) -> None:
+        kind, payload = self._dtmf_out.popleft()
+        if kind == "gap":                 # silence between digits keeps them distinct
+            self.rtp.send(self.codec.payload_type, self.codec.encode(
+                np.zeros(self.codec_frame, dtype=np.int16)), self._ts)
+            return
+        if kind == "start":
+            self._event_ts = self._ts
+        assert self.te_pt is not None
+        self.rtp.send(self.te_pt, payload, self._event_ts, marker=kind == "start")
+
+    def send_dtmf(self, digits: str) -> None:
+        """Queue RFC 4733 events for ``digits``; sent in place of audio frames."""
+        if self.te_pt is None:
+            raise ValueError("the peer did not negotiate telephone-event")
+        duration = self.codec.clock_rate * DTMF_DIGIT_MS // 1000
+        for digit in digits:
+            payloads = event_payloads(digit, duration, self.codec_frame)
+            self._dtmf_out.append(("start", payloads[0]))
+            self._dtmf_out.extend(("event", p) for p in payloads[1:])
+            self._dtmf_out.extend(("gap", b"") for _ in range(DTMF_GAP_FRAMES))
+
+    def on_packet(self, pt: int, marker: bool, seq: int, ts: int, payload: bytes) -> None:
+        if pt == self.te_pt:
+            for digit in self.dtmf_in.feed(payload, ts):
+                self.on_dtmf(digit)
+        elif pt == self.codec.payload_type:
+            pcm = self.codec.decode(payload)
+            self.speaker_level.add(pcm)
+            if self._up is not None:
+                pcm = self._up.process(pcm)
+            for chunk in self._speaker_frames.push(pcm):
+                self.playout.push(chunk)
+
+    def stats(self) -> dict[str, object]:
+        return {"codec": self.codec.name, "rtp_sent": self.rtp.stats.sent,
+                "rtp_received": self.rtp.stats.received,
+                "mic_dbfs": round(self.mic_level.dbfs, 1),
+                "speaker_dbfs": round(self.speaker_level.dbfs, 1),
+                "underruns": self.playout.underruns, "device_error": self.device_error}
