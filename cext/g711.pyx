@@ -16,27 +16,28 @@ cdef uint8_t ALAW_ENC[65536]
 cdef int16_t ULAW_DEC[256]
 cdef int16_t ALAW_DEC[256]
 
-cdef int _ulaw_exponent(int magnitude) noexcept nogil:
-    # Position of the highest set bit among bits 7..14 of the biased magnitude.
-    cdef int exponent = 7
-    cdef int mask = 0x4000
-    while exponent > 0 and not (magnitude & mask):
-        exponent -= 1
-        mask >>= 1
-    return exponent
+cdef int _segment(int value, int first_end) noexcept nogil:
+    # Index of the first segment whose end ((first_end + 1) << seg) - 1 holds value.
+    cdef int seg = 0
+    while seg < 8 and value > ((first_end + 1) << seg) - 1:
+        seg += 1
+    return seg
 
 cdef uint8_t _ulaw_encode(int sample) noexcept nogil:
-    cdef int sign = 0
-    cdef int exponent, mantissa
-    if sample < 0:
-        sign = 0x80
-        sample = -sample
-    if sample > 32635:
-        sample = 32635
-    sample += 0x84
-    exponent = _ulaw_exponent(sample)
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return <uint8_t>(~(sign | (exponent << 4) | mantissa) & 0xFF)
+    # mu-law works on 14-bit samples, biased by 33, in 8 segments (G.711 table 2a).
+    cdef int value = sample >> 2
+    cdef int mask = 0xFF
+    cdef int seg
+    if value < 0:
+        value = -value
+        mask = 0x7F
+    if value > 8159:
+        value = 8159
+    value += 0x21
+    seg = _segment(value, 0x3F)
+    if seg >= 8:
+        return <uint8_t>(0x7F ^ mask)
+    return <uint8_t>(((seg << 4) | ((value >> (seg + 1)) & 0x0F)) ^ mask)
 
 cdef int16_t _ulaw_decode(uint8_t code) noexcept nogil:
     cdef int u = ~code & 0xFF
@@ -53,9 +54,7 @@ cdef uint8_t _alaw_encode(int sample) noexcept nogil:
     else:
         mask = 0x55
         value = -value - 1
-    seg = 0
-    while seg < 8 and value > (0x1F << seg):
-        seg += 1
+    seg = _segment(value, 0x1F)
     if seg >= 8:
         return <uint8_t>(0x7F ^ mask)
     code = seg << 4

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from intercom.sip.errors import ParseError
 
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+# "SIP / 2.0 / UDP host" with optional whitespace around the slashes (RFC 4475 wsinv).
+_VIA = re.compile(r"^\s*SIP\s*/\s*([^\s/]+)\s*/\s*([^\s/]+)\s+(\S.*)$", re.IGNORECASE | re.DOTALL)
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?$")
 
 
@@ -101,13 +103,15 @@ class SipUri:
         scheme = scheme.lower()
         if scheme not in ("sip", "sips"):
             return cls(scheme=scheme, opaque=rest)
-        rest, _, headers = rest.partition("?")
+        # The user part may hold ';', '?' and ',' (RFC 4475 intmeth); the host part
+        # may not hold '@'. So split off the user first, then headers and params.
         userinfo, at, hostpart = rest.rpartition("@")
         user: str | None = None
         password: str | None = None
         if at:
             user, _, pw = userinfo.partition(":")
             password = pw or None
+        hostpart, _, headers = hostpart.partition("?")
         hostport, _, paramtext = hostpart.partition(";")
         host, port = parse_hostport(hostport)
         return cls(scheme=scheme, host=host.lower(), user=user, password=password, port=port,
@@ -152,6 +156,8 @@ class NameAddr:
             uri_text, closed, params_text = after.partition(">")
             if not closed:
                 raise ParseError(f"missing '>' in {text!r}")
+            if uri_text != uri_text.strip():
+                raise ParseError(f"whitespace inside <> in {text!r}")
             display = before.strip() or None
             if display and display.startswith('"'):
                 if len(display) < 2 or not display.endswith('"'):
@@ -190,13 +196,12 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        proto, _, rest = text.strip().partition(" ")
-        parts = [p.strip() for p in proto.split("/")]
-        if len(parts) != 3 or parts[0].upper() != "SIP" or not all(is_token(p) for p in parts):
-            raise ParseError(f"bad Via protocol {proto!r}")
-        sent_by, _, params = rest.strip().partition(";")
-        host, port = parse_hostport(sent_by.strip().replace(" ", ""))
-        return cls(parts[2].upper(), host, port, parse_params(params))
+        m = _VIA.match(text)
+        if not m or not is_token(m.group(1)) or not is_token(m.group(2)):
+            raise ParseError(f"bad Via {text[:60]!r}")
+        sent_by, _, params = m.group(3).partition(";")
+        host, port = parse_hostport(re.sub(r"\s+", "", sent_by))
+        return cls(m.group(2).upper(), host, port, parse_params(params))
 
     @property
     def branch(self) -> str | None:

@@ -28,6 +28,9 @@ SINGLE_HEADERS = frozenset({"to", "from", "call-id", "cseq", "max-forwards", "co
                             "content-type", "expires", "min-expires"})
 REQUIRED_REQUEST_HEADERS = ("via", "to", "from", "call-id", "cseq")
 _STATUS_LINE = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) (.*)$")
+# RFC 3261 25.1 SIP-date: rfc1123-date, always in GMT.
+_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
+                   r"Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$")
 _MAX_U32 = 2**32 - 1
 
 
@@ -195,19 +198,32 @@ def _check_body(headers: Headers, body: bytes) -> bytes:
     return body[:length]                        # anything after belongs to nobody (RFC 4475 dblreq)
 
 
-def _validate_request(req: Request) -> None:
-    h = req.headers
+def _validate_common(h: Headers) -> str:
+    """Checks for requests and responses alike; returns the CSeq method."""
     for name in REQUIRED_REQUEST_HEADERS:
         if h.get(name) is None:
-            raise ParseError(f"missing {canonical_name(name)} header", req)
+            raise ParseError(f"missing {canonical_name(name)} header")
     for name in SINGLE_HEADERS:
         if len(h.get_all(name)) > 1:
-            raise ParseError(f"more than one {canonical_name(name)} header", req)
+            raise ParseError(f"more than one {canonical_name(name)} header")
     number, _, method = (h.get("CSeq") or "").partition(" ")
     if not number.isdigit() or int(number) >= 2**31:
-        raise ParseError(f"bad CSeq number {number!r}", req)
-    if method.strip() != req.method:
-        raise ParseError(f"CSeq method {method.strip()!r} does not match {req.method}", req)
+        raise ParseError(f"bad CSeq number {number[:20]!r}")
+    date = h.get("Date")
+    if date is not None and not _DATE.match(date):
+        raise ParseError(f"Date {date[:40]!r} is not an RFC 1123 date in GMT")
+    for value in h.get_all("Via"):
+        Via.parse(value)
+    return method.strip()
+
+
+def _validate_request(req: Request) -> None:
+    h = req.headers
+    method = _validate_common(h)
+    if method != req.method:
+        raise ParseError(f"CSeq method {method!r} does not match {req.method}", req)
+    if req.ruri.headers:
+        raise ParseError("Request-URI must not carry headers", req)
     mf = h.get("Max-Forwards")
     if mf is not None and (not mf.isdigit() or int(mf) > 255):
         raise ParseError(f"bad Max-Forwards {mf!r}", req)
@@ -219,8 +235,6 @@ def _validate_request(req: Request) -> None:
     for value in h.get_all("Contact"):
         if value != "*":
             NameAddr.parse(value)
-    for value in h.get_all("Via"):
-        Via.parse(value)
 
 
 def parse_message(data: bytes) -> Request | Response:
@@ -236,12 +250,17 @@ def parse_message(data: bytes) -> Request | Response:
             raise ParseError(problem)
         resp = Response(code, status.group(3), headers)
         resp.body = _check_body(resp.headers, body)
+        _validate_common(headers)
         return resp
     parts = start.split(" ")
-    if len(parts) != 3 or not is_token(parts[0]):
-        raise ParseError(f"bad request line {start[:80]!r}")
-    method, uri, version = parts
     headers, problem = _read_headers(lines)
+    if len(parts) != 3 or not is_token(parts[0]):
+        # Still answer 400 if the headers say where (RFC 4475 lwsstart, lwsruri, trws).
+        cseq_method = (headers.get("CSeq") or "").partition(" ")[2].strip()
+        partial = None if start.startswith("SIP/") or not cseq_method else \
+            Request(cseq_method, "", headers)         # never answer a broken response
+        raise ParseError(f"bad request line {start[:80]!r}", partial)
+    method, uri, version = parts
     req = Request(method, uri, headers)
     try:
         if problem:

@@ -361,6 +361,10 @@ class UserAgent:
         req = exc.request
         if req is None or req.method == "ACK" or not req.headers.get_all("Via"):
             return                                  # nothing to address a response to
+        try:
+            Via.parse(req.headers.get_all("Via")[0])
+        except RemoteError:
+            return                                  # no usable top Via: drop (RFC 3261 18.3)
         resp = make_response(req, exc.status, exc.reason, new_tag(), exc.extra_headers)
         self._out.append((resp.to_bytes(), addr))
 
@@ -407,6 +411,11 @@ class UserAgent:
         if required and req.method not in ("ACK", "CANCEL"):
             raise RemoteError(420, "Bad Extension", req, (("Unsupported", ", ".join(required)),))
         if req.body and req.method in ("INVITE", "ACK") and req.content_type != "application/sdp":
+            raise RemoteError(415, "Unsupported Media Type", req, (("Accept", "application/sdp"),))
+        accept = [a.split(";")[0].strip().lower() for a in req.headers.get_all("Accept")]
+        if req.method == "INVITE" and accept and not {"application/sdp", "application/*",
+                                                      "*/*"} & set(accept):
+            # Our answer would be SDP, which the caller says it cannot take (RFC 4475 sdp01).
             raise RemoteError(415, "Unsupported Media Type", req, (("Accept", "application/sdp"),))
 
     def _on_options(self, req: Request, tx: Transaction, now: float) -> None:

@@ -1,0 +1,89 @@
+"""Shared test helpers: free loopback ports, the RFC 4475 corpus, a virtual SIP network."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from intercom.sip.ua import UaSettings, UserAgent
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "rfc4475"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_pair_gap(gap: int = 2) -> int:
+    """A UDP port p with p..p+gap free for both UDP and TCP (baresip opens TLS on p+1)."""
+    for _ in range(50):
+        p = free_port()
+        ok = True
+        for q in range(p, p + gap + 1):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    try:
+                        s.bind(("127.0.0.1", q))
+                    except OSError:
+                        ok = False
+        if ok:
+            return p
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"RFC 4475 corpus not found at {CORPUS} (needs ../shared beside the repo)")
+    return CORPUS
+
+
+class VirtualNetwork:
+    """User agents wired together on a virtual clock; datagrams can be dropped."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.agents: dict[tuple[str, int], UserAgent] = {}
+        self.sent: list[tuple[tuple[str, int], tuple[str, int], bytes]] = []
+        self.drop: list[object] = []          # predicates (src, dst, data) -> bool, used once
+
+    def add(self, user: str, port: int, **kw: object) -> UserAgent:
+        ua = UserAgent(UaSettings(user, kw.pop("domain", "127.0.0.1"), "127.0.0.1", port,
+                                  **kw))  # type: ignore[arg-type]
+        self.agents[("127.0.0.1", port)] = ua
+        return ua
+
+    def pump(self, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            moved = False
+            for src, ua in list(self.agents.items()):
+                for data, dst in ua.datagrams_to_send():
+                    moved = True
+                    self.sent.append((src, dst, data))
+                    hit = next((p for p in self.drop if p(src, dst, data)), None)  # type: ignore[operator]
+                    if hit is not None:
+                        self.drop.remove(hit)
+                        continue
+                    peer = self.agents.get(dst)
+                    if peer is not None:
+                        peer.receive(data, src, self.now)
+            if not moved:
+                return
+
+    def advance(self, seconds: float, step: float = 0.05) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            for ua in self.agents.values():
+                deadline = ua.get_timer()
+                if deadline is not None and deadline <= self.now:
+                    ua.handle_timer(self.now)
+            self.pump()
+
+
+@pytest.fixture
+def net() -> VirtualNetwork:
+    return VirtualNetwork()
