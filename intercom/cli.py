@@ -59,8 +59,8 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         log.info("control socket %s", control.path)
         await stop.wait()
     finally:
+        await station.stop()            # its last events still reach `ctl events`
         await control.stop()
-        await station.stop()
         board.close()
     return 0
 

@@ -43,6 +43,7 @@ class ControlServer:
         self.station = station
         self.path = path
         self.server: asyncio.AbstractServer | None = None
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,11 +62,21 @@ class ControlServer:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        # Close client connections so their handlers end on their own (an event
+        # stream ends when its reader sees EOF) rather than being cancelled.
+        for writer in self._clients.values():
+            writer.close()
+        if self._clients:
+            await asyncio.wait(list(self._clients), timeout=2)
+        if self.server is not None:
             await self.server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients[task] = writer
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=10)
             try:
@@ -82,6 +93,7 @@ class ControlServer:
         except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
+            self._clients.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

@@ -137,8 +137,8 @@ async def scenario(work: Path, say: Callable[[str], None]) -> list[tuple[str, bo
             phone.hangup()
             await wait_until(lambda: seen("call", state="ended"), 5)
     finally:
-        await control.stop()
         await station.stop()
+        await control.stop()
         phone.close()
         board.close()
     digits = "".join(e["digit"] for e in events if e["event"] == "dtmf")

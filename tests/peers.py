@@ -1,0 +1,257 @@
+"""Real SIP peers for the tests: Kamailio and baresip, started and stopped by PID.
+
+Every wait is bounded; every process is stopped with SIGTERM (then SIGKILL)
+and reaped, since PID 1 here does not reap orphans.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intercom.media.signal import tone, write_wav
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}")
+                                    else None)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (scripts/setup --test installs it)")
+    return path
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:127.0.0.1:{port}
+mpath="{mpath}"
+{modules}
+modparam("htable", "htable", "users=>size=4;")
+modparam("usrloc", "db_mode", 0)
+modparam("rr", "append_fromtag", 1)
+
+event_route[htable:mod-init] {{
+{users}
+}}
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not Here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    if (is_method("REGISTER")) {{
+        if (!pv_www_authenticate("$td", "$sht(users=>$tU)", "0")) {{
+            www_challenge("$td", "1");
+            exit;
+        }}
+        consume_credentials();
+        save("location");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        if (!pv_proxy_authenticate("$fd", "$sht(users=>$fU)", "0")) {{
+            proxy_challenge("$fd", "1");
+            exit;
+        }}
+        consume_credentials();
+        record_route();
+    }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    t_relay();
+}}
+"""
+KAMAILIO_MODULES = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "usrloc",
+                    "registrar", "textops", "siputils", "xlog", "auth", "htable"]
+
+
+class Kamailio:
+    def __init__(self, workdir: Path, port: int, users: dict[str, str]) -> None:
+        binary = need("kamailio")
+        mpaths = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")
+        if not mpaths:
+            pytest.skip("Kamailio modules not found")
+        self.port = port
+        cfg = workdir / "kamailio.cfg"
+        cfg.write_text(KAMAILIO_CFG.format(
+            port=port, mpath=mpaths[0] + "/",
+            modules="\n".join(f'loadmodule "{m}.so"' for m in KAMAILIO_MODULES),
+            users="\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users.items())))
+        self.log = open(workdir / "kamailio.log", "wb")
+        self.proc = subprocess.Popen(
+            [binary, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8",
+             "-P", str((workdir / "kamailio.pid").resolve()), "-w", str(workdir)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(self._answers_options, 15, "Kamailio to answer on UDP")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers_options(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"Kamailio exited with {self.proc.returncode}; see kamailio.log")
+        msg = (f"OPTIONS sip:ping@127.0.0.1:{self.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKping{time.monotonic_ns()}\r\n"
+               "From: <sip:ping@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\n"
+               "Call-ID: ping\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 5\r\nContent-Length: 0\r\n\r\n")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            s.bind(("127.0.0.1", 0))
+            s.sendto(msg.encode(), ("127.0.0.1", self.port))
+            try:
+                return s.recv(4096).startswith(b"SIP/2.0")
+            except OSError:
+                return False
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log.close()
+
+
+class Baresip:
+    """A headless baresip: file audio, auto-answer, sndfile recording, TCP control."""
+
+    def __init__(self, workdir: Path, sip_port: int, ctrl_port: int, account: str,
+                 tone_hz: float, seconds: float = 120.0) -> None:
+        binary = need("baresip")
+        self.dir = workdir / "baresip"
+        self.dir.mkdir()
+        self.records = workdir / "baresip-records"
+        self.records.mkdir()
+        audio = self.dir / "tone.wav"
+        write_wav(str(audio), tone(tone_hz, seconds, 48000, amplitude=0.25), 48000)
+        (self.dir / "accounts").write_text(account + "\n")
+        (self.dir / "config").write_text("\n".join([
+            "poll_method epoll",
+            f"sip_listen 127.0.0.1:{sip_port}",
+            "net_interface 127.0.0.1",
+            f"audio_source aufile,{audio}",
+            "audio_player aubridge,nil",
+            "audio_alert aubridge,nil",
+            "ausrc_srate 48000", "auplay_srate 48000",
+            "ausrc_channels 1", "auplay_channels 1",
+            "module_path /usr/lib/baresip/modules",
+            "module aufile.so", "module aubridge.so", "module g711.so", "module sndfile.so",
+            "module ctrl_tcp.so",
+            "module_app account.so", "module_app menu.so",
+            f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
+            f"snd_path {self.records}",
+            "sip_verify_server no",
+            "",
+        ]))
+        self.log = open(workdir / "baresip.log", "wb")
+        self.proc = subprocess.Popen([binary, "-f", str(self.dir)], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.events: list[dict[str, Any]] = []
+        self.responses: dict[str, dict[str, Any]] = {}
+        try:
+            self.sock = wait_for(lambda: self._connect(ctrl_port), 15, "baresip's control port")
+        except BaseException:
+            stop_process(self.proc)
+            self.log.close()
+            raise
+        self.sock.settimeout(0.2)
+        self._buf = b""
+        self._token = 0
+
+    def _connect(self, port: int) -> socket.socket | None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"baresip exited with {self.proc.returncode}; see baresip.log")
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            return None
+
+    def command(self, command: str, params: str = "") -> str:
+        self._token += 1
+        body = json.dumps({"command": command, "params": params, "token": str(self._token)})
+        self.sock.sendall(f"{len(body)}:{body},".encode())
+        return str(self._token)
+
+    def request(self, command: str, params: str = "", timeout: float = 5) -> str:
+        """Send a command and return its response's data text."""
+        token = self.command(command, params)
+
+        def answered() -> str | None:
+            self.poll()
+            reply = self.responses.pop(token, None)
+            return None if reply is None else str(reply.get("data", "")) or " "
+        result: str = wait_for(answered, timeout, f"baresip's answer to {command}", 0.05)
+        return result
+
+    def wait_registered(self, timeout: float) -> None:
+        wait_for(lambda: "OK" in self.request("reginfo"), timeout, "baresip to register", 0.3)
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Read whatever arrived on the control connection; keep the events."""
+        try:
+            chunk = self.sock.recv(65536)
+            self._buf += chunk
+        except (TimeoutError, socket.timeout):
+            pass
+        while b":" in self._buf:
+            head, _, rest = self._buf.partition(b":")
+            if not head.isdigit() or len(rest) < int(head) + 1:
+                break
+            n = int(head)
+            message = json.loads(rest[:n])
+            self._buf = rest[n + 1:]
+            if message.get("event"):
+                self.events.append(message)
+            elif message.get("response"):
+                self.responses[str(message.get("token"))] = message
+        return self.events
+
+    def wait_event(self, kind: str, timeout: float, after: int = 0) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            self.poll()
+            return next((e for e in self.events[after:] if e.get("type") == kind), None)
+        result: dict[str, Any] = wait_for(found, timeout, f"baresip event {kind}", interval=0.05)
+        return result
+
+    def stop(self) -> None:
+        try:
+            self.command("quit")
+        except OSError:
+            pass
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
+            pass
+        stop_process(self.proc)
+        self.sock.close()
+        self.log.close()

@@ -1,0 +1,193 @@
+"""End to end: the firmware in simulation calls baresip through Kamailio.
+
+Kamailio is the registrar and proxy (digest auth: 401 on REGISTER, 407 on
+INVITE, Record-Route); baresip is the resident's phone (auto-answer, a tone
+as its microphone, sndfile recording what it hears, TCP control). The
+station runs as `intercom run`; the test drives it with `intercom ctl`.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import free_port, free_port_pair_gap
+from peers import Baresip, Kamailio, stop_process, wait_for
+
+from intercom.media.signal import loudest_tone_window, read_wav
+
+pytestmark = pytest.mark.peers
+STATION_TONE = 440.0
+PHONE_TONE = 1000.0
+PULSE = 1.5
+
+
+def intercom(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "intercom.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class Station:
+    def __init__(self, work: Path, kamailio_port: int) -> None:
+        self.work = work
+        self.socket = work / "control.sock"
+        self.speaker = work / "station-speaker.wav"
+        self.config = work / "station.toml"
+        self.config.write_text(f"""
+[station]
+name = "Front door"
+[sip]
+user = "door"
+password = "doorpass"
+registrar = "sip:127.0.0.1:{kamailio_port}"
+listen = "127.0.0.1"
+port = {free_port()}
+register_expires = 120
+[call]
+targets = ["sip:resident@127.0.0.1"]
+ring_timeout = 20
+[audio]
+device = "simulated"
+mic_tone_hz = {STATION_TONE}
+speaker_file = "{self.speaker}"
+[door]
+codes = ["1234#"]
+pulse_seconds = {PULSE}
+[board]
+type = "simulated"
+[control]
+socket = "{self.socket}"
+[log]
+level = "debug"
+""")
+        self.log = open(work / "station.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config",
+                                      str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, 15,
+                 "the station's control socket")
+        assert self.proc.poll() is None, (work / "station.log").read_text()
+        self.events_file = work / "events.jsonl"
+        self.events_out = open(self.events_file, "wb")
+        self.events_proc = subprocess.Popen(
+            [sys.executable, "-m", "intercom.cli", "ctl", "--socket", str(self.socket), "events"],
+            stdout=self.events_out, stderr=subprocess.STDOUT)
+
+    def state(self) -> dict[str, Any]:
+        out = intercom("ctl", "--socket", str(self.socket), "state")
+        assert out.returncode == 0, out.stderr
+        state: dict[str, Any] = json.loads(out.stdout)
+        return state
+
+    def events(self) -> list[dict[str, Any]]:
+        lines = self.events_file.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_event(self, timeout: float, **fields: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.events()
+                         if all(e.get(k) == v for k, v in fields.items())), None)
+        result: dict[str, Any] = wait_for(found, timeout, f"station event {fields}")
+        return result
+
+    def stop(self) -> int:
+        stop_process(self.proc, timeout=10)
+        stop_process(self.events_proc)
+        self.events_out.close()
+        self.log.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Any:
+    kport = free_port()
+    kamailio = Kamailio(tmp_path, kport, {"door": "doorpass", "resident": "respass"})
+    bport = free_port_pair_gap(2)
+    baresip = None
+    station = None
+    try:
+        baresip = Baresip(tmp_path, bport, free_port(),
+                          f"<sip:resident@127.0.0.1:{kport}>;auth_pass=respass;"
+                          "answermode=auto;regint=600", PHONE_TONE)
+        baresip.wait_registered(15)
+        station = Station(tmp_path, kport)
+        yield kamailio, baresip, station
+    finally:
+        if station is not None:
+            station.stop()
+        if baresip is not None:
+            baresip.stop()
+        kamailio.stop()
+
+
+def test_bell_calls_baresip_through_kamailio_and_dtmf_opens_the_door(peers: Any,
+                                                                       tmp_path: Path) -> None:
+    kamailio, baresip, station = peers
+    wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
+             "the station to register with Kamailio (401 then 200)")
+    assert station.state()["leds"]["status"] == "on"
+
+    # The visitor presses the bell.
+    press = intercom("ctl", "--socket", str(station.socket), "press", "bell")
+    assert press.returncode == 0, press.stderr
+    station.wait_event(10, event="button", button="bell")
+    baresip.wait_event("CALL_ESTABLISHED", 15)
+    answered = station.wait_event(10, event="call", state="answered")
+    assert answered["reason"] in ("PCMU", "PCMA")
+    assert station.state()["leds"]["call"] == "on"
+    time.sleep(2.5)                                   # talk: both tones flow
+
+    # A wrong code does not open the door.
+    baresip.command("sndcode", "9999#")
+    rejected = station.wait_event(10, event="door", action="rejected")
+    assert rejected["caller"] == "sip:resident@127.0.0.1"
+    assert not station.state()["relay"]["energised"]
+    assert not any(e["event"] == "relay" for e in station.events())
+
+    # The right one pulses the relay for the configured time.
+    baresip.command("sndcode", "1234#")
+    station.wait_event(10, event="door", action="opened")
+    assert station.state()["relay"]["energised"]
+    released = station.wait_event(PULSE + 5, event="relay", energised=False)
+    assert released["seconds"] == pytest.approx(PULSE, abs=0.2)
+    digits = "".join(e["digit"] for e in station.events() if e["event"] == "dtmf")
+    assert digits == "9999#1234#"                     # each digit once
+    assert len([e for e in station.events() if e["event"] == "relay"]) == 2
+
+    # The resident hangs up: BYE from baresip through Kamailio's Record-Route.
+    closed_before = len(baresip.events)
+    baresip.command("hangup")
+    baresip.wait_event("CALL_CLOSED", 10, after=closed_before)
+    ended = station.wait_event(10, event="call", state="ended")
+    assert "by the resident" in ended["reason"]
+    assert station.state()["call"]["state"] == "idle"
+
+    # What each side heard, by signal analysis of the recordings.
+    pcm, rate = read_wav(str(station.speaker))
+    tone, rms = loudest_tone_window(pcm, PHONE_TONE, rate)
+    assert tone > -30 and tone > rms - 3, f"station heard {PHONE_TONE} Hz at {tone:.1f} dBFS"
+    heard = wait_for(lambda: [f for f in baresip.records.glob("*.wav")
+                              if "dec" in f.name and f.stat().st_size > 44], 5,
+                     "baresip's recording of what it received")
+    pcm, rate = read_wav(str(heard[0]))
+    tone, rms = loudest_tone_window(pcm, STATION_TONE, rate)
+    assert tone > -30 and tone > rms - 3, f"baresip heard {STATION_TONE} Hz at {tone:.1f} dBFS"
+
+    # A second call, ended by the station this time: BYE from our side.
+    n = len(baresip.events)
+    assert intercom("ctl", "--socket", str(station.socket), "press", "bell").returncode == 0
+    baresip.wait_event("CALL_ESTABLISHED", 15, after=n)
+    wait_for(lambda: station.state()["call"]["state"] == "answered", 10, "second call answered")
+    assert intercom("ctl", "--socket", str(station.socket), "hangup").returncode == 0
+    baresip.wait_event("CALL_CLOSED", 10, after=n)
+    wait_for(lambda: station.state()["call"]["state"] == "idle", 10, "station idle")
+
+    # The station shuts down cleanly and unregisters.
+    assert station.stop() == 0
+    log = (tmp_path / "station.log").read_text()
+    assert "Traceback" not in log
+    assert "door opened by code from sip:resident@127.0.0.1" in log
+    assert "door code rejected from sip:resident@127.0.0.1" in log
