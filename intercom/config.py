@@ -33,12 +33,12 @@ class Field:
     def describe(self) -> str:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        if self.low is not None and self.high is not None:
-            return f"a number from {self.low:g} to {self.high:g}"
-        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-                 list: "a list"}
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        return " or ".join(names.get(k, k.__name__) for k in kinds)
+        name = "a number" if float in kinds else {str: "a string", int: "an integer",
+                                                  bool: "true or false", list: "a list"}[kinds[0]]
+        if self.low is not None and self.high is not None:
+            return f"{name} from {self.low:g} to {self.high:g}"
+        return name
 
 
 def _s(default: str = "", **kw: Any) -> Field:

@@ -1,0 +1,93 @@
+"""The HAL: gpiozero devices on the simulated board (MockFactory underneath)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from intercom.hal.board import BoardProfile, HalError, SimulatedBoard, open_board
+
+
+@pytest.fixture
+def board() -> SimulatedBoard:
+    b = open_board("simulated", "")
+    assert isinstance(b, SimulatedBoard)
+    yield b
+    b.close()
+
+
+def test_profiles_ship_with_the_package() -> None:
+    pi = BoardProfile.load("generic-pi")
+    sim = BoardProfile.load("simulator")
+    assert pi.buttons["bell"] == sim.buttons["bell"] == 17
+    assert pi.relay_pin == 23 and pi.door_contact_pin == 24
+
+
+def test_press_fires_the_callback_with_the_button_name(board: SimulatedBoard) -> None:
+    pressed: list[str] = []
+    board.on_button = pressed.append
+    board.press("bell")
+    board.press("bell2")
+    assert pressed == ["bell", "bell2"]
+
+
+def test_pressing_an_unknown_button_names_the_ones_there_are(board: SimulatedBoard) -> None:
+    with pytest.raises(HalError, match="no button 'gate'; this board has bell, bell2"):
+        board.press("gate")
+
+
+def test_relay_opens_the_simulated_door_which_closes_after_release(board: SimulatedBoard) -> None:
+    changes: list[bool] = []
+    board.on_door = changes.append
+    assert board.door_closed is True and not board.relay_energised
+    board.set_relay(True)
+    assert board.relay_energised and board.door_closed is False
+    board.set_relay(False)
+    deadline = time.monotonic() + 3
+    while board.door_closed is False and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert changes == [False, True]
+    history = board.relay_history()
+    assert [state for _, state in history] == [False, True, False]
+
+
+def test_leds_follow_their_mode(board: SimulatedBoard) -> None:
+    board.set_led("call", "on")
+    assert board.leds["call"].is_lit
+    board.set_led("call", "blink")
+    assert board.led_modes()["call"] == "blink"
+    board.set_led("call", "off")
+    assert not board.leds["call"].is_lit
+    board.set_led("absent", "on")                   # a board without that LED: no error
+
+
+def test_relay_active_low_profile(tmp_path: Path) -> None:
+    profile = tmp_path / "low.toml"
+    profile.write_text("[buttons]\nbell = 17\n[relay]\npin = 23\nactive_high = false\n")
+    board = open_board("simulated", str(profile))
+    pin = board.factory.pin(23)
+    assert pin.state == 1                           # idle: the line is high
+    board.set_relay(True)
+    assert pin.state == 0 and board.relay_energised
+    board.close()
+
+
+@pytest.mark.parametrize("text", ["[buttons]\nbell = 17\n", "buttons = 3\n[relay]\npin = 1\n",
+                                  "[buttons\n"])
+def test_bad_profiles_are_reported(tmp_path: Path, text: str) -> None:
+    profile = tmp_path / "bad.toml"
+    profile.write_text(text)
+    with pytest.raises(HalError, match="board profile"):
+        BoardProfile.load(str(profile))
+
+
+def test_unknown_profile_name() -> None:
+    with pytest.raises(HalError, match="nonesuch"):
+        BoardProfile.load("nonesuch")
+
+
+def test_real_gpio_without_hardware_is_a_clear_error() -> None:
+    # This machine has no GPIO: gpiozero finds no pin factory, and we say so.
+    with pytest.raises(HalError):
+        open_board("gpio", "generic-pi")

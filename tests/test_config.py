@@ -1,0 +1,79 @@
+"""Config validation: defaults, and errors that name the key and what is allowed."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from intercom.config import ConfigError, load, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = {"call": {"targets": ["sip:resident@192.0.2.1"]}}
+
+
+def test_minimal_config_gets_every_default() -> None:
+    cfg = validate(MINIMAL)
+    assert cfg["sip"]["port"] == 5060 and cfg["door"]["codes"] == []
+    assert cfg["audio"]["device"] == "simulated" and cfg["board"]["type"] == "simulated"
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({**MINIMAL, "sip": {"prot": 5060}}, "sip.prot: unknown key; allowed in [sip]: user, domain"),
+    ({**MINIMAL, "sipp": {}}, "[sipp]: unknown section; allowed: station, sip"),
+    ({**MINIMAL, "sip": {"port": "5060"}}, "sip.port: '5060' is not an integer from 1 to 65535"),
+    ({**MINIMAL, "sip": {"port": 70000}}, "sip.port: 70000 is outside the allowed range 1..65535"),
+    ({**MINIMAL, "sip": {"port": True}}, "sip.port: True is not an integer from 1 to 65535"),
+    ({}, "call.targets: required"),
+    ({"call": {"targets": []}}, "call.targets: needs at least one SIP URI"),
+    ({"call": {"targets": ["tel:+4912345"]}}, "call.targets[0]: 'tel:+4912345' must be a sip:"),
+    ({"call": {"targets": ["resident"]}}, "call.targets[0]: 'resident' is not a SIP URI"),
+    ({**MINIMAL, "door": {"codes": ["12a4"]}}, "door.codes[0]: '12a4' must be 1-16 DTMF digits"),
+    ({**MINIMAL, "door": {"pulse_seconds": 0}}, "door.pulse_seconds: 0 is outside"),
+    ({**MINIMAL, "audio": {"device": "pulse"}}, "audio.device: 'pulse' is not allowed; use one of"),
+    ({**MINIMAL, "audio": {"rate": 22050}}, "audio.rate: 22050 is not allowed"),
+    ({**MINIMAL, "audio": {"codecs": ["opus"]}}, "audio.codecs: ['opus']; allowed codecs: PCMU"),
+    ({**MINIMAL, "sip": {"registrar": "pbx.local"}}, "sip.registrar: 'pbx.local' is not a SIP URI"),
+    ({**MINIMAL, "media": {"rtp_port_min": 20000, "rtp_port_max": 20001}},
+     "media.rtp_port_max: must be at least rtp_port_min + 2"),
+    ({**MINIMAL, "door": "1234"}, "door: must be a table"),
+])
+def test_errors_name_the_key_and_what_is_allowed(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")))
+def test_example_configs_are_valid(path: Path) -> None:
+    load(path)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "intercom.cli", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_check_config_exits_0_for_a_good_file() -> None:
+    out = run_cli("check-config", str(ROOT / "examples" / "simulator.toml"))
+    assert out.returncode == 0 and "ok" in out.stdout
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[call]\ntargets = ['sip:a@b']\n[sip]\nport = 'x'\n", "sip.port"),
+    ("[call\n", "not valid TOML"),
+    ("[sip]\nuser = 'door'\n", "call.targets: required"),
+])
+def test_bad_config_exits_2_naming_the_problem(tmp_path: Path, text: str, needle: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    for command in (["check-config", str(bad)], ["run", "--config", str(bad)]):
+        out = run_cli(*command)
+        assert out.returncode == 2
+        assert needle in out.stderr and "config error" in out.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    out = run_cli("check-config", str(tmp_path / "nope.toml"))
+    assert out.returncode == 2 and "cannot read" in out.stderr

@@ -1,0 +1,252 @@
+"""Media: SDP offer/answer, RFC 4733, sound devices (ALSA through a file PCM), streams."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intercom.media.codecs import CODECS, TELEPHONE_EVENT, codec_for, offer_formats
+from intercom.media.devices import AudioDeviceError, SimulatedSoundCard
+from intercom.media.dtmf import DtmfReceiver, event_payloads
+from intercom.media.rtp import RtpSession
+from intercom.media.signal import loudest_tone_window, read_wav, tone, tone_dbfs, write_wav
+from intercom.media.stream import AudioStream, FrameAssembler, PlayoutQueue
+from intercom.sip import sdp
+
+BARESIP_OFFER = (b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                 b"m=audio 10000 RTP/AVP 96 9 0 8 101\r\nb=AS:837\r\n"
+                 b"a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n"
+                 b"a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+                 b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+                 b"a=sendrecv\r\n")
+
+
+def test_parse_a_baresip_offer() -> None:
+    media = sdp.parse(BARESIP_OFFER)
+    assert (media.address, media.port, media.ptime) == ("127.0.0.1", 10000, 20)
+    assert [f.name for f in media.formats] == ["opus", "G722", "PCMU", "PCMA", "telephone-event"]
+    assert media.find("telephone-event").fmtp == "0-15"
+
+
+def test_answer_keeps_the_offerers_order_and_negotiates() -> None:
+    offer = sdp.parse(BARESIP_OFFER)
+    ours = [CODECS["PCMA"].format, CODECS["PCMU"].format, TELEPHONE_EVENT]
+    answer = sdp.answer_for(offer, ours, "127.0.0.1", 20000, 20)
+    assert [f.name for f in answer.formats] == ["PCMU", "PCMA", "telephone-event"]
+    assert answer.find("telephone-event").payload_type == 101
+    chosen = sdp.negotiate(answer, offer, we_offered=False)
+    assert chosen.codec.name == "PCMU" and chosen.remote_port == 10000
+    again = sdp.parse(sdp.build(5, 1, "127.0.0.1", answer))
+    assert again.formats == answer.formats and again.port == 20000
+
+
+def test_offerer_uses_the_answerers_choice() -> None:
+    ours = sdp.MediaDescription("127.0.0.1", 4000, offer_formats(["PCMU", "PCMA"]), ptime=20)
+    answer = sdp.parse(b"v=0\r\nc=IN IP4 192.0.2.7\r\nm=audio 5004 RTP/AVP 8 100\r\n"
+                       b"a=rtpmap:100 telephone-event/8000\r\n")
+    chosen = sdp.negotiate(ours, answer, we_offered=True)
+    assert (chosen.codec.name, chosen.telephone_event.payload_type) == ("PCMA", 100)
+    assert chosen.remote_address == "192.0.2.7"
+
+
+@pytest.mark.parametrize("body", [b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 5 RTP/AVP 31\r\n",
+                                  b"v=0\r\nm=audio 5 RTP/AVP 0\r\n",
+                                  b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+                                  b"\xff\xfe"])
+def test_unusable_sdp_is_a_488(body: bytes) -> None:
+    with pytest.raises(sdp.SdpError) as info:
+        sdp.parse(body)
+    assert info.value.status == 488
+
+
+def test_no_common_codec_is_a_488() -> None:
+    offer = sdp.parse(b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 9\r\n")
+    with pytest.raises(sdp.SdpError):
+        sdp.answer_for(offer, [CODECS["PCMU"].format, TELEPHONE_EVENT], "127.0.0.1", 4, 20)
+
+
+def test_dtmf_digits_counted_once_despite_repeated_end_packets() -> None:
+    rx = DtmfReceiver()
+    got: list[str] = []
+    for ts, digit in [(1000, "1"), (3000, "#")]:
+        for payload in event_payloads(digit, 800, 160):
+            got += rx.feed(payload, ts)
+    assert got == ["1", "#"]
+
+
+def test_dtmf_digit_whose_end_packets_were_lost_is_reported_at_the_next_event() -> None:
+    rx = DtmfReceiver()
+    five = event_payloads("5", 800, 160)[:-3]          # start and updates only
+    got = [d for p in five for d in rx.feed(p, 100)]
+    assert got == []
+    got = [d for p in event_payloads("6", 800, 160) for d in rx.feed(p, 2000)]
+    assert got == ["5", "6"]
+
+
+def test_dtmf_payload_layout() -> None:
+    payloads = event_payloads("#", 800, 160)
+    assert payloads[0] == bytes([11, 10, 0, 160])
+    assert payloads[-1] == payloads[-2] == payloads[-3] == bytes([11, 0x80 | 10, 800 >> 8, 800 & 255])
+    with pytest.raises(ValueError):
+        event_payloads("x", 800, 160)
+
+
+def test_playout_queue_prefills_drops_oldest_and_counts_underruns() -> None:
+    q = PlayoutQueue(depth=3, prefill=2)
+    frames = [np.full(4, i, dtype=np.int16) for i in range(5)]
+    q.push(frames[0])
+    assert q.pop() is None                             # still prefilling
+    for f in frames[1:]:
+        q.push(f)
+    assert q.dropped == 2
+    assert [int(q.pop()[0]) for _ in range(3)] == [2, 3, 4]
+    assert q.pop() is None and q.underruns == 1
+
+
+def test_frame_assembler_cuts_exact_frames() -> None:
+    fa = FrameAssembler(160)
+    out = fa.push(np.arange(159, dtype=np.int16)) + fa.push(np.arange(200, dtype=np.int16))
+    assert [len(f) for f in out] == [160, 160] and out[1][0] == 1
+
+
+def test_simulated_card_is_paced_by_its_clock_and_records(tmp_path: Path) -> None:
+    card = SimulatedSoundCard(8000, 160, mic_tone_hz=500, speaker_file=str(tmp_path / "s.wav"))
+    card.open()
+    start = time.monotonic()
+    frames = [card.read() for _ in range(10)]
+    elapsed = time.monotonic() - start
+    for f in frames:
+        card.write(f)
+    card.close()
+    assert elapsed >= 0.19                              # ten 20 ms periods
+    pcm, rate = read_wav(str(tmp_path / "s.wav"))
+    assert rate == 8000 and len(pcm) == 1600
+    assert tone_dbfs(pcm, 500, 8000) > -20
+
+
+def test_simulated_card_plays_a_wav_file_as_its_microphone(tmp_path: Path) -> None:
+    wav = tmp_path / "mic.wav"
+    write_wav(str(wav), tone(700, 0.5, 16000), 16000)
+    card = SimulatedSoundCard(16000, 320, mic_file=str(wav))
+    card.open()
+    assert tone_dbfs(card.read(), 700, 16000) > -20
+    card.close()
+
+
+@pytest.mark.parametrize("name,content,needle", [("missing.wav", None, "No such file"),
+                                                  ("junk.wav", b"not a wav", "mic"),
+                                                  ("rate.wav", "8k", "8000 Hz")])
+def test_simulated_card_reports_a_bad_microphone_file(tmp_path: Path, name: str,
+                                                      content: object, needle: str) -> None:
+    path = tmp_path / name
+    if content == "8k":
+        write_wav(str(path), tone(500, 0.5, 8000), 8000)
+    elif content is not None:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    card = SimulatedSoundCard(16000, 320, mic_file=str(path))
+    with pytest.raises(AudioDeviceError) as info:
+        card.open()
+    assert needle in str(info.value) or name in str(info.value)
+
+
+ALSA_PROBE = r"""
+import json, sys
+import numpy as np
+from intercom.media.devices import AlsaSoundCard, AudioDeviceError
+card = AlsaSoundCard(8000, 160, "intercom_capture", "intercom_playback")
+card.open()
+frames = [card.read() for _ in range(10)]
+for f in frames:
+    card.write(f)
+card.close()
+try:
+    AlsaSoundCard(8000, 160, "no_such_pcm", "intercom_playback").open()
+    error = ""
+except AudioDeviceError as exc:
+    error = str(exc)
+print(json.dumps({"first": frames[0][:4].tolist(), "n": sum(len(f) for f in frames),
+                  "error": error}))
+"""
+
+
+def test_alsa_device_through_a_file_pcm(tmp_path: Path) -> None:
+    """The real pyalsaaudio code path, with ALSA's file plugin standing in for a card."""
+    pytest.importorskip("alsaaudio")
+    source = (np.arange(8000) % 200 * 50).astype("<i2")
+    source.tofile(tmp_path / "in.raw")
+    conf = tmp_path / "asound.conf"
+    conf.write_text(f"""
+pcm.intercom_capture {{
+    type file
+    slave.pcm {{ type null }}
+    file "/dev/null"
+    infile "{tmp_path / 'in.raw'}"
+    format "raw"
+}}
+pcm.intercom_playback {{
+    type file
+    slave.pcm {{ type null }}
+    file "{tmp_path / 'out.raw'}"
+    format "raw"
+}}
+""")
+    env = {**os.environ, "ALSA_CONFIG_PATH": str(conf)}
+    out = subprocess.run([sys.executable, "-c", ALSA_PROBE], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["first"] == source[:4].tolist() and result["n"] == 1600
+    assert "no_such_pcm" in result["error"]
+    played = np.fromfile(tmp_path / "out.raw", dtype="<i2")
+    assert np.array_equal(played, source[:1600])
+
+
+async def _two_streams(tmp_path: Path, mic_a: str = "") -> dict[str, object]:
+    digits: list[str] = []
+    errors: list[str] = []
+    rtp_a = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *a: None)
+    rtp_b = await RtpSession.open("127.0.0.1", 31000, 31998, lambda *a: None)
+    rtp_a.set_remote("127.0.0.1", rtp_b.local_port)
+    rtp_b.set_remote("127.0.0.1", rtp_a.local_port)
+    codec = codec_for(CODECS["PCMA"].format)
+    a = AudioStream(lambda: SimulatedSoundCard(48000, 960, mic_file=mic_a, mic_tone_hz=440,
+                                               speaker_file=str(tmp_path / "a.wav")),
+                    48000, rtp_a, codec, 101, digits.append, errors.append)
+    b = AudioStream(lambda: SimulatedSoundCard(8000, 160, mic_tone_hz=1000,
+                                               speaker_file=str(tmp_path / "b.wav")),
+                    8000, rtp_b, codec, 101, digits.append, errors.append)
+    a.start()
+    b.start()
+    await asyncio.sleep(1.2)
+    b.send_dtmf("42#")
+    await asyncio.sleep(1.2)
+    a.stop()
+    b.stop()
+    stats = a.stats()
+    rtp_a.close()
+    rtp_b.close()
+    return {"digits": digits, "errors": errors, "stats": stats}
+
+
+def test_two_streams_carry_tones_both_ways_and_dtmf(tmp_path: Path) -> None:
+    result = asyncio.run(_two_streams(tmp_path))
+    assert result["digits"] == ["4", "2", "#"] and result["errors"] == []
+    for wav, freq in (("a.wav", 1000), ("b.wav", 440)):
+        pcm, rate = read_wav(str(tmp_path / wav))
+        level, rms = loudest_tone_window(pcm, freq, rate)
+        assert level > -25 and level > rms - 3, (wav, level, rms)
+    assert result["stats"]["rtp_sent"] > 80             # ~2.4 s of 20 ms packets
+
+
+def test_broken_device_is_reported_and_dtmf_still_arrives(tmp_path: Path) -> None:
+    result = asyncio.run(_two_streams(tmp_path, mic_a=str(tmp_path / "missing.wav")))
+    assert result["digits"] == ["4", "2", "#"]         # RTP and DTMF do not need the device
+    assert result["errors"] and "missing.wav" in result["errors"][0]
+    assert "missing.wav" in str(result["stats"]["device_error"])
