@@ -139,9 +139,12 @@ class DemoPhone:
     def _on_ua_event(self, event: ev.UaEvent) -> None:
         if isinstance(event, ev.IncomingCall):
             asyncio.get_running_loop().create_task(self._answer(event))
-        elif isinstance(event, (ev.CallEnded, ev.CallFailed)):
+        elif isinstance(event, ev.CallEnded):
             self._end_media()
             self.on_event("call ended", event.reason)
+        elif isinstance(event, ev.CallFailed):
+            self._end_media()
+            self.on_event("call failed", f"{event.status} {event.reason}")
 
     async def _answer(self, incoming: ev.IncomingCall) -> None:
         assert self.endpoint is not None

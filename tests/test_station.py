@@ -1,0 +1,206 @@
+"""The whole station in-process, against the built-in demo phone on loopback."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import free_port
+
+from intercom.app.station import DoorStation
+from intercom.config import validate
+from intercom.control import ControlServer
+from intercom.demo import wait_until
+from intercom.demo_peer import DemoPhone
+from intercom.hal.board import BoardProfile, SimulatedBoard
+
+
+class Rig:
+    def __init__(self, station: DoorStation, control: ControlServer,
+                 phones: list[DemoPhone]) -> None:
+        self.station, self.control, self.phones = station, control, phones
+        self.events: list[dict[str, Any]] = []
+        station.subscribe(lambda e: self.events.append(e.to_json()))
+
+    def seen(self, kind: str, **fields: Any) -> bool:
+        return any(e["event"] == kind and all(e.get(k) == v for k, v in fields.items())
+                   for e in self.events)
+
+    async def ctl(self, request: dict[str, Any] | bytes) -> dict[str, Any]:
+        reader, writer = await asyncio.open_unix_connection(str(self.control.path))
+        data = request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n"
+        writer.write(data)
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 5))
+        writer.close()
+        return reply
+
+
+def run_rig(tmp_path: Path, body: Callable[[Rig], Awaitable[None]], phones: int = 1,
+            answer_after: tuple[float, ...] = (0.3,), **sections: dict[str, Any]) -> None:
+    async def main() -> None:
+        ports = [free_port() for _ in range(phones)]
+        demo_phones = [DemoPhone(p, str(tmp_path / f"phone{i}.wav"),
+                                 answer_after=answer_after[min(i, len(answer_after) - 1)])
+                       for i, p in enumerate(ports)]
+        for phone in demo_phones:
+            await phone.start()
+        raw: dict[str, Any] = {
+            "sip": {"listen": "127.0.0.1", "port": free_port()},
+            "call": {"targets": [f"sip:resident@127.0.0.1:{p}" for p in ports],
+                     "ring_timeout": 5},
+            "audio": {"speaker_file": str(tmp_path / "speaker.wav")},
+            "door": {"codes": ["1234#"], "pulse_seconds": 0.5},
+            "control": {"socket": str(tmp_path / "ctl" / "control.sock")}}
+        for name, values in sections.items():
+            raw.setdefault(name, {}).update(values)
+        board = SimulatedBoard(BoardProfile.load("simulator"))
+        station = DoorStation(validate(raw), board)
+        control = ControlServer(station, Path(raw["control"]["socket"]))
+        await station.start()
+        await control.start()
+        try:
+            await body(Rig(station, control, demo_phones))
+        finally:
+            await station.stop()
+            await control.stop()
+            for phone in demo_phones:
+                phone.close()
+            board.close()
+    asyncio.run(main())
+
+
+def test_unanswered_call_is_cancelled_and_the_next_target_rings(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        assert (await rig.ctl({"cmd": "press", "button": "bell"})) == {"ok": True}
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 12)
+        failed = [e for e in rig.events if e["event"] == "call" and e["state"] == "failed"]
+        assert failed and failed[0]["reason"] == "no answer"
+        assert failed[0]["peer"].endswith(str(rig.phones[0].port))
+        answered = [e for e in rig.events if e["event"] == "call" and e["state"] == "answered"]
+        assert answered[0]["peer"].endswith(str(rig.phones[1].port))
+        assert rig.phones[0].call is None              # the first phone saw the CANCEL
+    run_rig(tmp_path, body, phones=2, answer_after=(60.0, 0.3))
+
+
+def test_broken_sound_file_is_reported_and_the_door_still_opens(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        assert await wait_until(lambda: any(e["event"] == "audio" and e["device_error"]
+                                            for e in rig.events), 5)
+        assert not rig.station.board.relay_energised
+        rig.phones[0].send_dtmf("1234#")
+        assert await wait_until(lambda: rig.seen("relay", energised=False), 5)
+        assert rig.seen("door", action="opened")
+        error = next(e["device_error"] for e in rig.events if e["event"] == "audio")
+        assert "nothere.wav" in error
+        assert not rig.station.board.relay_energised    # locked again after the pulse
+    run_rig(tmp_path, body, audio={"mic_file": str(tmp_path / "nothere.wav")})
+
+
+def test_malformed_sip_gets_400_and_the_station_carries_on(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        port = rig.station.config["sip"]["port"]
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+            bad = (b"INVITE sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+                   b"From: <sip:a@b>;tag=1\r\nTo: <sip:door@127.0.0.1>\r\nCall-ID: c\r\n"
+                   b"CSeq: 1 INVITE\r\nContent-Length: 999\r\n\r\nv=0\r\n")
+            for datagram in (b"\x00\xff garbage", bad):
+                s.sendto(datagram, ("127.0.0.1", port))
+            reply = await asyncio.wait_for(loop.sock_recv(s, 4096), 3)
+        assert reply.startswith(b"SIP/2.0 400")
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+    run_rig(tmp_path, body)
+
+
+def test_control_socket_is_private_and_reports_bad_requests(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        path = rig.control.path
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o770
+        assert (await rig.ctl(b"not json\n"))["ok"] is False
+        unknown = await rig.ctl({"cmd": "reboot"})
+        assert "allowed: press, state, events, hangup" in unknown["error"]
+        button = await rig.ctl({"cmd": "press", "button": "gate"})
+        assert "no button 'gate'" in button["error"]
+        state = (await rig.ctl({"cmd": "state"}))["state"]
+        assert state["call"] == {"state": "idle"} and state["relay"] == {"energised": False}
+        assert state["registration"]["state"] == "none" and state["door_closed"] is True
+        assert (await rig.ctl({"cmd": "hangup"})) == {"ok": False}
+    run_rig(tmp_path, body)
+
+
+def test_bell_during_a_call_does_not_start_another(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        await rig.ctl({"cmd": "press", "button": "bell2"})
+        await asyncio.sleep(0.5)
+        assert len([e for e in rig.events if e["event"] == "call" and e["state"] == "calling"]) == 1
+        rig.phones[0].hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+    run_rig(tmp_path, body)
+
+
+def test_incoming_calls_are_declined(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        phone = rig.phones[0]
+        assert phone.endpoint is not None
+        ended: list[object] = []
+        phone.on_event = lambda kind, data: ended.append(data)
+        target = f"sip:door@127.0.0.1:{rig.station.config['sip']['port']}"
+        phone.endpoint.run(lambda now: phone.ua.invite(target, b"", now))
+        assert await wait_until(lambda: bool(ended), 3)
+        assert "603" in str(ended[0])
+    run_rig(tmp_path, body)
+
+
+def test_ctl_cli_press_state_and_events(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        sock = str(rig.control.path)
+
+        async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "intercom.cli",
+                                           "ctl", "--socket", sock, *args], capture_output=True,
+                                           text=True, timeout=20)
+        events = asyncio.create_task(cli("events", "--count", "3", "--timeout", "10"))
+        await asyncio.sleep(0.8)
+        press = await cli("press", "bell")
+        assert press.returncode == 0, press.stderr
+        out = await events
+        kinds = [json.loads(line)["event"] for line in out.stdout.splitlines()]
+        assert kinds[:2] == ["button", "call"]
+        state = json.loads((await cli("state")).stdout)
+        assert state["call"]["state"] in ("calling", "ringing", "answered")
+        missing = await cli("press", "nonesuch")
+        assert missing.returncode == 1 and "no button" in missing.stderr
+    run_rig(tmp_path, body)
+
+
+def test_ctl_without_a_running_station_says_so(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "intercom.cli", "ctl", "--socket",
+                          str(tmp_path / "none.sock"), "state"], capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 1 and "cannot reach the station" in out.stderr
+
+
+def test_the_demo_passes_and_prints_its_timeline() -> None:
+    out = subprocess.run([sys.executable, "-m", "intercom.cli", "demo"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for needle in ("registration registered", "button 'bell' pressed", "call answered",
+                   "DTMF digit '#'", "door code rejected", "door code opened",
+                   "door relay released after", "call ended", "demo passed"):
+        assert needle in out.stdout
+    assert "FAIL" not in out.stdout
