@@ -111,9 +111,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
 Config = dict[str, dict[str, Any]]
 
 
-def _check_value(key: str, field: Field, value: Any) -> Any:
+def _is_kind(value: Any, field: Field) -> bool:
     kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+    # bool is an int to Python, but `port = true` is a mistake.
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def _check_value(key: str, field: Field, value: Any) -> Any:
+    if not _is_kind(value, field):
         raise ConfigError(f"{key}: {value!r} is not {field.describe()}")
     if field.choices and value not in field.choices:
         raise ConfigError(f"{key}: {value!r} is not allowed; use {field.describe()}")

@@ -7,10 +7,12 @@ station runs as `intercom run`; the test drives it with `intercom ctl`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ def intercom(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str
 
 
 class Station:
-    def __init__(self, work: Path, kamailio_port: int) -> None:
+    def __init__(self, work: Path, kamailio_port: int, ring_timeout: int = 20) -> None:
         self.work = work
         self.socket = work / "control.sock"
         self.speaker = work / "station-speaker.wav"
@@ -49,7 +51,7 @@ port = {free_port()}
 register_expires = 120
 [call]
 targets = ["sip:resident@127.0.0.1"]
-ring_timeout = 20
+ring_timeout = {ring_timeout}
 [audio]
 device = "simulated"
 mic_tone_hz = {STATION_TONE}
@@ -101,19 +103,20 @@ level = "debug"
         return int(self.proc.returncode)
 
 
-@pytest.fixture
-def peers(tmp_path: Path) -> Any:
+@contextlib.contextmanager
+def start_peers(work: Path, answermode: str, ring_timeout: int) -> Iterator[Any]:
     kport = free_port()
-    kamailio = Kamailio(tmp_path, kport, {"door": "doorpass", "resident": "respass"})
-    bport = free_port_pair_gap(2)
+    kamailio = Kamailio(work, kport, {"door": "doorpass", "resident": "respass"})
     baresip = None
     station = None
     try:
-        baresip = Baresip(tmp_path, bport, free_port(),
+        baresip = Baresip(work, free_port_pair_gap(2), free_port(),
                           f"<sip:resident@127.0.0.1:{kport}>;auth_pass=respass;"
-                          "answermode=auto;regint=600", PHONE_TONE)
+                          f"answermode={answermode};regint=600", PHONE_TONE)
         baresip.wait_registered(15)
-        station = Station(tmp_path, kport)
+        station = Station(work, kport, ring_timeout)
+        wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
+                 "the station to register with Kamailio (401 then 200)")
         yield kamailio, baresip, station
     finally:
         if station is not None:
@@ -123,11 +126,15 @@ def peers(tmp_path: Path) -> Any:
         kamailio.stop()
 
 
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[Any]:
+    with start_peers(tmp_path, "auto", 20) as started:
+        yield started
+
+
 def test_bell_calls_baresip_through_kamailio_and_dtmf_opens_the_door(peers: Any,
                                                                        tmp_path: Path) -> None:
     kamailio, baresip, station = peers
-    wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
-             "the station to register with Kamailio (401 then 200)")
     assert station.state()["leds"]["status"] == "on"
 
     # The visitor presses the bell.
@@ -191,3 +198,20 @@ def test_bell_calls_baresip_through_kamailio_and_dtmf_opens_the_door(peers: Any,
     assert "Traceback" not in log
     assert "door opened by code from sip:resident@127.0.0.1" in log
     assert "door code rejected from sip:resident@127.0.0.1" in log
+
+
+def test_unanswered_call_is_cancelled_through_kamailio(tmp_path: Path) -> None:
+    with start_peers(tmp_path, "manual", 5) as (kamailio, baresip, station):
+        n = len(baresip.events)
+        assert intercom("ctl", "--socket", str(station.socket), "press", "bell").returncode == 0
+        baresip.wait_event("CALL_INCOMING", 10, after=n)
+        station.wait_event(5, event="call", state="ringing")
+        assert station.state()["leds"]["call"] == "blink"
+        # Nobody answers: after ring_timeout the station sends CANCEL; baresip's call closes.
+        closed = baresip.wait_event("CALL_CLOSED", 12, after=n)
+        failed = station.wait_event(5, event="call", state="failed")
+        # CANCEL went through Kamailio and baresip answered the INVITE with 487.
+        assert failed["reason"] == "no answer (487 Request Terminated)"
+        assert closed["param"] == "Connection reset by peer"    # how libre reports a CANCEL
+        assert station.state()["call"]["state"] == "idle"
+        assert station.state()["leds"]["call"] == "off"

@@ -81,7 +81,7 @@ def test_unanswered_call_is_cancelled_and_the_next_target_rings(tmp_path: Path) 
         assert (await rig.ctl({"cmd": "press", "button": "bell"})) == {"ok": True}
         assert await wait_until(lambda: rig.seen("call", state="answered"), 12)
         failed = [e for e in rig.events if e["event"] == "call" and e["state"] == "failed"]
-        assert failed and failed[0]["reason"] == "no answer"
+        assert failed and failed[0]["reason"] == "no answer (487 Request Terminated)"
         assert failed[0]["peer"].endswith(str(rig.phones[0].port))
         answered = [e for e in rig.events if e["event"] == "call" and e["state"] == "answered"]
         assert answered[0]["peer"].endswith(str(rig.phones[1].port))

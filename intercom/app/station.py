@@ -85,9 +85,8 @@ class DoorStation:
     async def start(self) -> None:
         s = self.config["sip"]
         self.sip = await UdpEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event)
-        self.board.on_button = lambda name: self.loop.call_soon_threadsafe(self.press_event, name)
-        self.board.on_door = lambda closed: self.loop.call_soon_threadsafe(
-            self.publish, DoorContactEvent(closed))
+        self.board.on_button = self._button_from_board
+        self.board.on_door = self._door_from_board
         if self.registrar is not None:
             self.board.set_led("status", "blink")
             self.sip.run(self.ua.register)
@@ -95,6 +94,13 @@ class DoorStation:
             self.board.set_led("status", "on")
         log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
                  s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
+
+    # gpiozero calls these on its own threads: hand over to the loop.
+    def _button_from_board(self, name: str) -> None:
+        self.loop.call_soon_threadsafe(self.press_event, name)
+
+    def _door_from_board(self, closed: bool) -> None:
+        self.loop.call_soon_threadsafe(self.publish, DoorContactEvent(closed))
 
     async def stop(self) -> None:
         assert self.sip is not None
@@ -211,7 +217,9 @@ class DoorStation:
         elif isinstance(event, sip_events.CallAnswered):
             self._on_answered(call, event.sdp)
         elif isinstance(event, sip_events.CallFailed):
-            reason = "no answer" if call.no_answer else f"{event.status} {event.reason}"
+            reason = f"{event.status} {event.reason}"
+            if call.no_answer:
+                reason = f"no answer ({reason})"
             self._finish_call("failed", reason)
             if call.target_index + 1 < len(self.config["call"]["targets"]):
                 self._starting = True

@@ -83,14 +83,14 @@ def parse(body: bytes) -> MediaDescription:
             if name in DIRECTIONS:
                 direction = name
             elif name == "rtpmap" and media is not None:
-                pt, _, enc = rest.partition(" ")
+                pt_text, _, enc = rest.partition(" ")
                 codec, _, rate = enc.partition("/")
-                if pt.isdigit() and rate.split("/")[0].isdigit():
-                    rtpmap[int(pt)] = (codec, int(rate.split("/")[0]))
+                if pt_text.isdigit() and rate.split("/")[0].isdigit():
+                    rtpmap[int(pt_text)] = (codec, int(rate.split("/")[0]))
             elif name == "fmtp" and media is not None:
-                pt, _, params = rest.partition(" ")
-                if pt.isdigit():
-                    fmtp[int(pt)] = params.strip()
+                pt_text, _, params = rest.partition(" ")
+                if pt_text.isdigit():
+                    fmtp[int(pt_text)] = params.strip()
             elif name == "ptime" and media is not None and rest.strip().isdigit():
                 media.ptime = int(rest.strip())
     if media is None:
@@ -99,9 +99,9 @@ def parse(body: bytes) -> MediaDescription:
         raise SdpError("no connection address for the audio stream")
     media.direction = direction
     for pt in payload_types:
-        name, rate = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0))
-        if name:
-            media.formats.append(PayloadFormat(pt, name, rate, fmtp.get(pt, "")))
+        encoding, clock = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0))
+        if encoding:
+            media.formats.append(PayloadFormat(pt, encoding, clock, fmtp.get(pt, "")))
     return media
 
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Self, cast
 
 from intercom.sip.events import UaEvent
 from intercom.sip.ua import UserAgent
@@ -37,7 +37,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(cls, ua: UserAgent, bind: tuple[str, int],
-                   on_event: Callable[[UaEvent], None]) -> UdpEndpoint:
+                   on_event: Callable[[UaEvent], None]) -> Self:
         loop = asyncio.get_running_loop()
         endpoint = cls(ua, on_event)
         await loop.create_datagram_endpoint(lambda: endpoint, local_addr=bind)
