@@ -91,6 +91,8 @@ def test_unanswered_call_is_cancelled_and_the_next_target_rings(tmp_path: Path) 
 
 def test_broken_sound_file_is_reported_and_the_door_still_opens(tmp_path: Path) -> None:
     async def body(rig: Rig) -> None:
+        state = (await rig.ctl({"cmd": "state"}))["state"]
+        assert "nothere.wav" in state["audio"]["error"]          # reported at start
         await rig.ctl({"cmd": "press", "button": "bell"})
         assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
         assert await wait_until(lambda: any(e["event"] == "audio" and e["device_error"]
@@ -137,6 +139,7 @@ def test_control_socket_is_private_and_reports_bad_requests(tmp_path: Path) -> N
         state = (await rig.ctl({"cmd": "state"}))["state"]
         assert state["call"] == {"state": "idle"} and state["relay"] == {"energised": False}
         assert state["registration"]["state"] == "none" and state["door_closed"] is True
+        assert state["audio"] == {"device": "simulated", "error": None}
         assert (await rig.ctl({"cmd": "hangup"})) == {"ok": False}
     run_rig(tmp_path, body)
 

@@ -19,7 +19,7 @@ from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorConta
 from intercom.config import Config
 from intercom.hal.board import Board
 from intercom.media.codecs import codec_for, offer_formats
-from intercom.media.devices import AlsaSoundCard, AudioDevice, SimulatedSoundCard
+from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
 from intercom.media.rtp import RtpSession
 from intercom.media.stream import AudioStream
 from intercom.sip import events as sip_events
@@ -44,6 +44,7 @@ class ActiveCall:
     state: str = "calling"
     stream: AudioStream | None = None
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    audio_report: asyncio.TimerHandle | None = None
     no_answer: bool = False
 
 
@@ -61,6 +62,7 @@ class DoorStation:
         self._relay_release: asyncio.TimerHandle | None = None
         self._relay_since = 0.0
         self._starting = False
+        self.audio_error: str | None = None
         s = config["sip"]
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
         self.local_host = s["public_address"] or self._route_address()
@@ -87,6 +89,7 @@ class DoorStation:
         self.sip = await UdpEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event)
         self.board.on_button = self._button_from_board
         self.board.on_door = self._door_from_board
+        await self._probe_audio()
         if self.registrar is not None:
             self.board.set_led("status", "blink")
             self.sip.run(self.ua.register)
@@ -94,6 +97,19 @@ class DoorStation:
             self.board.set_led("status", "on")
         log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
                  s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
+
+    async def _probe_audio(self) -> None:
+        """Open and close the sound device once, so a bad one is reported at start
+        rather than at the first ring. Calls still go ahead (and retry the device)."""
+        device = self._open_audio_device()
+        try:
+            await asyncio.to_thread(device.open)
+        except AudioDeviceError as exc:
+            self.audio_error = str(exc)
+            log.error("audio device: %s; calls will go ahead and retry it", exc)
+            return
+        device.close()
+        self.audio_error = None
 
     # gpiozero calls these on its own threads: hand over to the loop.
     def _button_from_board(self, name: str) -> None:
@@ -140,6 +156,7 @@ class DoorStation:
                 "registration": {"state": self.registration,
                                  "registrar": str(self.registrar) if self.registrar else None},
                 "call": call,
+                "audio": {"device": self.config["audio"]["device"], "error": self.audio_error},
                 "relay": {"energised": self.board.relay_energised},
                 "door_closed": self.board.door_closed,
                 "leds": self.board.led_modes(),
@@ -241,15 +258,18 @@ class DoorStation:
         call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
                                   call.rtp, codec_for(chosen.codec), te,
                                   lambda digit: self._on_dtmf(call, digit),
-                                  lambda message: log.error("audio: %s", message), PTIME)
+                                  self._on_audio_error, PTIME)
         call.stream.start()
         self.board.set_led("call", "on")
         for t in call.timers:
             t.cancel()
         call.timers = [self.loop.call_later(self.config["call"]["max_duration"], self.hangup,
-                                            "maximum call duration reached"),
-                       self.loop.call_later(1.0, self._report_audio, call)]
+                                            "maximum call duration reached")]
+        call.audio_report = self.loop.call_later(1.0, self._report_audio, call)
         self.publish(CallEvent("answered", call.peer, chosen.codec.name))
+
+    def _on_audio_error(self, message: str) -> None:
+        self.audio_error = message
 
     def _report_audio(self, call: ActiveCall) -> None:
         if self.call is not call or call.stream is None:
@@ -258,7 +278,7 @@ class DoorStation:
         self.publish(AudioEvent(st.codec.name, round(st.mic_level.dbfs, 1),
                                 round(st.speaker_level.dbfs, 1), st.rtp.stats.sent,
                                 st.rtp.stats.received, st.device_error))
-        call.timers.append(self.loop.call_later(1.0, self._report_audio, call))
+        call.audio_report = self.loop.call_later(1.0, self._report_audio, call)
 
     def _finish_call(self, state: str, reason: str) -> None:
         call = self.call
@@ -267,6 +287,8 @@ class DoorStation:
         self.call = None
         for t in call.timers:
             t.cancel()
+        if call.audio_report is not None:
+            call.audio_report.cancel()
         if call.stream is not None:
             call.stream.stop()
         call.rtp.close()
