@@ -250,3 +250,28 @@ def test_broken_device_is_reported_and_dtmf_still_arrives(tmp_path: Path) -> Non
     assert result["digits"] == ["4", "2", "#"]         # RTP and DTMF do not need the device
     assert result["errors"] and "missing.wav" in result["errors"][0]
     assert "missing.wav" in str(result["stats"]["device_error"])
+
+
+async def _latching() -> tuple[list[int], object]:
+    got: list[int] = []
+    ours = await RtpSession.open("127.0.0.1", 32000, 32998, lambda pt, *a: got.append(pt))
+    peer = await RtpSession.open("127.0.0.1", 33000, 33998, lambda *a: None)
+    stranger = await RtpSession.open("127.0.0.1", 34000, 34998, lambda *a: None)
+    ours.set_remote("127.0.0.1", peer.local_port)
+    for session in (peer, stranger):
+        session.set_remote("127.0.0.1", ours.local_port)
+    peer.send(0, b"\xff" * 160, 0)
+    await asyncio.sleep(0.1)
+    stranger.send(101, bytes([1, 0x80, 3, 32]), 160)      # an injected DTMF '1'
+    await asyncio.sleep(0.1)
+    peer.send(0, b"\xff" * 160, 160)
+    await asyncio.sleep(0.1)
+    for session in (ours, peer, stranger):
+        session.close()
+    return got, ours.stats
+
+
+def test_rtp_latches_to_the_first_source_and_drops_strangers() -> None:
+    got, stats = asyncio.run(_latching())
+    assert got == [0, 0]
+    assert stats.foreign == 1 and stats.received == 2  # type: ignore[attr-defined]

@@ -207,3 +207,26 @@ def test_the_demo_passes_and_prints_its_timeline() -> None:
                    "door relay released after", "call ended", "demo passed"):
         assert needle in out.stdout
     assert "FAIL" not in out.stdout
+
+
+def run_station(tmp_path: Path, extra: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[call]\ntargets = ["sip:resident@127.0.0.1:5999"]\n'
+                   f'[control]\nsocket = "{tmp_path / "c.sock"}"\n{extra}')
+    return subprocess.run([sys.executable, "-m", "intercom.cli", "run", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_sip_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        out = run_station(tmp_path, f'[sip]\nlisten = "127.0.0.1"\nport = {port}\n')
+    assert out.returncode == 1
+    assert f"cannot open SIP port 127.0.0.1:{port}" in out.stderr
+
+
+def test_gpio_board_without_gpio_is_a_clear_error(tmp_path: Path) -> None:
+    out = run_station(tmp_path, '[board]\ntype = "gpio"\n')
+    assert out.returncode == 1 and "board:" in out.stderr
+    assert "Traceback" not in out.stderr

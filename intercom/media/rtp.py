@@ -2,7 +2,9 @@
 
 We send from the port we receive on, and once the peer's packets arrive we
 send to wherever they come from (the SDP address may be a private one
-behind NAT). RTCP is not sent yet; the RTP port is even, RTCP's is kept free.
+behind NAT). From then on, packets from any other address are dropped: DTMF
+opens the door, so a stranger who guesses the port must not be heard.
+RTCP is not sent yet; the RTP port is even, RTCP's is kept free.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class RtpStats:
     sent: int = 0
     received: int = 0
     invalid: int = 0
+    foreign: int = 0          # from an address other than the latched peer
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -62,15 +65,19 @@ class RtpSession(asyncio.DatagramProtocol):
             self.remote = (host, port)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = (addr[0], addr[1])
+        if self.latched and source != self.remote:
+            self.stats.foreign += 1
+            return
         try:
             pt, marker, seq, ts, _ssrc, payload = rtp.parse(data)
         except rtp.RtpError:
             self.stats.invalid += 1
             return
-        if self.remote is not None and not self.latched and (addr[0], addr[1]) != self.remote:
-            log.info("RTP: peer sends from %s:%d, answering there", addr[0], addr[1])
         if not self.latched:
-            self.remote = (addr[0], addr[1])
+            if self.remote is not None and source != self.remote:
+                log.info("RTP: peer sends from %s:%d, answering there", *source)
+            self.remote = source
             self.latched = True
         self.stats.received += 1
         self.on_packet(pt, marker, seq, ts, payload)
