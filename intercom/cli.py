@@ -129,7 +129,7 @@ def _print_events(sock: socket.socket, stream: object, count: int | None,
         sock.settimeout(remaining)
         try:
             line = stream.readline()  # type: ignore[attr-defined]
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return 1
         if not line:
             return 0

@@ -90,7 +90,7 @@ class ControlServer:
                 await self._stream_events(reader, writer)
             else:
                 await self._send(writer, await self._handle(request))
-        except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             self._clients.pop(task, None)

@@ -18,7 +18,6 @@ import timeit
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 from intercom.cext import g711, rtp
 from intercom.cext.resample import Resampler

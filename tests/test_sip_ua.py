@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from conftest import VirtualNetwork
 
 from intercom.demo_peer import DemoRegistrar

@@ -50,7 +50,8 @@ class RtpSession(asyncio.DatagramProtocol):
         for port in random.sample(evens, min(attempts, len(evens))):
             session = cls(on_packet)
             try:
-                await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+                await loop.create_datagram_endpoint(  # the factory runs within this await
+                    lambda: session, local_addr=(host, port))  # noqa: B023
             except OSError:
                 continue
             session.local_port = port
