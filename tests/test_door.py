@@ -1,6 +1,9 @@
 """Door codes keyed by DTMF."""
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from intercom.app.door import Decision, DoorCodes
 
 
@@ -63,3 +66,17 @@ def test_digit_after_a_timeout_reports_the_timeout_first() -> None:
 def test_no_codes_means_never_open() -> None:
     codes = DoorCodes([], 5)
     assert all(d.action == "reject" for d in key(codes, "1234#"))
+
+
+
+@given(st.text(alphabet="0123456789*#", max_size=40))
+def test_only_a_whole_attempt_equal_to_the_code_opens(digits: str) -> None:
+    codes = DoorCodes(["1234#"], 5)
+    attempt = ""
+    for i, d in enumerate(digits):
+        decisions = codes.digit(d, i * 0.1)
+        attempt += d
+        opened = any(x.action == "open" for x in decisions)
+        assert opened == (attempt == "1234#")
+        if decisions:                    # the attempt ended: the next digit starts a new one
+            attempt = ""
