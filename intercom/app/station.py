@@ -130,8 +130,8 @@ class DoorStation:
                 self._finish_call("ended", "station stopped")
         if self.registration == "registered":
             self.sip.run(self.ua.unregister)
-            for _ in range(20):
-                if self.ua.registration.pending is False and self.registration != "registered":
+            for _ in range(20):                       # up to 1 s for the registrar's answer
+                if self.registration != "registered":
                     break
                 await asyncio.sleep(0.05)
         self._release_relay()

@@ -121,9 +121,6 @@ class SipUri:
     def is_sip(self) -> bool:
         return self.scheme in ("sip", "sips")
 
-    def with_params(self, **params: str | None) -> SipUri:
-        return replace(self, params={**self.params, **params})
-
     def __str__(self) -> str:
         if not self.is_sip:
             return f"{self.scheme}:{self.opaque}"

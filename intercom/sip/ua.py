@@ -394,8 +394,9 @@ class UserAgent:
         self._server[key] = tx
         try:
             self._check_request(req)
-            handler = getattr(self, "_on_" + req.method.lower(), None)
-            if req.method in ("INVITE", "BYE", "CANCEL", "OPTIONS") and handler is not None:
+            handler = {"INVITE": self._on_invite, "BYE": self._on_bye,
+                       "CANCEL": self._on_cancel, "OPTIONS": self._on_options}.get(req.method)
+            if handler is not None:
                 handler(req, tx, now)
             elif req.method in KNOWN_METHODS:
                 raise RemoteError(405, "Method Not Allowed", req, (("Allow", ALLOW),))
