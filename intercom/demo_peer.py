@@ -38,27 +38,35 @@ class DemoRegistrar:
     def __init__(self, realm: str, users: dict[str, str]) -> None:
         self.realm = realm
         self.users = users
-        self.nonces: set[str] = set()
+        self.nonces: dict[str, int] = {}           # nonce -> the highest nonce count seen
         self.bindings: dict[str, str] = {}
 
     def handle(self, req: Request) -> bytes:
         auth = req.headers.get("Authorization")
+        stale = False
         if auth:
             _, p = digest.parse_auth_params(auth)
             password = self.users.get(p.get("username", ""))
-            if password is not None and p.get("nonce") in self.nonces:
-                ch = digest.Challenge(self.realm, p["nonce"], None, "MD5", "qop" in p, False)
+            nonce, nc_text = p.get("nonce", ""), p.get("nc", "0")
+            nc = int(nc_text, 16) if nc_text.isalnum() and len(nc_text) == 8 else 0
+            stale = nonce not in self.nonces or nc <= self.nonces[nonce]   # replayed
+            if password is not None and not stale:
+                ch = digest.Challenge(self.realm, nonce, None, p.get("algorithm", "MD5").upper(),
+                                      "qop" in p, False)
                 expected = digest.digest_response(ch, p["username"], password, "REGISTER",
-                                                  p.get("uri", ""), p.get("cnonce", ""),
-                                                  int(p.get("nc", "0"), 16))
+                                                  p.get("uri", ""), p.get("cnonce", ""), nc)
                 if secrets.compare_digest(expected, p.get("response", "")):
+                    self.nonces[nonce] = nc
                     return self._ok(req, p["username"])
-            return make_response(req, 403, "Forbidden", new_tag()).to_bytes()
+                return make_response(req, 403, "Forbidden", new_tag()).to_bytes()
         nonce = secrets.token_hex(16)
-        self.nonces.add(nonce)
-        return make_response(req, 401, "Unauthorized", new_tag(), (
+        self.nonces[nonce] = 0
+        flag = ", stale=true" if stale else ""
+        # One challenge per algorithm, the preferred first (RFC 8760 2.4).
+        return make_response(req, 401, "Unauthorized", new_tag(), tuple(
             ("WWW-Authenticate", f'Digest realm="{self.realm}", nonce="{nonce}", '
-                                 'qop="auth", algorithm=MD5'),)).to_bytes()
+                                 f'qop="auth", algorithm={alg}{flag}')
+            for alg in ("SHA-256", "MD5"))).to_bytes()
 
     def _ok(self, req: Request, user: str) -> bytes:
         expires = req.headers.get("Expires") or "600"

@@ -8,7 +8,8 @@ from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.message import Request, Response
 
 BRANCH_COOKIE = "z9hG4bK"           # RFC 3261 8.1.1.7
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK"
+SUPPORTED = "100rel, timer"         # RFC 3262, RFC 4028
 
 
 def new_branch() -> str:

@@ -1,6 +1,9 @@
-"""HTTP digest authentication for SIP (RFC 3261 section 22, RFC 2617, qop=auth).
+"""Digest authentication for SIP (RFC 3261 section 22, RFC 7616, RFC 8760).
 
-Only MD5 for now; SHA-256 (RFC 8760) comes with the full user agent.
+Algorithms MD5, SHA-256 and SHA-512-256, each also in its "-sess" form,
+with qop=auth and nonce counts. A server may offer one challenge per
+algorithm; RFC 8760 section 2.4 says to answer the first one we support,
+so the server's order is its preference.
 """
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from dataclasses import dataclass
 from intercom.sip.address import split_outside_quotes
 from intercom.sip.errors import ParseError, RemoteError
 
-SUPPORTED_ALGORITHMS = ("MD5",)
+_HASHES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+SUPPORTED_ALGORITHMS = tuple(_HASHES) + tuple(f"{a}-SESS" for a in _HASHES)
 
 
 def _unquote(value: str) -> str:
@@ -39,7 +43,7 @@ class Challenge:
     realm: str
     nonce: str
     opaque: str | None
-    algorithm: str
+    algorithm: str          # upper case, e.g. "SHA-256" or "MD5-SESS"
     qop_auth: bool
     stale: bool
 
@@ -55,28 +59,42 @@ class Challenge:
         return cls(p["realm"], p["nonce"], p.get("opaque"), algorithm,
                    "auth" in qops, p.get("stale", "").lower() == "true")
 
+    @property
+    def supported(self) -> bool:
+        return self.algorithm in SUPPORTED_ALGORITHMS
 
-def _h(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
+    @property
+    def _algorithm_name(self) -> str:
+        """As it goes on the wire: "SHA-256-sess", "MD5"."""
+        base = self.algorithm.removesuffix("-SESS")
+        return base + "-sess" if self.algorithm.endswith("-SESS") else base
 
 
 def digest_response(ch: Challenge, username: str, password: str, method: str, uri: str,
                     cnonce: str, nc: int) -> str:
-    ha1 = _h(f"{username}:{ch.realm}:{password}")
-    ha2 = _h(f"{method}:{uri}")
+    base = ch.algorithm.removesuffix("-SESS")
+    if base not in _HASHES:
+        raise RemoteError(401, f"digest algorithm {ch.algorithm} is not supported")
+    name = _HASHES[base]
+
+    def h(text: str) -> str:
+        return hashlib.new(name, text.encode("utf-8")).hexdigest()
+
+    ha1 = h(f"{username}:{ch.realm}:{password}")
+    if ch.algorithm.endswith("-SESS"):
+        ha1 = h(f"{ha1}:{ch.nonce}:{cnonce}")        # RFC 7616 3.4.2
+    ha2 = h(f"{method}:{uri}")
     if ch.qop_auth:
-        return _h(f"{ha1}:{ch.nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
-    return _h(f"{ha1}:{ch.nonce}:{ha2}")
+        return h(f"{ha1}:{ch.nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
+    return h(f"{ha1}:{ch.nonce}:{ha2}")
 
 
 def authorization(ch: Challenge, username: str, password: str, method: str, uri: str,
                   cnonce: str, nc: int) -> str:
     """The Authorization / Proxy-Authorization header value answering ``ch``."""
-    if ch.algorithm not in SUPPORTED_ALGORITHMS:
-        raise RemoteError(401, f"digest algorithm {ch.algorithm} is not supported")
     response = digest_response(ch, username, password, method, uri, cnonce, nc)
     parts = [f'username="{username}"', f'realm="{ch.realm}"', f'nonce="{ch.nonce}"',
-             f'uri="{uri}"', f'response="{response}"', f"algorithm={ch.algorithm}"]
+             f'uri="{uri}"', f'response="{response}"', f"algorithm={ch._algorithm_name}"]
     if ch.qop_auth:
         parts += ["qop=auth", f'cnonce="{cnonce}"', f"nc={nc:08x}"]
     if ch.opaque is not None:

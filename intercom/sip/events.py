@@ -18,6 +18,7 @@ class CallProgress:
     call_id: str
     status: int                 # 180 ringing, 183 session progress
     reason: str
+    sdp: bytes = b""            # early media (RFC 3960): the answer so far, if any
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,18 @@ class IncomingCall:
 
 @dataclass(frozen=True)
 class CallUpdated:
+    """The peer's session description changed: re-INVITE, UPDATE or the answer to ours."""
+
     call_id: str
     sdp: bytes
+
+
+@dataclass(frozen=True)
+class InfoDtmf:
+    """A digit sent in SIP INFO (application/dtmf-relay or application/dtmf)."""
+
+    call_id: str
+    digit: str
 
 
 @dataclass(frozen=True)
@@ -63,4 +74,4 @@ class MessageRejected:
 
 
 UaEvent = (RegistrationChanged | CallProgress | CallAnswered | CallFailed | CallEnded
-           | IncomingCall | CallUpdated | MessageRejected)
+           | IncomingCall | CallUpdated | InfoDtmf | MessageRejected)

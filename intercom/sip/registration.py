@@ -65,6 +65,7 @@ class Registration:
                                       aor, NameAddr(aor.uri, aor.display), self.call_id, self.cseq)
             req.headers.add("Contact", s.contact)
             req.headers.add("Expires", str(expires))
+            self.ua.add_credentials(req, "Authorization")
         else:
             self.cseq = req.cseq[0]
         self.pending = True

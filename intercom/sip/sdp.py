@@ -35,6 +35,13 @@ class MediaDescription:
     formats: list[PayloadFormat] = field(default_factory=list)
     direction: str = "sendrecv"
     ptime: int | None = None
+    session_id: str = "0"        # from the o= line; kept across offers (RFC 3264 8)
+    version: int = 0
+
+    @property
+    def on_hold(self) -> bool:
+        """The sender asks us not to send: sendonly, inactive or c=0.0.0.0 (RFC 3264 8.4)."""
+        return self.direction in ("sendonly", "inactive") or self.address in ("0.0.0.0", "::")
 
     def find(self, name: str) -> PayloadFormat | None:
         return next((f for f in self.formats if f.name.lower() == name.lower()), None)
@@ -53,12 +60,18 @@ def parse(body: bytes) -> MediaDescription:
     fmtp: dict[int, str] = {}
     direction = "sendrecv"
     in_audio = False
+    origin = ("0", 0)
     for raw in text.splitlines():
         line = raw.strip()
         if len(line) < 2 or line[1] != "=":
             continue
         kind, value = line[0], line[2:]
-        if kind == "m":
+        if kind == "o":
+            parts = value.split()
+            if len(parts) != 6 or not parts[1].isdigit() or not parts[2].isdigit():
+                raise SdpError(f"bad o= line {line!r}")
+            origin = (parts[1], int(parts[2]))
+        elif kind == "m":
             if media is not None:
                 break                       # only the first audio stream is used
             parts = value.split()
@@ -98,6 +111,7 @@ def parse(body: bytes) -> MediaDescription:
     if not media.address:
         raise SdpError("no connection address for the audio stream")
     media.direction = direction
+    media.session_id, media.version = origin
     for pt in payload_types:
         encoding, clock = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0))
         if encoding:
@@ -105,10 +119,11 @@ def parse(body: bytes) -> MediaDescription:
     return media
 
 
-def build(session_id: int, version: int, address: str, media: MediaDescription) -> bytes:
+def build(session_id: int | str, version: int, address: str, media: MediaDescription) -> bytes:
     family = "IP6" if ":" in address else "IP4"
+    media_family = "IP6" if ":" in media.address else "IP4"
     lines = ["v=0", f"o=- {session_id} {version} IN {family} {address}", "s=intercom",
-             f"c=IN {family} {media.address}", "t=0 0",
+             f"c=IN {media_family} {media.address}", "t=0 0",
              f"m=audio {media.port} RTP/AVP " + " ".join(str(f.payload_type) for f in media.formats)]
     for f in media.formats:
         lines.append(f"a=rtpmap:{f.payload_type} {f.name}/{f.clock_rate}")
@@ -162,3 +177,37 @@ def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address:
 
 def _mirror(direction: str) -> str:
     return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction, direction)
+
+
+def answer_direction(offered: str, holding: bool) -> str:
+    """Our direction in an answer to ``offered``, when we hold the call or not (RFC 6337 5.3)."""
+    mirrored = _mirror(offered)
+    if not holding:
+        return mirrored
+    return {"sendrecv": "sendonly", "recvonly": "sendonly"}.get(mirrored, "inactive")
+
+
+def hold_direction(remote: str, holding: bool) -> str:
+    """The direction to offer: sendonly to hold, or inactive if the peer holds us too."""
+    if holding:       # "do not send to me", and send only if the peer still listens
+        return "sendonly" if remote in ("sendrecv", "recvonly") else "inactive"
+    return "sendrecv"
+
+
+def rebuild(local: bytes, direction: str, offer: bytes | None = None) -> bytes:
+    """Our SDP again with a new direction (an answer to ``offer`` when given).
+
+    The o= version goes up only when the session changes (RFC 3264 section 8).
+    """
+    ours = parse(local)
+    formats = ours.formats
+    if offer is not None:
+        formats = answer_for(parse(offer), ours.formats, ours.address, ours.port,
+                             ours.ptime or 20).formats
+    new = MediaDescription(ours.address, ours.port, formats, direction, ours.ptime)
+    origin_addr = next((ln.split()[-1] for ln in local.decode().splitlines()
+                        if ln.startswith("o=")), ours.address)
+    same = build(ours.session_id, ours.version, origin_addr, new)
+    if same == local:
+        return local
+    return build(ours.session_id, ours.version + 1, origin_addr, new)
