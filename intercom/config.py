@@ -27,7 +27,7 @@ class Field:
     high: float | None = None
     choices: tuple[Any, ...] = ()
     check: str = ""                 # extra checks: "sip_uri", "sip_uri_list", "dtmf_codes",
-                                    # "codec_list", "optional_sip_uri"
+                                    # "codec_list", "optional_sip_uri", "session_interval"
     help: str = ""
 
     def describe(self) -> str:
@@ -61,6 +61,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "user": _s("door", help="our SIP user name (the user part of our address)"),
         "domain": _s("", help="our SIP domain; defaults to the registrar's host"),
         "registrar": _s("", check="optional_sip_uri", help="e.g. sip:pbx.local; empty: none"),
+        "backup_registrar": _s("", check="optional_sip_uri",
+                               help="registrar used while the first one fails; empty: none"),
         "proxy": _s("", check="optional_sip_uri", help="outbound proxy; defaults to registrar"),
         "auth_user": _s("", help="digest user name; defaults to user"),
         "password": _s(""),
@@ -70,6 +72,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "public_address": _s("", help="address put in Contact/SDP; empty: found by routing"),
         "register_expires": _i(600, 60, 86400),
         "t1": _n(0.5, 0.1, 5.0, help="RFC 3261 T1 in seconds"),
+        "session_expires": _i(1800, 0, 86400, check="session_interval",
+                              help="RFC 4028 session timer asked for, 90 s or more; 0: none"),
     },
     "call": {
         "targets": Field(list, None, required=True, check="sip_uri_list",
@@ -133,6 +137,8 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
             if not isinstance(item, str):
                 raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
             _check_uri(f"{key}[{i}]", item)
+    elif field.check == "session_interval" and 0 < value < 90:
+        raise ConfigError(f"{key}: {value} is too short; use 0 (no session timer) or 90..86400")
     elif field.check == "codec_list":
         from intercom.media.codecs import CODECS
         if not value or any(c not in CODECS for c in value):

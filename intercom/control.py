@@ -2,7 +2,8 @@
 
 One JSON object per line. Requests: {"cmd": "press", "button": "bell"},
 {"cmd": "state"}, {"cmd": "hangup"}, {"cmd": "events"} (the connection then
-streams events as JSON lines until the client closes it). The socket is
+streams the recent events and then new ones as JSON lines until the client
+closes it). The socket is
 mode 0660 in a directory of mode 0770: only the station's user and group.
 """
 from __future__ import annotations
@@ -124,7 +125,7 @@ class ControlServer:
             with contextlib.suppress(asyncio.QueueFull):   # a stalled reader loses events
                 queue.put_nowait(event)
 
-        unsubscribe = self.station.subscribe(push)
+        unsubscribe = self.station.subscribe(push, replay=True)
         closed = asyncio.ensure_future(reader.read())    # returns when the client goes
         try:
             await self._send(writer, {"ok": True})

@@ -12,11 +12,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from intercom.media.signal import tone, write_wav
 
@@ -264,3 +266,139 @@ class Baresip:
         stop_process(self.proc)
         self.sock.close()
         self.log.close()
+
+
+def intercom(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "intercom.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class Station:
+    """``intercom run`` on the simulated board and sound card, driven by ``intercom ctl``.
+
+    ``sip`` is extra lines for the [sip] section (registrar, proxy, password...).
+    """
+
+    def __init__(self, work: Path, sip: str, targets: list[str], ring_timeout: int = 20,
+                 tone_hz: float = 440.0, pulse: float = 1.5, port: int | None = None) -> None:
+        self.work = work
+        self.port = port or free_port()
+        self.socket = work / "control.sock"
+        self.speaker = work / "station-speaker.wav"
+        self.config = work / "station.toml"
+        self.config.write_text(f"""
+[station]
+name = "Front door"
+[sip]
+user = "door"
+listen = "127.0.0.1"
+port = {self.port}
+register_expires = 120
+{sip}
+[call]
+targets = {json.dumps(targets)}
+ring_timeout = {ring_timeout}
+[audio]
+device = "simulated"
+mic_tone_hz = {tone_hz}
+speaker_file = "{self.speaker}"
+[door]
+codes = ["1234#"]
+pulse_seconds = {pulse}
+[board]
+type = "simulated"
+[control]
+socket = "{self.socket}"
+[log]
+level = "debug"
+""")
+        self.log = open(work / "station.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config",
+                                      str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, 15,
+                 "the station's control socket")
+        assert self.proc.poll() is None, (work / "station.log").read_text()
+        self.events_file = work / "events.jsonl"
+        self.events_out = open(self.events_file, "wb")
+        self.events_proc = subprocess.Popen(
+            [sys.executable, "-m", "intercom.cli", "ctl", "--socket", str(self.socket), "events"],
+            stdout=self.events_out, stderr=subprocess.STDOUT)
+
+    def state(self) -> dict[str, Any]:
+        out = intercom("ctl", "--socket", str(self.socket), "state")
+        assert out.returncode == 0, out.stderr
+        state: dict[str, Any] = json.loads(out.stdout)
+        return state
+
+    def press(self) -> None:
+        out = intercom("ctl", "--socket", str(self.socket), "press", "bell")
+        assert out.returncode == 0, out.stderr
+
+    def log_text(self) -> str:
+        return (self.work / "station.log").read_text()
+
+    def events(self) -> list[dict[str, Any]]:
+        lines = self.events_file.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_event(self, timeout: float, **fields: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.events()
+                         if all(e.get(k) == v for k, v in fields.items())), None)
+        result: dict[str, Any] = wait_for(found, timeout, f"station event {fields}")
+        return result
+
+    def stop(self) -> int:
+        stop_process(self.proc, timeout=10)
+        stop_process(self.events_proc)
+        self.events_out.close()
+        self.log.close()
+        return int(self.proc.returncode)
+
+
+SCENARIOS = Path(__file__).parent / "sipp"
+
+
+class Sipp:
+    """One SIPp run of a scenario from tests/sipp/, as UAS (no remote) or UAC.
+
+    Exit code 0 means every message of the scenario came as scripted; the
+    message trace is kept in the work directory for a failing test to show.
+    """
+
+    def __init__(self, work: Path, scenario: str, port: int, remote: str | None = None,
+                 *extra: str, timeout: int = 40) -> None:
+        self.name = scenario
+        self.trace = work / f"sipp-{scenario}-{port}.msg"
+        self.errors = work / f"sipp-{scenario}-{port}.err"
+        self.screen = open(work / f"sipp-{scenario}-{port}.out", "wb")
+        cmd = [need("sipp"), *([remote] if remote else []), "-sf", str(SCENARIOS / f"{scenario}.xml"),
+               "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()), "-m", "1",
+               "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
+               "-trace_msg", "-message_file", str(self.trace),
+               "-trace_err", "-error_file", str(self.errors), *extra]
+        self.proc = subprocess.Popen(cmd, stdout=self.screen, stderr=subprocess.STDOUT)
+        self.port = port
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc)
+            raise AssertionError(f"SIPp {self.name} still running after {timeout:.0f} s\n"
+                                 + self.report()) from None
+        return code
+
+    def report(self) -> str:
+        parts = []
+        for path in (self.errors, self.trace):
+            if path.exists():
+                parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-6000:]}")
+        return "\n".join(parts)
+
+    def messages(self) -> str:
+        return self.trace.read_text(errors="replace") if self.trace.exists() else ""
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.screen.close()

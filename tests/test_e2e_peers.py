@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port, free_port_pair_gap
-from peers import Baresip, Kamailio, stop_process, wait_for
+from peers import Baresip, Kamailio, Station, intercom, wait_for
 
 from intercom.media.signal import loudest_tone_window, read_wav
 
@@ -26,81 +24,6 @@ pytestmark = pytest.mark.peers
 STATION_TONE = 440.0
 PHONE_TONE = 1000.0
 PULSE = 1.5
-
-
-def intercom(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "intercom.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-class Station:
-    def __init__(self, work: Path, kamailio_port: int, ring_timeout: int = 20) -> None:
-        self.work = work
-        self.socket = work / "control.sock"
-        self.speaker = work / "station-speaker.wav"
-        self.config = work / "station.toml"
-        self.config.write_text(f"""
-[station]
-name = "Front door"
-[sip]
-user = "door"
-password = "doorpass"
-registrar = "sip:127.0.0.1:{kamailio_port}"
-listen = "127.0.0.1"
-port = {free_port()}
-register_expires = 120
-[call]
-targets = ["sip:resident@127.0.0.1"]
-ring_timeout = {ring_timeout}
-[audio]
-device = "simulated"
-mic_tone_hz = {STATION_TONE}
-speaker_file = "{self.speaker}"
-[door]
-codes = ["1234#"]
-pulse_seconds = {PULSE}
-[board]
-type = "simulated"
-[control]
-socket = "{self.socket}"
-[log]
-level = "debug"
-""")
-        self.log = open(work / "station.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config",
-                                      str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, 15,
-                 "the station's control socket")
-        assert self.proc.poll() is None, (work / "station.log").read_text()
-        self.events_file = work / "events.jsonl"
-        self.events_out = open(self.events_file, "wb")
-        self.events_proc = subprocess.Popen(
-            [sys.executable, "-m", "intercom.cli", "ctl", "--socket", str(self.socket), "events"],
-            stdout=self.events_out, stderr=subprocess.STDOUT)
-
-    def state(self) -> dict[str, Any]:
-        out = intercom("ctl", "--socket", str(self.socket), "state")
-        assert out.returncode == 0, out.stderr
-        state: dict[str, Any] = json.loads(out.stdout)
-        return state
-
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.events_file.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def wait_event(self, timeout: float, **fields: Any) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
-            return next((e for e in self.events()
-                         if all(e.get(k) == v for k, v in fields.items())), None)
-        result: dict[str, Any] = wait_for(found, timeout, f"station event {fields}")
-        return result
-
-    def stop(self) -> int:
-        stop_process(self.proc, timeout=10)
-        stop_process(self.events_proc)
-        self.events_out.close()
-        self.log.close()
-        return int(self.proc.returncode)
 
 
 @contextlib.contextmanager
@@ -114,7 +37,9 @@ def start_peers(work: Path, answermode: str, ring_timeout: int) -> Iterator[Any]
                           f"<sip:resident@127.0.0.1:{kport}>;auth_pass=respass;"
                           f"answermode={answermode};regint=600", PHONE_TONE)
         baresip.wait_registered(15)
-        station = Station(work, kport, ring_timeout)
+        station = Station(work, f'registrar = "sip:127.0.0.1:{kport}"\npassword = "doorpass"',
+                          ["sip:resident@127.0.0.1"], ring_timeout=ring_timeout,
+                          tone_hz=STATION_TONE, pulse=PULSE)
         wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
                  "the station to register with Kamailio (401 then 200)")
         yield kamailio, baresip, station

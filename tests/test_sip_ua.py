@@ -316,3 +316,41 @@ def test_malformed_request_gets_400_and_the_ua_carries_on(net: VirtualNetwork) -
     phone.answer(in_id, SDP, net.now)
     net.pump()
     assert kinds(door.events()) == ["CallAnswered"]
+
+
+def test_503_retry_after_is_honoured(net: VirtualNetwork) -> None:
+    registrar = DemoRegistrar("demo", {"door": "pw"})
+    busy = [True]
+
+    def handle(req: Request) -> list[bytes]:
+        if busy[0]:
+            busy[0] = False
+            return [make_response(req, 503, "Service Unavailable", "t",
+                                  (("Retry-After", "7 (maintenance)"),)).to_bytes()]
+        return [registrar.handle(req)]
+
+    reg = add_registrar(net, handle)
+    ua = registered_ua(net)
+    ua.register(net.now)
+    net.pump()
+    assert ua.events() == [ev.RegistrationChanged("failed", 503, "Service Unavailable",
+                                                  retry_in=7.0)]
+    net.advance(6.9, step=0.1)
+    assert len(reg.received) == 1
+    net.advance(0.2, step=0.1)
+    assert [e.state for e in ua.events()] == ["registered"]
+
+
+def test_failover_to_the_backup_registrar_and_calls_follow(net: VirtualNetwork) -> None:
+    registrar = DemoRegistrar("demo", {"door": "pw"})
+    backup = Responder(lambda req: [registrar.handle(req)] if req.method == "REGISTER" else [])
+    net.agents[("127.0.0.1", 5091)] = backup          # the primary (5090) is not there at all
+    ua = net.add("door", 5060, registrar=SipUri.parse("sip:127.0.0.1:5090"), password="pw",
+                 backup_registrar=SipUri.parse("sip:127.0.0.1:5091"))
+    ua.register(net.now)
+    net.advance(33, step=0.5)                         # timer F on the primary, then the backup
+    states = [e.state for e in ua.events()]
+    assert states[:2] == ["failed", "registered"]
+    ua.invite("sip:resident@example.com", SDP, net.now)
+    net.pump()
+    assert backup.received[-1].method == "INVITE"

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-CALL_STATES = ("calling", "ringing", "answered", "ended", "failed")
+CALL_STATES = ("calling", "ringing", "answered", "updated", "ended", "failed")
 REGISTRATION_STATES = ("registered", "failed", "unregistered")
 DOOR_ACTIONS = ("opened", "rejected")
 
@@ -44,6 +44,7 @@ class RegistrationEvent(Event):
     status: int
     reason: str
     registrar: str
+    retry_in: float = 0.0          # seconds until the next attempt, after a failure
 
     def __post_init__(self) -> None:
         self._one_of("registration state", self.state, REGISTRATION_STATES)

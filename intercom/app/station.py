@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from intercom.sip.ua import UaSettings, UserAgent
 
 log = logging.getLogger("intercom.station")
 PTIME = 20
+RECENT_EVENTS = 200           # replayed to a new `intercom ctl events` watcher
 
 
 @dataclass
@@ -54,6 +56,7 @@ class DoorStation:
         self.board = board
         self.loop = asyncio.get_running_loop()
         self.subscribers: list[Callable[[Event], None]] = []
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.call: ActiveCall | None = None
         self.registration = "none"
         d = config["door"]
@@ -67,13 +70,16 @@ class DoorStation:
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
         self.local_host = s["public_address"] or self._route_address()
         proxy = SipUri.parse(s["proxy"]) if s["proxy"] else None
+        backup = SipUri.parse(s["backup_registrar"]) if s["backup_registrar"] else None
         self.ua = UserAgent(UaSettings(
             user=s["user"], domain=s["domain"] or (self.registrar.host if self.registrar
                                                    else self.local_host),
             local_host=self.local_host, local_port=s["port"],
             display_name=config["station"]["name"], registrar=self.registrar, proxy=proxy,
+            backup_registrar=backup,
             auth_user=s["auth_user"], password=s["password"], realm=s["realm"],
-            register_expires=s["register_expires"], timers=TimerValues(t1=float(s["t1"]))))
+            register_expires=s["register_expires"], session_expires=s["session_expires"],
+            timers=TimerValues(t1=float(s["t1"]))))
         self.sip: UdpEndpoint | None = None
 
     def _route_address(self) -> str:
@@ -137,12 +143,18 @@ class DoorStation:
         self._release_relay()
         self.sip.close()
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[Event], None],
+                  replay: bool = False) -> Callable[[], None]:
+        """Call ``callback`` for each event from now on (after the recent ones, if ``replay``)."""
+        if replay:
+            for event in self.recent:
+                callback(event)
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
     def publish(self, event: Event) -> None:
         log.info("%s", event.to_json())
+        self.recent.append(event)
         for callback in list(self.subscribers):
             callback(event)
 
@@ -154,7 +166,8 @@ class DoorStation:
                 call["audio"] = self.call.stream.stats()
         return {"station": self.config["station"]["name"],
                 "registration": {"state": self.registration,
-                                 "registrar": str(self.registrar) if self.registrar else None},
+                                 "registrar": str(self.ua.registration.server)
+                                 if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config["audio"]["device"], "error": self.audio_error},
                 "relay": {"energised": self.board.relay_energised},
@@ -217,7 +230,8 @@ class DoorStation:
             self.registration = event.state
             self.board.set_led("status", "on" if event.state == "registered" else "blink")
             self.publish(RegistrationEvent(event.state, event.status, event.reason,
-                                           str(self.registrar)))
+                                           str(self.ua.registration.server),
+                                           round(event.retry_in, 1)))
         elif isinstance(event, sip_events.IncomingCall):
             log.info("incoming call from %s declined: the station only calls out", event.caller)
             self.ua.reject(event.call_id, 603 if call is None else 486,
@@ -231,8 +245,16 @@ class DoorStation:
             if call.state == "calling":
                 call.state = "ringing"
                 self.publish(CallEvent("ringing", call.peer, f"{event.status} {event.reason}"))
+            if event.sdp:
+                self._apply_sdp(call, event.sdp)       # early media: hear the PBX's tones
         elif isinstance(event, sip_events.CallAnswered):
             self._on_answered(call, event.sdp)
+        elif isinstance(event, sip_events.CallUpdated):
+            if self._apply_sdp(call, event.sdp):
+                self.publish(CallEvent("updated", call.peer,
+                                       "on hold" if call.rtp.paused else "talking"))
+        elif isinstance(event, sip_events.InfoDtmf):
+            self._on_dtmf(call, event.digit)
         elif isinstance(event, sip_events.CallFailed):
             reason = f"{event.status} {event.reason}"
             if call.no_answer:
@@ -246,27 +268,44 @@ class DoorStation:
             self._finish_call("ended", f"{event.reason} {who}")
 
     def _on_answered(self, call: ActiveCall, body: bytes) -> None:
-        try:
-            chosen = sdp.negotiate(call.media, sdp.parse(body), we_offered=True)
-        except SipError as exc:
-            log.warning("answer from %s unusable: %s", call.peer, exc)
-            self.hangup(f"unusable SDP answer: {exc}")
+        if not self._apply_sdp(call, body):
+            self.hangup("unusable SDP answer")
             return
         call.state = "answered"
-        call.rtp.set_remote(chosen.remote_address, chosen.remote_port)
-        te = chosen.telephone_event.payload_type if chosen.telephone_event else None
-        call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
-                                  call.rtp, codec_for(chosen.codec), te,
-                                  lambda digit: self._on_dtmf(call, digit),
-                                  self._on_audio_error, PTIME)
-        call.stream.start()
         self.board.set_led("call", "on")
         for t in call.timers:
             t.cancel()
         call.timers = [self.loop.call_later(self.config["call"]["max_duration"], self.hangup,
                                             "maximum call duration reached")]
         call.audio_report = self.loop.call_later(1.0, self._report_audio, call)
-        self.publish(CallEvent("answered", call.peer, chosen.codec.name))
+        assert call.stream is not None
+        self.publish(CallEvent("answered", call.peer, call.stream.codec.name))
+
+    def _apply_sdp(self, call: ActiveCall, body: bytes) -> bool:
+        """Follow the peer's latest SDP: where to send, which codec, and whether to send.
+
+        Early media, the final answer (which may differ from the 183's) and later
+        offers all come here; the stream restarts only when the codec changes.
+        """
+        try:
+            remote = sdp.parse(body)
+            chosen = sdp.negotiate(call.media, remote, we_offered=True)
+        except SipError as exc:
+            log.warning("SDP from %s unusable: %s", call.peer, exc)
+            return False
+        call.rtp.retarget(chosen.remote_address, chosen.remote_port)
+        call.rtp.paused = remote.on_hold
+        codec = codec_for(chosen.codec)
+        te = chosen.telephone_event.payload_type if chosen.telephone_event else None
+        if call.stream is not None and (call.stream.codec, call.stream.te_pt) == (codec, te):
+            return True
+        if call.stream is not None:
+            call.stream.stop()
+        call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
+                                  call.rtp, codec, te, lambda digit: self._on_dtmf(call, digit),
+                                  self._on_audio_error, PTIME)
+        call.stream.start()
+        return True
 
     def _on_audio_error(self, message: str) -> None:
         self.audio_error = message
@@ -308,6 +347,10 @@ class DoorStation:
 
     # ----- DTMF and the door ----------------------------------------------------
     def _on_dtmf(self, call: ActiveCall, digit: str) -> None:
+        if call.state != "answered":
+            # Early media comes from the PBX, not the resident: never a door code.
+            log.warning("DTMF %r from %s before the call was answered: ignored", digit, call.peer)
+            return
         self.publish(DtmfEvent(digit, call.peer))
         self._decide(call.peer, self.door.digit(digit, self.loop.time()))
         if self._door_timer is not None:

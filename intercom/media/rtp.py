@@ -36,6 +36,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
         self.latched = False
+        self.paused = False       # on hold: the peer asked us not to send
         self.ssrc = secrets.randbits(32)
         self.seq = secrets.randbits(16)
         self.stats = RtpStats()
@@ -65,6 +66,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if not self.latched:
             self.remote = (host, port)
 
+    def retarget(self, host: str, port: int) -> None:
+        """The peer moved (re-INVITE or UPDATE with new SDP): latch again from scratch."""
+        if self.remote != (host, port):
+            self.latched = False
+            self.remote = (host, port)
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = (addr[0], addr[1])
         if self.latched and source != self.remote:
@@ -87,7 +94,8 @@ class RtpSession(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
     def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
-        if self.transport is None or self.remote is None or self.transport.is_closing():
+        if (self.transport is None or self.remote is None or self.paused
+                or self.transport.is_closing()):
             return
         self.transport.sendto(rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc,
                                         payload), self.remote)

@@ -108,7 +108,8 @@ class Call:
         call_id = new_call_id(s.local_host)
         tag = new_tag()
         req = ua.new_request("INVITE", uri, s.aor.with_tag(tag), NameAddr(uri), call_id, 1)
-        dest = s.outbound.hostport() if s.outbound else uri.hostport()
+        outbound = ua.outbound
+        dest = outbound.hostport() if outbound else uri.hostport()
         call = cls(ua, call_id, True, req, local_sdp, tag, dest)
         call._session_headers(req, s.session_expires, None)
         req.headers.add("Contact", s.contact)

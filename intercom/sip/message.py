@@ -105,7 +105,16 @@ class _Message:
 
     def _serialize(self, start_line: str) -> bytes:
         lines = [start_line]
-        lines += [f"{n}: {v}" for n, v in self.headers.items if n != "Content-Length"]
+        last = ""
+        for n, v in self.headers.items:
+            if n == "Content-Length":
+                continue
+            if n == last and n.lower() in LIST_HEADERS and n not in ("Via", "Route",
+                                                                    "Record-Route", "Contact"):
+                lines[-1] += f", {v}"           # "Allow: INVITE, ACK": one line per header
+            else:
+                lines.append(f"{n}: {v}")
+            last = n
         lines.append(f"Content-Length: {len(self.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
 

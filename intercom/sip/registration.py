@@ -1,4 +1,9 @@
-"""Client registration (RFC 3261 section 10): register, refresh, retry, unregister."""
+"""Client registration (RFC 3261 section 10): register, refresh, retry, unregister.
+
+After a failure it retries with a randomized, doubling backoff, or when a
+503/500 says (Retry-After, RFC 3261 21.5.4 and 20.33). With a backup
+registrar configured, a failed registrar is left for the other one at once.
+"""
 from __future__ import annotations
 
 import random
@@ -31,9 +36,10 @@ class Registration:
         self.auth_tries = 0
         self.due: float | None = None      # next refresh or retry
         self.pending = False
+        self.server = ua.settings.registrar
 
     def start(self, now: float) -> None:
-        if self.ua.settings.registrar is None:
+        if self.server is None:
             return
         self.wanted = True
         self._send(now, self.expires)
@@ -55,13 +61,14 @@ class Registration:
 
     def _send(self, now: float, expires: int, req: Request | None = None) -> None:
         s = self.ua.settings
-        assert s.registrar is not None
+        server = self.server
+        assert server is not None
         if req is None:
             self.auth_tries = 0
             self.cseq += 1
             aor = s.aor
-            req = self.ua.new_request("REGISTER", SipUri("sip", s.registrar.host, None, None,
-                                                          s.registrar.port),
+            req = self.ua.new_request("REGISTER", SipUri("sip", server.host, None, None,
+                                                          server.port),
                                       aor, NameAddr(aor.uri, aor.display), self.call_id, self.cseq)
             req.headers.add("Contact", s.contact)
             req.headers.add("Expires", str(expires))
@@ -69,7 +76,7 @@ class Registration:
         else:
             self.cseq = req.cseq[0]
         self.pending = True
-        self.ua.start_client(req, s.registrar.hostport(), now, self)
+        self.ua.start_client(req, server.hostport(), now, self)
 
     def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
         if resp.status < 200:
@@ -93,7 +100,7 @@ class Registration:
             self.expires = int(resp.headers.get("Min-Expires") or 0)   # RFC 3261 10.2.8
             self._send(now, self.expires)
         elif not unregistering:
-            self._fail(now, resp.status, resp.reason)
+            self._fail(now, resp.status, resp.reason, _retry_after(resp))
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
         self.pending = False
@@ -113,10 +120,20 @@ class Registration:
         header = resp.headers.get("Expires")
         return int(header) if header and header.isdigit() else self.expires
 
-    def _fail(self, now: float, status: int, reason: str) -> None:
+    def _fail(self, now: float, status: int, reason: str, retry_after: int | None = None) -> None:
         self.failures += 1
-        delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self.failures - 1))
-        delay *= self.rng.uniform(0.8, 1.2)
+        s = self.ua.settings
+        backup = s.backup_registrar
+        if backup is not None and (status in (408, 480) or status >= 500):
+            # The other registrar at once; when both have failed, back off first.
+            self.server = backup if self.server == s.registrar else s.registrar
+            if self.failures % 2 == 1:
+                retry_after = 0
+        if retry_after is not None:
+            delay = float(retry_after)
+        else:
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self.failures - 1))
+            delay *= self.rng.uniform(0.8, 1.2)
         self.due = now + delay if self.wanted else None
         self._change("failed", status, reason, retry_in=delay)
 
@@ -124,3 +141,9 @@ class Registration:
                 retry_in: float = 0.0) -> None:
         self.state = state
         self.ua.emit(RegistrationChanged(state, status, reason, expires, retry_in))
+
+
+def _retry_after(resp: Response) -> int | None:
+    """Seconds from Retry-After (on 500/503 and 404/413/480/486/600/603), if any."""
+    value = (resp.headers.get("Retry-After") or "").split(";")[0].split("(")[0].strip()
+    return min(int(value), int(RETRY_MAX)) if value.isdigit() else None

@@ -35,7 +35,8 @@ class UaSettings:
     local_port: int
     display_name: str = ""
     registrar: SipUri | None = None
-    proxy: SipUri | None = None          # outbound proxy; the registrar when unset
+    backup_registrar: SipUri | None = None   # used while the registrar fails
+    proxy: SipUri | None = None          # outbound proxy; the active registrar when unset
     auth_user: str = ""
     password: str = ""
     realm: str = ""                      # answer challenges of this realm only, when set
@@ -56,8 +57,10 @@ class UaSettings:
         return f"<sip:{self.user}@{host}:{self.local_port}>"
 
     @property
-    def outbound(self) -> SipUri | None:
-        return self.proxy or self.registrar
+    def servers(self) -> frozenset[Addr]:
+        """Where our credentials may go: the configured proxy and registrars only."""
+        return frozenset(u.hostport() for u in (self.proxy, self.registrar,
+                                                self.backup_registrar) if u is not None)
 
 
 class UserAgent:
@@ -157,6 +160,11 @@ class UserAgent:
         """A re-INVITE or UPDATE, e.g. with a new SDP after our address changed."""
         self.call(call_id).reoffer(now, method, with_sdp, sdp)
 
+    @property
+    def outbound(self) -> SipUri | None:
+        """Where out-of-dialog requests go: the proxy, else the registrar in use."""
+        return self.settings.proxy or self.registration.server
+
     def call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
         if call is None:
@@ -202,7 +210,7 @@ class UserAgent:
         The retry keeps the Call-ID and gets a new branch and CSeq (22.2).
         """
         s = self.settings
-        if not s.password or s.outbound is None or dest != s.outbound.hostport():
+        if not s.password or dest not in s.servers:
             return None
         name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
         answer = "Authorization" if resp.status == 401 else "Proxy-Authorization"

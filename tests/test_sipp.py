@@ -1,0 +1,106 @@
+"""SIPp scenarios for what softphones will not do on demand.
+
+SIPp plays the resident's phone, a PBX or a registrar, scripted message by
+message; the station runs as ``intercom run`` and is driven by ``intercom ctl``.
+A scenario passes (exit code 0) only if every message came as scripted,
+including the checks on the station's headers and SDP inside it.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from peers import Sipp, Station, wait_for
+
+pytestmark = pytest.mark.peers
+
+
+@contextlib.contextmanager
+def call_against(tmp_path: Path, scenario: str, sip: str = "", *extra: str,
+                 session_expires: int = 0) -> Iterator[tuple[Sipp, Station]]:
+    """SIPp as the phone on its own port; the station calls it directly by IP."""
+    port = free_port()
+    sipp = Sipp(tmp_path, scenario, port, None, *extra)
+    station = None
+    try:
+        station = Station(tmp_path, f"session_expires = {session_expires}\n{sip}",
+                          [f"sip:resident@127.0.0.1:{port}"])
+        yield sipp, station
+    finally:
+        if station is not None:
+            station.stop()
+        sipp.stop()
+
+
+def test_hold_resume_update_and_info_digits_open_the_door(tmp_path: Path) -> None:
+    with call_against(tmp_path, "phone_hold_update_info") as (sipp, station):
+        station.press()
+        assert sipp.wait(30) == 0, sipp.report()
+        updates = [e for e in station.events() if e["event"] == "call" and e["state"] == "updated"]
+        assert [u["reason"] for u in updates] == ["on hold", "talking", "talking"]
+        station.wait_event(5, event="door", action="opened")
+        digits = "".join(e["digit"] for e in station.events() if e["event"] == "dtmf")
+        assert digits == "1234#"
+        station.wait_event(5, event="call", state="ended")
+    assert "Traceback" not in station.log_text()
+
+
+def test_reliable_183_early_media_then_a_changed_answer(tmp_path: Path) -> None:
+    with call_against(tmp_path, "pbx_100rel_early_media") as (sipp, station):
+        station.press()
+        assert sipp.wait(30) == 0, sipp.report()
+        answered = station.wait_event(5, event="call", state="answered")
+        assert answered["reason"] == "PCMA"          # the 200's answer, not the 183's PCMU
+        station.wait_event(5, event="call", state="ended")
+    log = station.log_text()
+    assert "Traceback" not in log
+
+
+def registration_events(station: Station) -> list[dict[str, object]]:
+    return [e for e in station.events() if e["event"] == "registration"]
+
+
+def test_registrar_503_retry_after_then_423_min_expires(tmp_path: Path) -> None:
+    port = free_port()
+    sipp = Sipp(tmp_path, "registrar_423_503", port)
+    try:
+        station = Station(tmp_path, f'registrar = "sip:127.0.0.1:{port}"',
+                          ["sip:resident@127.0.0.1"])
+        try:
+            assert sipp.wait(20) == 0, sipp.report()
+            wait_for(lambda: station.state()["registration"]["state"] == "registered", 5,
+                     "registered after 503 and 423")
+            events = registration_events(station)
+            assert [(e["state"], e["status"]) for e in events] == [("failed", 503),
+                                                                   ("registered", 200)]
+            assert events[0]["retry_in"] == 2.0
+            assert events[1]["time"] - events[0]["time"] == pytest.approx(2.0, abs=0.5)
+        finally:
+            station.stop()
+    finally:
+        sipp.stop()
+
+
+def test_failover_to_the_backup_registrar(tmp_path: Path) -> None:
+    primary, backup = free_port(), free_port()
+    first = Sipp(tmp_path, "registrar_unavailable", primary)
+    second = Sipp(tmp_path, "registrar_ok", backup)
+    try:
+        station = Station(tmp_path, f'registrar = "sip:127.0.0.1:{primary}"\n'
+                                    f'backup_registrar = "sip:127.0.0.1:{backup}"',
+                          ["sip:resident@127.0.0.1"])
+        try:
+            assert first.wait(10) == 0, first.report()
+            assert second.wait(10) == 0, second.report()
+            wait_for(lambda: station.state()["registration"]["state"] == "registered", 5,
+                     "registered with the backup")
+            assert [(e["state"], e["status"]) for e in registration_events(station)] == [
+                ("failed", 503), ("registered", 200)]
+        finally:
+            station.stop()
+    finally:
+        first.stop()
+        second.stop()
