@@ -70,6 +70,8 @@ mpath="{mpath}"
 modparam("htable", "htable", "users=>size=4;")
 modparam("usrloc", "db_mode", 0)
 modparam("rr", "append_fromtag", 1)
+modparam("auth", "algorithm", "{algorithm}")
+modparam("registrar", "max_expires", {max_expires})
 
 event_route[htable:mod-init] {{
 {users}
@@ -110,7 +112,8 @@ KAMAILIO_MODULES = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "us
 
 
 class Kamailio:
-    def __init__(self, workdir: Path, port: int, users: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, port: int, users: dict[str, str],
+                 algorithm: str = "MD5", max_expires: int = 3600) -> None:
         binary = need("kamailio")
         mpaths = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")
         if not mpaths:
@@ -118,10 +121,10 @@ class Kamailio:
         self.port = port
         cfg = workdir / "kamailio.cfg"
         cfg.write_text(KAMAILIO_CFG.format(
-            port=port, mpath=mpaths[0] + "/",
+            port=port, mpath=mpaths[0] + "/", algorithm=algorithm, max_expires=max_expires,
             modules="\n".join(f'loadmodule "{m}.so"' for m in KAMAILIO_MODULES),
             users="\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users.items())))
-        self.log = open(workdir / "kamailio.log", "wb")
+        self.log = open(workdir / "kamailio.log", "ab")
         self.proc = subprocess.Popen(
             [binary, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8",
              "-P", str((workdir / "kamailio.pid").resolve()), "-w", str(workdir)],

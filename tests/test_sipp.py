@@ -21,11 +21,15 @@ pytestmark = pytest.mark.peers
 @contextlib.contextmanager
 def call_against(tmp_path: Path, scenario: str, sip: str = "", *extra: str,
                  session_expires: int = 0) -> Iterator[tuple[Sipp, Station]]:
-    """SIPp as the phone on its own port; the station calls it directly by IP."""
+    """SIPp as the phone on its own port; the station calls it directly by IP.
+
+    ``{sipp}`` in ``sip`` becomes SIPp's address (for a proxy or registrar setting).
+    """
     port = free_port()
     sipp = Sipp(tmp_path, scenario, port, None, *extra)
     station = None
     try:
+        sip = sip.replace("{sipp}", f"127.0.0.1:{port}")
         station = Station(tmp_path, f"session_expires = {session_expires}\n{sip}",
                           [f"sip:resident@127.0.0.1:{port}"])
         yield sipp, station
@@ -104,3 +108,31 @@ def test_failover_to_the_backup_registrar(tmp_path: Path) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_station_refreshes_the_session_timer_with_update(tmp_path: Path) -> None:
+    with call_against(tmp_path, "phone_session_timer", session_expires=1800) as (sipp, station):
+        station.press()
+        assert sipp.wait(25) == 0, sipp.report()
+        station.wait_event(5, event="call", state="ended")
+        answered = station.wait_event(1, event="call", state="answered")
+        ended = station.wait_event(1, event="call", state="ended")
+        assert ended["time"] - answered["time"] == pytest.approx(10, abs=1.5)  # two 5 s refreshes
+
+
+def test_407_from_the_outbound_proxy_is_answered_with_credentials(tmp_path: Path) -> None:
+    with call_against(tmp_path, "proxy_407", 'proxy = "sip:{sipp}"\npassword = "doorpass"'
+                      ) as (sipp, station):
+        station.press()
+        assert sipp.wait(20) == 0, sipp.report()
+        station.wait_event(5, event="call", state="answered")
+        station.wait_event(5, event="call", state="ended")
+
+
+def test_wrong_password_is_refused_by_the_proxy_and_the_call_fails(tmp_path: Path) -> None:
+    with call_against(tmp_path, "proxy_407", 'proxy = "sip:{sipp}"\npassword = "wrong"'
+                      ) as (sipp, station):
+        station.press()
+        assert sipp.wait(20) != 0                    # the scenario took its 403 branch
+        failed = station.wait_event(5, event="call", state="failed")
+        assert failed["reason"] == "403 Forbidden"

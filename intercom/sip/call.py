@@ -80,7 +80,7 @@ class Call:
         self.hangup_requested = False
         self.cancel_sent = False
         self.give_up_at: float | None = None  # no final answer 64*T1 after CANCEL (9.1)
-        self.auth_tries = 0
+        self.auth_tries = {401: 0, 407: 0}   # a proxy and the callee may both challenge
         self.retried_422 = False
         self.ack: bytes | None = None        # resent for each 2xx retransmission (13.2.2.4)
         self.ok: Resend | None = None        # our 2xx, resent until the ACK (13.3.1.4)
@@ -137,8 +137,9 @@ class Call:
         elif status < 300:
             self._on_invite_2xx(resp, now)
         elif status in (401, 407) and not self.hangup_requested and (
-                retry := self.ua.authorized_retry(tx.request, resp, tx.dest, self.auth_tries)):
-            self.auth_tries += 1
+                retry := self.ua.authorized_retry(tx.request, resp, tx.dest,
+                                                  self.auth_tries[status])):
+            self.auth_tries[status] += 1
             self._resend_invite(retry, now)
         elif status == 422 and not self.retried_422 and not self.hangup_requested:
             self._retry_422(tx.request, resp, now)
