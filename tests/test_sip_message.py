@@ -1,12 +1,14 @@
 """SIP parsing and serialising, and the RFC 4475 torture messages through a real UA core."""
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from intercom.sip import sdp
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.errors import ParseError, RemoteError
 from intercom.sip.message import Request, Response, parse_message
@@ -94,7 +96,7 @@ def test_compact_and_folded_headers() -> None:
             b"c: application/sdp\r\nl: 3\r\n\r\nv=0")
     msg = parse_message(data)
     assert isinstance(msg, Request)
-    assert [v.host for v in msg.vias] == ["192.0.2.1", "[2001:db8::1]"]
+    assert [v.host for v in msg.vias] == ["192.0.2.1", "2001:db8::1"]
     assert msg.vias[1].port == 5070
     assert msg.cseq == (1, "INVITE")
     assert msg.content_type == "application/sdp"
@@ -154,3 +156,89 @@ def test_via_with_odd_whitespace() -> None:
     via = Via.parse("SIP / 2.0 / udp  host.example.com : 5070 ;branch=z9hG4bKabc")
     assert (via.transport, via.host, via.port, via.branch) == ("UDP", "host.example.com", 5070,
                                                               "z9hG4bKabc")
+
+
+def _options(extra: bytes, body: bytes = b"") -> bytes:
+    return (b"OPTIONS sip:door@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbig\r\n"
+            b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:door@127.0.0.1>\r\n"
+            b"Call-ID: big\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n" + extra + b"\r\n" + body)
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("a 64 KB header", b"X-Big: " + b"a" * 65536 + b"\r\n"),
+    ("10,000 headers", b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))),
+    ("a negative Content-Length", b"Content-Length: -1\r\n"),
+    ("a huge Content-Length", b"Content-Length: 99999999999999999999\r\n"),
+    ("a Content-Length beyond the datagram", b"Content-Length: 5000\r\n"),
+])
+def test_oversized_or_lying_messages_get_400_or_are_dropped_in_bounded_memory(
+        name: str, extra: bytes) -> None:
+    ua = UserAgent(UaSettings("door", "example.com", "127.0.0.1", 5060))
+    tracemalloc.start()
+    try:
+        ua.receive(_options(extra), ("192.0.2.1", 5070), 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    answers = [status_of(d) for d, _ in ua.datagrams_to_send()]
+    assert answers in ([400], []), name             # []: dropped, and said so below
+    (rejected,) = ua.events()
+    assert rejected.status == 400 and rejected.source == ("192.0.2.1", 5070)
+    assert peak < 8 * 2**20, f"{name}: {peak / 2**20:.1f} MB"
+
+
+def test_ipv6_in_via_contact_and_sdp() -> None:
+    data = (b"INVITE sip:door@[2001:db8::10]:5060 SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK6;rport\r\n"
+            b"From: <sip:resident@[2001:db8::1]>;tag=6\r\nTo: <sip:door@[2001:db8::10]>\r\n"
+            b"Call-ID: v6\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+            b"Contact: <sip:resident@[2001:db8::1]:5070;transport=udp>\r\n"
+            b"Content-Type: application/sdp\r\n\r\n"
+            b"v=0\r\no=- 1 1 IN IP6 2001:db8::1\r\ns=-\r\nc=IN IP6 2001:db8::1\r\nt=0 0\r\n"
+            b"m=audio 4000 RTP/AVP 0\r\n")
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    assert msg.vias[0].host == "2001:db8::1" and msg.vias[0].port == 5070
+    contact = NameAddr.parse(msg.headers.get("Contact") or "")
+    assert contact.uri.hostport() == ("2001:db8::1", 5070)
+    assert msg.ruri.hostport() == ("2001:db8::10", 5060)
+    media = sdp.parse(msg.body)
+    assert (media.address, media.port) == ("2001:db8::1", 4000)
+    ours = sdp.build(1, 1, "2001:db8::10", sdp.MediaDescription("2001:db8::10", 5000, media.formats))
+    assert b"c=IN IP6 2001:db8::10" in ours and sdp.parse(ours).address == "2001:db8::10"
+    settings = UaSettings("door", "example.com", "2001:db8::10", 5060)
+    assert settings.contact == "<sip:door@[2001:db8::10]:5060>"
+    assert str(UserAgent(settings).new_via()).startswith("SIP/2.0/UDP [2001:db8::10]:5060;")
+
+
+header_value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E,
+                                     blacklist_characters=","), min_size=1, max_size=30)
+header_name = st.from_regex(r"X-[A-Za-z][A-Za-z0-9]{0,8}", fullmatch=True)
+
+
+@given(method=st.sampled_from(["INVITE", "OPTIONS", "BYE", "INFO", "UPDATE", "FROBNICATE"]),
+       user=token, host=st.from_regex(r"[a-z][a-z0-9]{0,10}\.example", fullmatch=True),
+       port=st.one_of(st.none(), st.integers(1, 65535)),
+       extra=st.lists(st.tuples(header_name, header_value), max_size=8),
+       allow=st.lists(st.sampled_from(["INVITE", "ACK", "BYE", "INFO"]), max_size=4),
+       body=st.binary(max_size=200), cseq=st.integers(0, 2**31 - 1))
+def test_parse_after_serialize_gives_the_same_message(
+        method: str, user: str, host: str, port: int | None, extra: list[tuple[str, str]],
+        allow: list[str], body: bytes, cseq: int) -> None:
+    req = Request(method, str(SipUri("sip", host, user, None, port)))
+    h = req.headers
+    h.add("Via", f"SIP/2.0/UDP {host}:5060;branch=z9hG4bK{cseq}")
+    h.add("From", f"<sip:{user}@{host}>;tag={cseq}")
+    h.add("To", f"<sip:{user}@{host}>")
+    h.add("Call-ID", f"{cseq}@{host}")
+    h.add("CSeq", f"{cseq} {method}")
+    for name, value in extra:
+        h.add(name, value)
+    for item in allow:
+        h.add("Allow", item)
+    req.body = body
+    again = parse_message(req.to_bytes())
+    assert isinstance(again, Request)
+    assert (again.method, again.uri, again.body) == (method, req.uri, body)
+    assert again.headers.items == h.items + [("Content-Length", str(len(body)))]

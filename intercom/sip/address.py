@@ -187,7 +187,7 @@ class NameAddr:
 @dataclass(frozen=True)
 class Via:
     transport: str
-    host: str
+    host: str                     # without brackets, also for IPv6
     port: int | None
     params: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False)
 
@@ -198,7 +198,7 @@ class Via:
             raise ParseError(f"bad Via {text[:60]!r}")
         sent_by, _, params = m.group(3).partition(";")
         host, port = parse_hostport(re.sub(r"\s+", "", sent_by))
-        return cls(m.group(2).upper(), host, port, parse_params(params))
+        return cls(m.group(2).upper(), host.strip("[]"), port, parse_params(params))
 
     @property
     def branch(self) -> str | None:
@@ -206,4 +206,5 @@ class Via:
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port else ""
-        return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
+        host = f"[{self.host}]" if ":" in self.host else self.host      # IPv6 reference
+        return f"SIP/2.0/{self.transport} {host}{port}{format_params(self.params)}"
