@@ -1,7 +1,8 @@
 """Benchmarks: print figures for the README (run with scripts/bench).
 
 1. Per-frame cost of the Cython hot paths (G.711, RTP, the resampler).
-2. CPU time and memory of a running station (`intercom run`, simulated board
+2. SIP: one typical INVITE parsed, and parsed and serialised; messages per second.
+3. CPU time and memory of a running station (`intercom run`, simulated board
    and sound card at 48 kHz) through a call with the demo phone.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from intercom.cext.resample import Resampler
 from intercom.demo import free_udp_port, wait_until
 from intercom.demo_peer import DemoPhone
 from intercom.media.signal import tone
+from intercom.sip.message import parse_message
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -114,7 +116,50 @@ level = "warning"
     return {"idle": idle, "call": busy, "rss": rss}
 
 
+# An INVITE as a phone gets it through a proxy: two Vias, Record-Route, SDP.
+TYPICAL_INVITE = (
+    b"INVITE sip:resident@192.168.1.20:5060;transport=udp SIP/2.0\r\n"
+    b"Record-Route: <sip:192.168.1.2;lr;ftag=8a3bc1d2e4f5>\r\n"
+    b"Via: SIP/2.0/UDP 192.168.1.2;branch=z9hG4bKcydzigwkX.0\r\n"
+    b"Via: SIP/2.0/UDP 192.168.1.50:5060;received=192.168.1.50;branch=z9hG4bK5a1f3e9c7b2d;rport=5060\r\n"
+    b"Max-Forwards: 69\r\n"
+    b"From: \"Front door\" <sip:door@pbx.home.arpa>;tag=8a3bc1d2e4f5\r\n"
+    b"To: <sip:resident@pbx.home.arpa>\r\n"
+    b"Call-ID: 3f1e9a7c5b2d4e6f8a0b1c2d@192.168.1.50\r\n"
+    b"CSeq: 2 INVITE\r\n"
+    b"Contact: <sip:door@192.168.1.50:5060>\r\n"
+    b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK\r\n"
+    b"Supported: 100rel, timer\r\n"
+    b"Session-Expires: 1800\r\nMin-SE: 90\r\n"
+    b"User-Agent: intercom/0.1\r\n"
+    b"Proxy-Authorization: Digest username=\"door\", realm=\"pbx.home.arpa\", "
+    b"nonce=\"Y2FmZWJhYmU1Njc4\", uri=\"sip:resident@pbx.home.arpa\", "
+    b"response=\"6629fae49393a05397450978507c4ef1\", algorithm=MD5, qop=auth, "
+    b"cnonce=\"0a4f113b\", nc=00000001\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: 235\r\n\r\n"
+    b"v=0\r\no=- 229589355 1 IN IP4 192.168.1.50\r\ns=intercom\r\nc=IN IP4 192.168.1.50\r\n"
+    b"t=0 0\r\nm=audio 30550 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+    b"a=ptime:20\r\na=sendrecv\r\n")
+
+
+def sip_parsing() -> None:
+    assert parse_message(TYPICAL_INVITE).body.endswith(b"a=sendrecv\r\n")
+    parse = per_call(lambda: parse_message(TYPICAL_INVITE), 2000)
+    both = per_call(lambda: parse_message(TYPICAL_INVITE).to_bytes(), 2000)
+    print(f"\nSIP ({len(TYPICAL_INVITE)}-byte INVITE through a proxy, best of 5):")
+    print(f"  {'parse one INVITE':45s} {parse * 1e6:8.1f} us  ({1 / parse:,.0f} messages/s)")
+    print(f"  {'parse and serialise one INVITE':45s} {both * 1e6:8.1f} us")
+
+
 def main() -> None:
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    if only not in ("", "sip"):
+        raise SystemExit("usage: scripts/bench [sip]")
+    sip_parsing()
+    if only == "sip":
+        return
     micro()
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(station_call(Path(tmp)))

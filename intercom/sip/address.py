@@ -16,12 +16,18 @@ _VIA = re.compile(r"^\s*SIP\s*/\s*([^\s/]+)\s*/\s*([^\s/]+)\s+(\S.*)$", re.IGNOR
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::(\d{1,5}))?$")
 
 
+_TOKEN = re.compile("[" + re.escape("".join(sorted(TOKEN_CHARS))) + "]+")
+_SPACE = re.compile(r"\s")
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN.fullmatch(text) is not None
 
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
     """Split on ``sep`` where it is outside double quotes and <...>."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)                  # the common case, and fast
     parts: list[str] = []
     depth_angle = 0
     in_quote = False
@@ -98,7 +104,7 @@ class SipUri:
         scheme, colon, rest = text.partition(":")
         if not colon or not scheme or not scheme[0].isalpha():
             raise ParseError(f"URI without a scheme: {text!r}")
-        if any(c.isspace() for c in text):
+        if _SPACE.search(text):
             raise ParseError(f"whitespace inside URI {text!r}")
         scheme = scheme.lower()
         if scheme not in ("sip", "sips"):

@@ -6,6 +6,7 @@ much of the request as could be read.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ _DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|
 _MAX_U32 = 2**32 - 1
 
 
+@functools.lru_cache(maxsize=256)         # bounded: a peer may send endless new names
 def canonical_name(name: str) -> str:
     low = name.lower()
     low = COMPACT.get(low, low)
@@ -48,10 +50,11 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         name = canonical_name(name)
-        if name.lower() in LIST_HEADERS and value.strip():
+        value = value.strip()
+        if "," in value and name.lower() in LIST_HEADERS:
             self.items.extend((name, v.strip()) for v in split_outside_quotes(value, ",") if v.strip())
         else:
-            self.items.append((name, value.strip()))
+            self.items.append((name, value))
 
     def get(self, name: str) -> str | None:
         key = canonical_name(name)
@@ -212,9 +215,13 @@ def _validate_common(h: Headers) -> str:
     for name in REQUIRED_REQUEST_HEADERS:
         if h.get(name) is None:
             raise ParseError(f"missing {canonical_name(name)} header")
-    for name in SINGLE_HEADERS:
-        if len(h.get_all(name)) > 1:
-            raise ParseError(f"more than one {canonical_name(name)} header")
+    seen: set[str] = set()
+    for name, _ in h.items:                     # one pass, not one scan per name
+        low = name.lower()
+        if low in SINGLE_HEADERS:
+            if low in seen:
+                raise ParseError(f"more than one {name} header")
+            seen.add(low)
     number, _, method = (h.get("CSeq") or "").partition(" ")
     if not number.isdigit() or int(number) >= 2**31:
         raise ParseError(f"bad CSeq number {number[:20]!r}")
@@ -226,12 +233,12 @@ def _validate_common(h: Headers) -> str:
     return method.strip()
 
 
-def _validate_request(req: Request) -> None:
+def _validate_request(req: Request, ruri: SipUri) -> None:
     h = req.headers
     method = _validate_common(h)
     if method != req.method:
         raise ParseError(f"CSeq method {method!r} does not match {req.method}", req)
-    if req.ruri.headers:
+    if ruri.headers:
         raise ParseError("Request-URI must not carry headers", req)
     mf = h.get("Max-Forwards")
     if mf is not None and (not mf.isdigit() or int(mf) > 255):
@@ -281,8 +288,7 @@ def parse_message(data: bytes) -> Request | Response:
             raise RemoteError(505, "Version Not Supported", req)
         if uri.startswith("<"):
             raise ParseError("Request-URI must not be enclosed in <>", req)
-        SipUri.parse(uri)
-        _validate_request(req)
+        _validate_request(req, SipUri.parse(uri))
     except ParseError as exc:
         raise ParseError(exc.reason, req, exc.status) from exc
     return req
