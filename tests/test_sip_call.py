@@ -206,19 +206,25 @@ def invite_requiring_100rel(door: UserAgent) -> Request:
     return req
 
 
-def test_callee_sends_reliable_ringing_until_pracked(net: VirtualNetwork) -> None:
+def ring_reliably(net: VirtualNetwork) -> tuple[UserAgent, UserAgent, str]:
+    """A caller that requires 100rel; the phone rings. Returns door, phone, Call-ID."""
     door = net.add("door", 5060)
     phone = net.add("resident", 5070)
     phone.receive(invite_requiring_100rel(door).to_bytes(), ("127.0.0.1", 5060), net.now)
     (incoming,) = phone.events()
     phone.ring(incoming.call_id, net.now)
+    return door, phone, incoming.call_id
+
+
+def test_callee_sends_reliable_ringing_until_pracked(net: VirtualNetwork) -> None:
+    door, phone, call_id = ring_reliably(net)
     net.pump()
     ringing = sent(net, b"SIP/2.0 180")
     assert ringing and ringing[0].headers.get("Require") == "100rel"
     rseq = ringing[0].headers.get("RSeq")
     net.advance(1.6)                                 # T1, 2*T1: twice more
     assert len([d for _, _, d in net.sent if d.startswith(b"SIP/2.0 180")]) == 3
-    call = phone.calls[incoming.call_id]
+    call = phone.calls[call_id]
     prack = Request("PRACK", "sip:resident@127.0.0.1:5070")
     for name in ("Via", "From", "Call-ID"):
         prack.headers.add(name, ringing[0].headers.get(name) or "")
@@ -235,13 +241,9 @@ def test_callee_sends_reliable_ringing_until_pracked(net: VirtualNetwork) -> Non
 
 
 def test_unpracked_reliable_provisional_ends_in_504(net: VirtualNetwork) -> None:
-    door = net.add("door", 5060)
-    phone = net.add("resident", 5070)
-    phone.receive(invite_requiring_100rel(door).to_bytes(), ("127.0.0.1", 5060), net.now)
-    (incoming,) = phone.events()
-    phone.ring(incoming.call_id, net.now)
+    _, phone, call_id = ring_reliably(net)
     net.advance(40, step=0.5)
-    assert phone.events() == [ev.CallEnded(incoming.call_id, False, "rejected 504")]
+    assert phone.events() == [ev.CallEnded(call_id, False, "rejected 504")]
 
 
 def info(phone: UserAgent, in_id: str, content_type: str, body: bytes, net: VirtualNetwork) -> None:

@@ -135,7 +135,7 @@ class Call:
             if status > 100:
                 self._on_provisional(resp, now)
         elif status < 300:
-            self._on_invite_2xx(resp, now)
+            self.on_invite_2xx(resp, now)
         elif status in (401, 407) and not self.hangup_requested and (
                 retry := self.ua.authorized_retry(tx.request, resp, tx.dest,
                                                   self.auth_tries[status])):
@@ -189,7 +189,7 @@ class Call:
         self.ua.emit(CallProgress(self.call_id, resp.status, resp.reason, resp.body
                                   if resp.content_type == "application/sdp" else b""))
 
-    def _on_invite_2xx(self, resp: Response, now: float) -> None:
+    def on_invite_2xx(self, resp: Response, now: float) -> None:
         dialog = Dialog.as_uac(self.invite, resp)
         early = self.early.get(dialog.remote_tag)
         if early is not None:                     # PRACKs used CSeq numbers (RFC 3262 7.2)
@@ -249,7 +249,7 @@ class Call:
         self.remote_sdp = self.invite.body
         self.dialog = Dialog.as_uas(self.invite, self.local_tag)
         self.reliable = None
-        extra = self._session_answer(self.invite, now)
+        extra = self.session_answer(self.invite, now)
         resp = self._respond(200, "OK", now, body=local_sdp, extra=extra)
         t1 = self.ua.settings.timers.t1
         self.ok = Resend(resp.to_bytes(), self.dest, now + t1, t1, now + 64 * t1,
@@ -419,7 +419,7 @@ class Call:
             raise RemoteError(491, "Request Pending", req)
         if req.body and self.offer_pending:
             raise RemoteError(491, "Request Pending", req)      # UPDATE glare (RFC 3311 5.2)
-        extra = self._session_answer(req, now)
+        extra = self.session_answer(req, now)
         self._refresh_target(req)
         body = b""
         if req.body:
@@ -480,7 +480,7 @@ class Call:
             self.dialog.remote_target = NameAddr.parse(contact).uri
 
     # ----- session timers (RFC 4028) ------------------------------------------
-    def _session_answer(self, req: Request, now: float) -> tuple[tuple[str, str], ...]:
+    def session_answer(self, req: Request, now: float) -> tuple[tuple[str, str], ...]:
         """Our side of the timer for a request we answer 2xx; raises 422 when too short."""
         value = req.headers.get("Session-Expires")
         if value is None:
@@ -589,7 +589,7 @@ class _InviteClient:
         if call.ua.calls.get(call.call_id) is call and call.invite is tx.request:
             call.on_invite_response(tx, resp, now)
         elif 200 <= resp.status < 300:
-            call._on_invite_2xx(resp, now)     # answered after we gave up: ACK and BYE
+            call.on_invite_2xx(resp, now)     # answered after we gave up: ACK and BYE
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
         if self.call.invite is tx.request:

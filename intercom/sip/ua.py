@@ -359,7 +359,7 @@ class UserAgent:
             if call is not None:
                 raise RemoteError(482, "Loop Detected", req)
             call = Call(self, req.call_id, False, req, b"", new_tag(), tx.dest, server_tx=tx)
-            call._session_answer(req, now)          # a 422 now if the interval is too short
+            call.session_answer(req, now)          # a 422 now if the interval is too short
             self.calls[req.call_id] = call
             self.reply(tx, req, 100, "Trying", now)
             self.emit(IncomingCall(req.call_id, str(req.from_.uri), req.body))
