@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intercom.sip.address import SipUri
+from intercom.sip.address import SipUri, parse_hostport
 from intercom.sip.errors import SipError
 
 
@@ -27,7 +27,8 @@ class Field:
     high: float | None = None
     choices: tuple[Any, ...] = ()
     check: str = ""                 # extra checks: "sip_uri", "sip_uri_list", "dtmf_codes",
-                                    # "codec_list", "optional_sip_uri", "session_interval"
+                                    # "codec_list", "optional_sip_uri", "session_interval",
+                                    # "optional_hostport", "hostport_list", "optional_file"
     help: str = ""
 
     def describe(self) -> str:
@@ -74,6 +75,22 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "t1": _n(0.5, 0.1, 5.0, help="RFC 3261 T1 in seconds"),
         "session_expires": _i(1800, 0, 86400, check="session_interval",
                               help="RFC 4028 session timer asked for, 90 s or more; 0: none"),
+        "transport": _s("auto", choices=("auto", "udp", "tcp", "tls"),
+                        help="auto: as the URI says, else DNS NAPTR/SRV, else UDP"),
+        "tls_ca_file": _s("", check="optional_file", help="PEM CA file to verify the server's TLS certificate; "
+                                   "empty: the system's CAs"),
+        "dns_servers": Field(list, [], check="hostport_list",
+                             help='DNS servers for NAPTR/SRV, e.g. ["192.0.2.53"]; '
+                                  "empty: the system's"),
+        "keepalive_interval": _i(25, 0, 3600,
+                                 help="seconds between keepalives to the registrar; 0: none"),
+        "keepalive": _s("crlf", choices=("crlf", "options")),
+        "contact_rewrite": Field(bool, True, help="register the address the registrar sees "
+                                                  "(received/rport) as our Contact"),
+        "stun_server": _s("", check="optional_hostport",
+                          help="host[:port] of a STUN server for the public RTP address"),
+        "address_check": _n(5, 0, 300, help="seconds between checks of our own address, "
+                                            "to follow a network change; 0: never"),
     },
     "call": {
         "targets": Field(list, None, required=True, check="sip_uri_list",
@@ -137,6 +154,15 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
             if not isinstance(item, str):
                 raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
             _check_uri(f"{key}[{i}]", item)
+    elif field.check == "optional_file" and value and not Path(value).is_file():
+        raise ConfigError(f"{key}: {value!r} is not a readable file")
+    elif field.check == "optional_hostport" and value:
+        _check_hostport(key, value)
+    elif field.check == "hostport_list":
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
+            _check_hostport(f"{key}[{i}]", item)
     elif field.check == "session_interval" and 0 < value < 90:
         raise ConfigError(f"{key}: {value} is too short; use 0 (no session timer) or 90..86400")
     elif field.check == "codec_list":
@@ -149,6 +175,15 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
                     c not in "0123456789*#ABCD" for c in code):
                 raise ConfigError(f"{key}[{i}]: {code!r} must be 1-16 DTMF digits (0-9 * # A-D)")
     return value
+
+
+def _check_hostport(key: str, value: str) -> None:
+    try:
+        host, port = parse_hostport(value)
+    except SipError as exc:
+        raise ConfigError(f"{key}: {value!r} is not host[:port] ({exc})") from exc
+    if not host or (port is not None and not 0 < port < 65536):
+        raise ConfigError(f"{key}: {value!r} is not host[:port]")
 
 
 def _check_uri(key: str, value: str) -> None:

@@ -25,7 +25,7 @@ from intercom.sip.address import NameAddr
 from intercom.sip.dialog import make_response, new_tag
 from intercom.sip.errors import SipError
 from intercom.sip.message import Request, parse_message
-from intercom.sip.transport import UdpEndpoint
+from intercom.sip.transport import SipEndpoint
 from intercom.sip.ua import UaSettings, UserAgent
 
 log = logging.getLogger("intercom.demo")
@@ -80,21 +80,22 @@ class DemoRegistrar:
         return make_response(req, 200, "OK", new_tag(), extra).to_bytes()
 
 
-class _PhoneEndpoint(UdpEndpoint):
-    """The phone's UDP endpoint, with REGISTER handed to the registrar."""
+class _PhoneEndpoint(SipEndpoint):
+    """The phone's SIP endpoint (UDP only), with REGISTER handed to the registrar."""
 
     registrar: DemoRegistrar | None = None
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def deliver(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
         if data.startswith(b"REGISTER ") and self.registrar is not None:
             try:
                 msg = parse_message(data)
             except SipError:
                 msg = None                       # the UA core answers it with 400
-            if isinstance(msg, Request) and self.transport is not None:
-                self.transport.sendto(self.registrar.handle(msg), addr)
+            udp = self.udp.transport if self.udp is not None else None
+            if isinstance(msg, Request) and udp is not None and transport == "udp":
+                udp.sendto(self.registrar.handle(msg), addr)
                 return
-        super().datagram_received(data, addr)
+        super().deliver(data, addr, transport)
 
 
 @dataclass
@@ -119,13 +120,13 @@ class DemoPhone:
         self.on_event = on_event or (lambda kind, data: None)
         self.registrar = DemoRegistrar("demo", {"door": "demo-secret"})
         self.ua = UserAgent(UaSettings("resident", "127.0.0.1", "127.0.0.1", port))
-        self.endpoint: UdpEndpoint | None = None
+        self.endpoint: SipEndpoint | None = None
         self.call: PhoneCall | None = None
         self.dtmf_received: list[str] = []
 
     async def start(self) -> None:
         self.endpoint = await _PhoneEndpoint.open(self.ua, ("127.0.0.1", self.port),
-                                                  self._on_ua_event)
+                                                  self._on_ua_event, listen_tcp=False)
         self.endpoint.registrar = self.registrar
 
     def close(self) -> None:

@@ -64,8 +64,9 @@ class VirtualNetwork:
         for _ in range(rounds):
             moved = False
             for src, ua in list(self.agents.items()):
-                for data, dst in ua.datagrams_to_send():
+                for data, dest in ua.datagrams_to_send():
                     moved = True
+                    dst = (dest.host, dest.port)
                     self.sent.append((src, dst, data))
                     hit = next((p for p in self.drop if p(src, dst, data)), None)  # type: ignore[operator]
                     if hit is not None:
@@ -73,7 +74,7 @@ class VirtualNetwork:
                         continue
                     peer = self.agents.get(dst)
                     if peer is not None:
-                        peer.receive(data, src, self.now)
+                        peer.receive(data, src, self.now, dest.transport)
             if not moved:
                 return
 

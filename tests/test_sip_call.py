@@ -199,7 +199,7 @@ def invite_requiring_100rel(door: UserAgent) -> Request:
                            door.settings.aor.with_tag("caller"),
                            door.settings.aor, "rel-call@127.0.0.1", 1)
     req.headers.set("To", "<sip:resident@127.0.0.1:5070>")
-    req.headers.add("Contact", door.settings.contact)
+    req.headers.add("Contact", door.contact())
     req.headers.add("Require", "100rel")
     req.headers.add("Content-Type", "application/sdp")
     req.body = offer(4000)
@@ -249,10 +249,10 @@ def test_unpracked_reliable_provisional_ends_in_504(net: VirtualNetwork) -> None
 def info(phone: UserAgent, in_id: str, content_type: str, body: bytes, net: VirtualNetwork) -> None:
     call = phone.calls[in_id]
     assert call.dialog is not None
-    req = call.dialog.request("INFO", phone.new_via(), phone.settings.contact)
+    req = call.dialog.request("INFO", phone.new_via(), phone.contact())
     req.headers.add("Content-Type", content_type)
     req.body = body
-    phone.start_client(req, call.dialog.next_hop(), net.now, _Nothing())
+    phone.start_client(req, phone.locate(call.dialog.next_hop()), net.now, _Nothing())
     net.pump()
 
 

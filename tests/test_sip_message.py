@@ -208,7 +208,7 @@ def test_ipv6_in_via_contact_and_sdp() -> None:
     ours = sdp.build(1, 1, "2001:db8::10", sdp.MediaDescription("2001:db8::10", 5000, media.formats))
     assert b"c=IN IP6 2001:db8::10" in ours and sdp.parse(ours).address == "2001:db8::10"
     settings = UaSettings("door", "example.com", "2001:db8::10", 5060)
-    assert settings.contact == "<sip:door@[2001:db8::10]:5060>"
+    assert UserAgent(settings).contact() == "<sip:door@[2001:db8::10]:5060>"
     assert str(UserAgent(settings).new_via()).startswith("SIP/2.0/UDP [2001:db8::10]:5060;")
 
 

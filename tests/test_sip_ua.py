@@ -9,6 +9,7 @@ from intercom.demo_peer import DemoRegistrar
 from intercom.sip import events as ev
 from intercom.sip.address import SipUri
 from intercom.sip.dialog import make_response
+from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response, parse_message
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
@@ -22,13 +23,16 @@ class Responder:
         self.received: list[Request] = []
         self._out: list[tuple[bytes, tuple[str, int]]] = []
 
-    def receive(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+    def receive(self, data: bytes, addr: tuple[str, int], now: float,
+                transport: str = "udp") -> None:
+        if not data.strip():
+            return                                  # a keepalive
         msg = parse_message(data)
         if isinstance(msg, Request):
             self.received.append(msg)
-            self._out += [(r, addr) for r in self.handler(msg)]
+            self._out += [(r, Dest(addr[0], addr[1], transport)) for r in self.handler(msg)]
 
-    def datagrams_to_send(self) -> list[tuple[bytes, tuple[str, int]]]:
+    def datagrams_to_send(self) -> list[tuple[bytes, Dest]]:
         out, self._out = self._out, []
         return out
 

@@ -27,8 +27,10 @@ from intercom.sip import events as sip_events
 from intercom.sip import sdp
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
+from intercom.sip.address import parse_hostport
+from intercom.sip.resolver import locate, make_resolver
 from intercom.sip.transaction import TimerValues
-from intercom.sip.transport import UdpEndpoint, local_address_towards
+from intercom.sip.transport import SipEndpoint, local_address_towards, tls_context
 from intercom.sip.ua import UaSettings, UserAgent
 
 log = logging.getLogger("intercom.station")
@@ -79,20 +81,75 @@ class DoorStation:
             backup_registrar=backup,
             auth_user=s["auth_user"], password=s["password"], realm=s["realm"],
             register_expires=s["register_expires"], session_expires=s["session_expires"],
-            timers=TimerValues(t1=float(s["t1"]))))
-        self.sip: UdpEndpoint | None = None
+            transport="udp" if s["transport"] == "auto" else s["transport"],
+            keepalive_interval=float(s["keepalive_interval"]), keepalive_method=s["keepalive"],
+            contact_rewrite=s["contact_rewrite"], timers=TimerValues(t1=float(s["t1"]))))
+        self.sip: SipEndpoint | None = None
+        self._watch: asyncio.Task[None] | None = None
 
-    def _route_address(self) -> str:
+    def _route_address(self, toward: tuple[str, int] | None = None) -> str:
+        """Our address on the route to the registrar (or the first call target)."""
         listen = self.config["sip"]["listen"]
         if listen not in ("0.0.0.0", "::", ""):
             return str(listen)
-        peer = self.registrar or SipUri.parse(self.config["call"]["targets"][0])
-        return local_address_towards(*peer.hostport())
+        if toward is None:
+            toward = (self.registrar or SipUri.parse(self.config["call"]["targets"][0])).hostport()
+        return local_address_towards(*toward)
+
+    async def _locate_servers(self) -> None:
+        """RFC 3263: the places DNS names for the registrars and proxy, best first."""
+        s = self.config["sip"]
+        resolver = make_resolver(s["dns_servers"])
+        forced = None if s["transport"] == "auto" else s["transport"]
+        for uri in self.ua.settings.servers:
+            dests = await locate(uri, resolver, transport=forced)
+            self.ua.set_targets(uri.host, dests)
+
+    async def _watch_address(self, interval: float) -> None:
+        """Follow a change of our own address (Wi-Fi/4G handover): re-register, re-offer."""
+        while True:
+            await asyncio.sleep(interval)
+            first = SipUri.parse(self.config["call"]["targets"][0])
+            dest = self.ua.locate(self.ua.outbound or first)
+            try:
+                current = await asyncio.to_thread(self._route_address, (dest.host, dest.port))
+            except OSError:
+                continue                               # no route right now: wait for one
+            if current != self.ua.settings.local_host and self.sip is not None:
+                log.info("our address changed from %s to %s", self.ua.settings.local_host,
+                         current)
+                self.sip.run(lambda now: self.ua.set_local_address(current, now))
+
+    async def _media_address(self, rtp: RtpSession) -> tuple[str, int]:
+        """Where the peer should send our audio: STUN's answer when configured (RFC 5389)."""
+        server = self.config["sip"]["stun_server"]
+        if server:
+            host, port = parse_hostport(server, 3478)
+            found = await rtp.public_address((host.strip("[]"), port or 3478))
+            if found is not None:
+                return found
+        return self.ua.settings.local_host, rtp.local_port
+
+    async def _readdress_call(self, call: ActiveCall) -> None:
+        host, port = await self._media_address(call.rtp)
+        if self.call is not call or self.sip is None or call.call_id not in self.ua.calls:
+            return
+        body = sdp.readdress(self.ua.call(call.call_id).local_sdp, host, port)
+        try:
+            self.sip.run(lambda now: self.ua.reoffer(call.call_id, now, sdp=body))
+        except SipError as exc:
+            log.warning("cannot re-offer the call after the address change: %s", exc)
 
     # ----- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         s = self.config["sip"]
-        self.sip = await UdpEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event)
+        tls = tls_context(s["tls_ca_file"]) if s["transport"] in ("auto", "tls") else None
+        self.sip = await SipEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event,
+                                          tls)
+        await self._locate_servers()
+        if s["address_check"] and not s["public_address"] and \
+                s["listen"] in ("0.0.0.0", "::", ""):
+            self._watch = self.loop.create_task(self._watch_address(float(s["address_check"])))
         self.board.on_button = self._button_from_board
         self.board.on_door = self._door_from_board
         await self._probe_audio()
@@ -141,6 +198,8 @@ class DoorStation:
                     break
                 await asyncio.sleep(0.05)
         self._release_relay()
+        if self._watch is not None:
+            self._watch.cancel()
         self.sip.close()
 
     def subscribe(self, callback: Callable[[Event], None],
@@ -194,10 +253,11 @@ class DoorStation:
             self._starting = False
             self.publish(CallEvent("failed", targets[index], f"no RTP port: {exc}"))
             return
-        media = sdp.MediaDescription(self.local_host, rtp.local_port,
-                                     offer_formats(self.config["audio"]["codecs"]), ptime=PTIME)
+        host, port = await self._media_address(rtp)
+        media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
+                                     ptime=PTIME)
         call = ActiveCall(index, targets[index], rtp, media)
-        body = sdp.build(secrets.randbelow(2**31), 1, self.local_host, media)
+        body = sdp.build(secrets.randbelow(2**31), 1, host, media)
         assert self.sip is not None
         self.call = call
         self._starting = False
@@ -236,6 +296,13 @@ class DoorStation:
             log.info("incoming call from %s declined: the station only calls out", event.caller)
             self.ua.reject(event.call_id, 603 if call is None else 486,
                            "Decline" if call is None else "Busy Here", self.loop.time())
+        elif isinstance(event, sip_events.LocalAddressChanged):
+            self.local_host = event.address
+            if call is not None and call.call_id in event.call_ids and call.state == "answered":
+                self.loop.create_task(self._readdress_call(call))
+        elif isinstance(event, sip_events.PublicAddress):
+            log.info("the registrar sees us at %s:%d; registering that as our contact",
+                     *event.address)
         elif isinstance(event, sip_events.MessageRejected):
             log.warning("SIP message from %s:%d rejected: %d %s", *event.source, event.status,
                         event.reason)

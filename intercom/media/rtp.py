@@ -17,6 +17,7 @@ from typing import cast
 from dataclasses import dataclass
 
 from intercom.cext import rtp
+from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
 PacketHandler = Callable[[int, bool, int, int, bytes], None]   # pt, marker, seq, ts, payload
@@ -41,6 +42,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.seq = secrets.randbits(16)
         self.stats = RtpStats()
         self.local_port = 0
+        self._stun: dict[bytes, asyncio.Future[bytes]] = {}
 
     @classmethod
     async def open(cls, host: str, port_min: int, port_max: int,
@@ -72,8 +74,35 @@ class RtpSession(asyncio.DatagramProtocol):
             self.latched = False
             self.remote = (host, port)
 
+    async def public_address(self, server: tuple[str, int]) -> tuple[str, int] | None:
+        """Our address and port as a STUN server sees this socket (RFC 5389), or None."""
+        assert self.transport is not None
+        request, tid = stun.binding_request()
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._stun[tid] = answer
+        try:
+            for wait in stun.RETRANSMIT:
+                self.transport.sendto(request, server)
+                try:
+                    return stun.mapped_address(
+                        await asyncio.wait_for(asyncio.shield(answer), wait), tid)
+                except asyncio.TimeoutError:
+                    continue
+                except stun.StunError as exc:
+                    log.warning("STUN server %s:%d: %s", *server, exc)
+                    return None
+        finally:
+            del self._stun[tid]
+        log.warning("STUN server %s:%d did not answer", *server)
+        return None
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = (addr[0], addr[1])
+        if self._stun and stun.is_stun(data):
+            waiter = self._stun.get(data[8:20])
+            if waiter is not None and not waiter.done():
+                waiter.set_result(data)
+            return
         if self.latched and source != self.remote:
             self.stats.foreign += 1
             return

@@ -18,11 +18,12 @@ from intercom.sip.dialog import ALLOW, SUPPORTED, Dialog, new_call_id, new_tag
 from intercom.sip.errors import LocalError, RemoteError
 from intercom.sip.events import (CallAnswered, CallEnded, CallFailed, CallProgress, CallUpdated,
                                  InfoDtmf)
+from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import Transaction
 
 if TYPE_CHECKING:
-    from intercom.sip.ua import Addr, UserAgent
+    from intercom.sip.ua import UserAgent
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DIGITS = "0123456789*#ABCD"
@@ -33,7 +34,7 @@ class Resend:
     """A message we repeat at T1, doubling to T2, until told to stop (13.3.1.4, RFC 3262 3)."""
 
     data: bytes
-    dest: Addr
+    dest: Dest
     next_at: float
     interval: float
     give_up_at: float
@@ -61,7 +62,7 @@ def _digit_from_info(req: Request) -> str | None:
 
 class Call:
     def __init__(self, ua: UserAgent, call_id: str, outgoing: bool, invite: Request,
-                 local_sdp: bytes, local_tag: str, dest: Addr,
+                 local_sdp: bytes, local_tag: str, dest: Dest,
                  server_tx: Transaction | None = None) -> None:
         self.ua = ua
         self.call_id = call_id
@@ -107,12 +108,12 @@ class Call:
         s = ua.settings
         call_id = new_call_id(s.local_host)
         tag = new_tag()
-        req = ua.new_request("INVITE", uri, s.aor.with_tag(tag), NameAddr(uri), call_id, 1)
-        outbound = ua.outbound
-        dest = outbound.hostport() if outbound else uri.hostport()
+        dest = ua.locate(ua.outbound or uri)
+        req = ua.new_request("INVITE", uri, s.aor.with_tag(tag), NameAddr(uri), call_id, 1,
+                             dest.transport)
         call = cls(ua, call_id, True, req, local_sdp, tag, dest)
         call._session_headers(req, s.session_expires, None)
-        req.headers.add("Contact", s.contact)
+        req.headers.add("Contact", ua.contact(dest.transport))
         req.headers.add("Allow", ALLOW)
         req.headers.add("Content-Type", "application/sdp")
         req.body = local_sdp
@@ -151,6 +152,25 @@ class Call:
         self.provisional = False
         self.ua.start_client(retry, self.dest, now, _InviteClient(self))
 
+    def on_invite_timeout(self, tx: Transaction, now: float) -> None:
+        """No answer at all: try the next place DNS gave (RFC 3263 4.3), else give up."""
+        if self.ua.outbound is not None and not self.provisional and not self.hangup_requested \
+                and self.ua.target_failed(tx.dest):
+            self.dest = self.ua.locate(self.ua.outbound)
+            retry = Request("INVITE", tx.request.uri, tx.request.headers.copy(), tx.request.body)
+            retry.headers.set("Via", str(self.ua.new_via(self.dest.transport)))
+            retry.headers.set("CSeq", f"{tx.request.cseq[0] + 1} INVITE")
+            self._resend_invite(retry, now)
+            return
+        self.ua.end(self, CallFailed(self.call_id, 408, "Request Timeout"))
+
+    def _in_dialog(self, dialog: Dialog, method: str,
+                   cseq: int | None = None) -> tuple[Request, Dest]:
+        """A request inside ``dialog`` and where it goes, over the transport of its next hop."""
+        hop = self.ua.locate(dialog.next_hop())
+        contact = "" if method == "ACK" else self.ua.contact(hop.transport)
+        return dialog.request(method, self.ua.new_via(hop.transport), contact, cseq), hop
+
     def _retry_422(self, req: Request, resp: Response, now: float) -> None:
         """Session interval too small: ask again with the peer's minimum (RFC 4028 7.4)."""
         min_se = resp.headers.get("Min-SE") or ""
@@ -161,7 +181,7 @@ class Call:
         self.retried_422 = True
         self.min_se = max(self.min_se, int(value))
         retry = Request(req.method, req.uri, req.headers.copy(), req.body)
-        retry.headers.set("Via", str(self.ua.new_via()))
+        retry.headers.set("Via", str(self.ua.new_via(self.dest.transport)))
         retry.headers.set("CSeq", f"{req.cseq[0] + 1} INVITE")
         retry.headers.set("Session-Expires", str(self.min_se))
         retry.headers.set("Min-SE", str(self.min_se))
@@ -179,9 +199,9 @@ class Call:
             early = self.early.get(tag)
             if early is None:
                 early = self.early[tag] = Dialog.as_uac(self.invite, resp)
-            prack = early.request("PRACK", self.ua.new_via(), self.ua.settings.contact)
+            prack, hop = self._in_dialog(early, "PRACK")
             prack.headers.add("RAck", f"{rseq} {self.invite.cseq[0]} INVITE")
-            self.ua.start_client(prack, early.next_hop(), now, _Quiet())
+            self.ua.start_client(prack, hop, now, _Quiet())
         if self.state == "calling":
             self.state = "early"
         if resp.body and resp.content_type == "application/sdp":
@@ -196,17 +216,18 @@ class Call:
             dialog.local_cseq = max(dialog.local_cseq, early.local_cseq)
         if self.dialog is not None and dialog.remote_tag != self.dialog.remote_tag:
             # A second fork answered: acknowledge it and release it at once.
-            self.ua.send_raw(dialog.request("ACK", self.ua.new_via(), "", dialog.local_cseq)
-                             .to_bytes(), dialog.next_hop())
-            self.ua.start_client(dialog.request("BYE", self.ua.new_via(), self.ua.settings.contact),
-                                 dialog.next_hop(), now, _Quiet())
+            ack, hop = self._in_dialog(dialog, "ACK", dialog.local_cseq)
+            self.ua.send_raw(ack.to_bytes(), hop)
+            bye, hop = self._in_dialog(dialog, "BYE")
+            self.ua.start_client(bye, hop, now, _Quiet())
             return
         if self.dialog is not None:
             self._ack_again()                      # our ACK was lost: the 2xx came again
             return
         self.dialog = dialog
-        self.ack = dialog.request("ACK", self.ua.new_via(), "", self.invite.cseq[0]).to_bytes()
-        self.ua.send_raw(self.ack, dialog.next_hop())
+        ack, hop = self._in_dialog(dialog, "ACK", self.invite.cseq[0])
+        self.ack = ack.to_bytes()
+        self.ua.send_raw(self.ack, hop)
         self.give_up_at = None
         if self.hangup_requested:
             self.send_bye(now)
@@ -219,7 +240,7 @@ class Call:
 
     def _ack_again(self) -> None:
         if self.ack is not None and self.dialog is not None:
-            self.ua.send_raw(self.ack, self.dialog.next_hop())
+            self.ua.send_raw(self.ack, self.ua.locate(self.dialog.next_hop()))
 
     def on_stray_2xx(self, resp: Response) -> None:
         """A 2xx whose transaction is gone: a retransmission to ACK again (13.2.2.4)."""
@@ -266,7 +287,7 @@ class Call:
         if self.server_tx is None:
             raise LocalError(f"call {self.call_id} is not an incoming call")
         if 100 < status < 300:
-            extra = (("Contact", self.ua.settings.contact), ("Allow", ALLOW),
+            extra = (("Contact", self.ua.contact(self.dest.transport)), ("Allow", ALLOW),
                      ("Supported", SUPPORTED)) + extra
             if body:
                 extra += (("Content-Type", "application/sdp"),)
@@ -300,8 +321,8 @@ class Call:
         self.state = "ending"
         self.ok = None
         self.timer = None
-        bye = self.dialog.request("BYE", self.ua.new_via(), self.ua.settings.contact)
-        self.ua.start_client(bye, self.dialog.next_hop(), now, _ByeClient(self, reason))
+        bye, hop = self._in_dialog(self.dialog, "BYE")
+        self.ua.start_client(bye, hop, now, _ByeClient(self, reason))
 
     # ----- offers inside the dialog: re-INVITE and UPDATE --------------------
     def hold(self, now: float) -> None:
@@ -327,7 +348,7 @@ class Call:
     def _send_offer(self, method: str, with_sdp: bool, now: float) -> None:
         """The offer is made when it is sent, so a queued one reflects the latest state."""
         assert self.dialog is not None
-        req = self.dialog.request(method, self.ua.new_via(), self.ua.settings.contact)
+        req, hop = self._in_dialog(self.dialog, method)
         timer = self.timer
         self._session_headers(req, timer.interval if timer else 0, "uac" if timer else None)
         if with_sdp:
@@ -336,7 +357,7 @@ class Call:
             req.headers.add("Content-Type", "application/sdp")
             req.body = self.local_sdp
         self.offer_pending = True
-        self.ua.start_client(req, self.dialog.next_hop(), now, _OfferClient(self))
+        self.ua.start_client(req, hop, now, _OfferClient(self))
 
     def on_offer_response(self, tx: Transaction, resp: Response, now: float) -> None:
         if resp.status < 200:
@@ -347,12 +368,12 @@ class Call:
             assert self.dialog is not None
             self._refresh_target(resp)
             if req.method == "INVITE":
-                ack = self.dialog.request("ACK", self.ua.new_via(), "", req.cseq[0])
+                ack, hop = self._in_dialog(self.dialog, "ACK", req.cseq[0])
                 if not req.body and resp.body:     # their offer in the 2xx; our answer in ACK
                     ack.headers.add("Content-Type", "application/sdp")
                     ack.body = self._answer_to(resp.body)
                 self.ack = ack.to_bytes()
-                self.ua.send_raw(self.ack, self.dialog.next_hop())
+                self.ua.send_raw(self.ack, hop)
             if resp.body:
                 self.remote_sdp = resp.body
                 self.ua.emit(CallUpdated(self.call_id, resp.body))
@@ -428,14 +449,14 @@ class Call:
             body = self.local_sdp = sdp.rebuild(   # we offer in the 2xx (RFC 3261 14.2)
                 self.local_sdp, sdp.hold_direction("sendrecv", self.holding))
             self.offer_in_ok = True
-        extra += (("Contact", self.ua.settings.contact), ("Allow", ALLOW),
+        extra += (("Contact", self.ua.contact(tx.dest.transport)), ("Allow", ALLOW),
                   ("Supported", SUPPORTED))
         if body:
             extra += (("Content-Type", "application/sdp"),)
         resp = self.ua.reply(tx, req, 200, "OK", now, self.local_tag, extra, body)
         if req.method == "INVITE":
             t1 = self.ua.settings.timers.t1
-            self.ok = Resend(resp.to_bytes(), self.dest, now + t1, t1, now + 64 * t1, req.cseq[0])
+            self.ok = Resend(resp.to_bytes(), tx.dest, now + t1, t1, now + 64 * t1, req.cseq[0])
             self.remote_offer_pending = True
         if req.body:
             self.ua.emit(CallUpdated(self.call_id, req.body))
@@ -593,7 +614,7 @@ class _InviteClient:
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
         if self.call.invite is tx.request:
-            self.call.ua.end(self.call, CallFailed(self.call.call_id, 408, "Request Timeout"))
+            self.call.on_invite_timeout(tx, now)
 
 
 class _OfferClient:

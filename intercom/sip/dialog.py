@@ -55,11 +55,11 @@ class Dialog:
                    _untagged(invite.from_), target, invite.headers.get_all("Record-Route"),
                    local_cseq=secrets.randbelow(2**16) + 1, remote_cseq=invite.cseq[0])
 
-    def next_hop(self) -> tuple[str, int]:
+    def next_hop(self) -> SipUri:
         """First Route entry when there is a route set (loose routing), else the target."""
         if self.route_set:
-            return NameAddr.parse(self.route_set[0]).uri.hostport()
-        return self.remote_target.hostport()
+            return NameAddr.parse(self.route_set[0]).uri
+        return self.remote_target
 
     def request(self, method: str, via: Via, contact: str, cseq: int | None = None) -> Request:
         """An in-dialog request (12.2.1.1); ACK passes the INVITE's CSeq number."""

@@ -73,5 +73,21 @@ class MessageRejected:
     source: tuple[str, int]
 
 
+@dataclass(frozen=True)
+class LocalAddressChanged:
+    """Our own address changed; the calls listed need a new offer with it."""
+
+    address: str
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PublicAddress:
+    """The registrar sees us at another address than we think (NAT, RFC 3581)."""
+
+    address: tuple[str, int]
+
+
 UaEvent = (RegistrationChanged | CallProgress | CallAnswered | CallFailed | CallEnded
-           | IncomingCall | CallUpdated | InfoDtmf | MessageRejected)
+           | IncomingCall | CallUpdated | InfoDtmf | MessageRejected | LocalAddressChanged
+           | PublicAddress)

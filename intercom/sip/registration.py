@@ -1,24 +1,33 @@
 """Client registration (RFC 3261 section 10): register, refresh, retry, unregister.
 
 After a failure it retries with a randomized, doubling backoff, or when a
-503/500 says (Retry-After, RFC 3261 21.5.4 and 20.33). With a backup
-registrar configured, a failed registrar is left for the other one at once.
+503/500 says (Retry-After, RFC 3261 21.5.4 and 20.33). When DNS gave the
+registrar several places (RFC 3263), a failed one is left for the next at
+once; so is a failed registrar for the backup registrar.
+
+While registered it keeps the NAT binding toward the registrar open with
+CRLF pings or OPTIONS (RFC 5626 3.5.1), and when the registrar reports a
+different source address in the Via (received/rport, RFC 3581) over UDP,
+it registers that address as its Contact instead, at most once per
+registration lifetime, so two views of the address cannot make it loop.
 """
 from __future__ import annotations
 
 import random
 from typing import TYPE_CHECKING
 
-from intercom.sip.address import NameAddr, SipUri
-from intercom.sip.dialog import new_call_id
+from intercom.sip.address import NameAddr, SipUri, Via
+from intercom.sip.dialog import new_call_id, new_tag
 from intercom.sip.errors import RemoteError
-from intercom.sip.events import RegistrationChanged
+from intercom.sip.events import PublicAddress, RegistrationChanged
+from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import Transaction
 
 if TYPE_CHECKING:
     from intercom.sip.ua import UserAgent
 
+KEEPALIVE = b"\r\n\r\n"       # a CRLF ping (RFC 5626 3.5.1 and 4.4.1)
 RETRY_FIRST = 5.0          # seconds before the first retry after a failure
 RETRY_MAX = 300.0
 
@@ -37,6 +46,19 @@ class Registration:
         self.due: float | None = None      # next refresh or retry
         self.pending = False
         self.server = ua.settings.registrar
+        self.public: tuple[str, int] | None = None   # our address as the registrar sees it
+        self.rewrite_after = 0.0
+        self.keepalive_due: float | None = None
+        self.keepalive_pending = False
+
+    @property
+    def dest(self) -> Dest | None:
+        return self.ua.locate(self.server) if self.server is not None else None
+
+    @property
+    def transport(self) -> str:
+        dest = self.dest
+        return dest.transport if dest is not None else self.ua.settings.transport
 
     def start(self, now: float) -> None:
         if self.server is None:
@@ -49,34 +71,76 @@ class Registration:
             self._send(now, 0)
         self.wanted = False
         self.due = None
+        self.keepalive_due = None
 
     def next_deadline(self) -> float | None:
-        return self.due
+        return min((d for d in (self.due, self.keepalive_due) if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         if self.due is not None and now >= self.due:
             self.due = None
             if self.wanted and not self.pending:
                 self._send(now, self.expires)
+        if self.keepalive_due is not None and now >= self.keepalive_due:
+            self._keepalive(now)
 
-    def _send(self, now: float, expires: int, req: Request | None = None) -> None:
+    def address_changed(self, old_contact: str, now: float) -> None:
+        """Our address moved: register the new Contact and drop the old one."""
+        self.public = None
+        self.rewrite_after = 0.0
+        if self.wanted:
+            self._send(now, self.expires, remove=old_contact)
+
+    def on_transport_lost(self, dest: Dest, now: float) -> None:
+        """The connection to the registrar broke: register again over a new one (RFC 5626 4.4.1)."""
+        ours = self.dest
+        if self.wanted and not self.pending and ours is not None and ours.same_place(dest):
+            self.keepalive_due = None
+            self.due = now
+
+    def _keepalive(self, now: float) -> None:
+        dest = self.dest
         s = self.ua.settings
+        self.keepalive_due = now + s.keepalive_interval
+        if dest is None or self.state != "registered":
+            return
+        if s.keepalive_method == "options" and not dest.reliable:
+            if self.keepalive_pending:
+                return
+            aor = s.aor
+            req = self.ua.new_request("OPTIONS", self._ruri(), aor.with_tag(new_tag()),
+                                      NameAddr(aor.uri), new_call_id(s.local_host), 1,
+                                      dest.transport)
+            self.keepalive_pending = True
+            self.ua.start_client(req, dest, now, _KeepaliveClient(self))
+        else:
+            self.ua.send_raw(KEEPALIVE, dest)
+
+    def _ruri(self) -> SipUri:
         server = self.server
         assert server is not None
+        return SipUri(server.scheme, server.host, None, None, server.port)
+
+    def _send(self, now: float, expires: int, req: Request | None = None,
+              remove: str | None = None) -> None:
+        s = self.ua.settings
+        dest = self.dest
+        assert dest is not None
         if req is None:
             self.auth_tries = 0
             self.cseq += 1
             aor = s.aor
-            req = self.ua.new_request("REGISTER", SipUri("sip", server.host, None, None,
-                                                          server.port),
-                                      aor, NameAddr(aor.uri, aor.display), self.call_id, self.cseq)
-            req.headers.add("Contact", s.contact)
+            req = self.ua.new_request("REGISTER", self._ruri(), aor, NameAddr(aor.uri, aor.display),
+                                      self.call_id, self.cseq, dest.transport)
+            req.headers.add("Contact", self.ua.contact(dest.transport))
+            if remove is not None and remove != self.ua.contact(dest.transport):
+                req.headers.add("Contact", remove + ";expires=0")
             req.headers.add("Expires", str(expires))
             self.ua.add_credentials(req, "Authorization")
         else:
             self.cseq = req.cseq[0]
         self.pending = True
-        self.ua.start_client(req, server.hostport(), now, self)
+        self.ua.start_client(req, dest, now, self)
 
     def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
         if resp.status < 200:
@@ -88,9 +152,13 @@ class Registration:
             if unregistering:
                 self._change("unregistered", resp.status, resp.reason)
                 return
-            granted = self._granted(resp)
+            granted = self._granted(resp, tx.dest.transport)
+            if self._rewrite_contact(tx, resp, now, granted):
+                return
             # Refresh well before expiry: halfway for short grants, a minute early otherwise.
             self.due = now + max(granted / 2, granted - 60)
+            interval = self.ua.settings.keepalive_interval
+            self.keepalive_due = now + interval if interval > 0 else None
             self._change("registered", resp.status, resp.reason, granted)
         elif resp.status in (401, 407) and (
                 retry := self.ua.authorized_retry(tx.request, resp, tx.dest, self.auth_tries)):
@@ -100,15 +168,37 @@ class Registration:
             self.expires = int(resp.headers.get("Min-Expires") or 0)   # RFC 3261 10.2.8
             self._send(now, self.expires)
         elif not unregistering:
-            self._fail(now, resp.status, resp.reason, _retry_after(resp))
+            failed = tx.dest if resp.status == 503 else None
+            self._fail(now, resp.status, resp.reason, _retry_after(resp), failed)
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
         self.pending = False
         if tx.request.headers.get("Expires") != "0":
-            self._fail(now, 408, "Request Timeout")
+            self._fail(now, 408, "Request Timeout", failed=tx.dest)
 
-    def _granted(self, resp: Response) -> int:
-        ours = NameAddr.parse(self.ua.settings.contact).uri
+    def _rewrite_contact(self, tx: Transaction, resp: Response, now: float, granted: int) -> bool:
+        """Register the address the registrar saw, if it differs from our Contact (RFC 3581)."""
+        s = self.ua.settings
+        if not s.contact_rewrite or tx.dest.reliable or now < self.rewrite_after:
+            return False
+        try:
+            via = Via.parse(resp.headers.get_all("Via")[0])
+        except (RemoteError, IndexError):
+            return False
+        rport = via.params.get("rport") or ""
+        observed = (via.params.get("received") or s.local_host,
+                    int(rport) if rport.isdigit() else s.local_port)
+        if observed == (self.public or (s.local_host, s.local_port)):
+            return False
+        old = self.ua.contact(tx.dest.transport)
+        self.public = None if observed == (s.local_host, s.local_port) else observed
+        self.rewrite_after = now + granted
+        self.ua.emit(PublicAddress(observed))
+        self._send(now, self.expires, remove=old)
+        return True
+
+    def _granted(self, resp: Response, transport: str) -> int:
+        ours = NameAddr.parse(self.ua.contact(transport)).uri
         for value in resp.headers.get_all("Contact"):
             try:
                 contact = NameAddr.parse(value)
@@ -120,11 +210,15 @@ class Registration:
         header = resp.headers.get("Expires")
         return int(header) if header and header.isdigit() else self.expires
 
-    def _fail(self, now: float, status: int, reason: str, retry_after: int | None = None) -> None:
+    def _fail(self, now: float, status: int, reason: str, retry_after: int | None = None,
+              failed: Dest | None = None) -> None:
         self.failures += 1
+        self.keepalive_due = None
         s = self.ua.settings
         backup = s.backup_registrar
-        if backup is not None and (status in (408, 480) or status >= 500):
+        if failed is not None and self.ua.target_failed(failed):
+            retry_after = 0                    # DNS gave another place: try it now (RFC 3263 4.3)
+        elif backup is not None and (status in (408, 480) or status >= 500):
             # The other registrar at once; when both have failed, back off first.
             self.server = backup if self.server == s.registrar else s.registrar
             if self.failures % 2 == 1:
@@ -147,3 +241,20 @@ def _retry_after(resp: Response) -> int | None:
     """Seconds from Retry-After (on 500/503 and 404/413/480/486/600/603), if any."""
     value = (resp.headers.get("Retry-After") or "").split(";")[0].split("(")[0].strip()
     return min(int(value), int(RETRY_MAX)) if value.isdigit() else None
+
+
+class _KeepaliveClient:
+    """OPTIONS as keepalive: any answer shows the registrar is there; none means re-register."""
+
+    def __init__(self, registration: Registration) -> None:
+        self.registration = registration
+
+    def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
+        if resp.status >= 200:
+            self.registration.keepalive_pending = False
+
+    def on_timeout(self, tx: Transaction, now: float) -> None:
+        reg = self.registration
+        reg.keepalive_pending = False
+        if reg.wanted and not reg.pending:
+            reg._fail(now, 408, "Keepalive Timeout", failed=tx.dest)

@@ -211,3 +211,10 @@ def rebuild(local: bytes, direction: str, offer: bytes | None = None) -> bytes:
     if same == local:
         return local
     return build(ours.session_id, ours.version + 1, origin_addr, new)
+
+
+def readdress(local: bytes, address: str, port: int | None = None) -> bytes:
+    """Our SDP at a new address (and port), after a network change: a new version."""
+    ours = parse(local)
+    new = MediaDescription(address, port or ours.port, ours.formats, ours.direction, ours.ptime)
+    return build(ours.session_id, ours.version + 1, address, new)

@@ -1,4 +1,4 @@
-"""RFC 3261 section 17 transactions over an unreliable transport, in one table.
+"""RFC 3261 section 17 transactions, in one table.
 
 A transaction is fed inputs ("1xx", "timer_A", "send_final", ...) and the
 current time; the table gives its next state and a list of actions, which
@@ -6,13 +6,15 @@ current time; the table gives its next state and a list of actions, which
 what to tell the transaction user come back in a ``Step``.
 
 Timer values (section 17.1.1.1 and table 4): A/E/G start at T1 and double
-(E and G capped at T2), B/F/H/J are 64*T1, D is 32 s, I and K are T4.
+(E and G capped at T2), B/F/H/J are 64*T1, D is 32 s, I and K are T4. Over
+a reliable transport A, E and G never fire and D, I, J and K are zero.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 
+from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 
 
@@ -89,6 +91,11 @@ INITIAL = {K.INVITE_CLIENT: (S.CALLING, ("arm:A", "arm:B")),
            K.NON_INVITE_SERVER: (S.TRYING, ())}
 
 
+# Over TCP and TLS there are no retransmissions, and the wait states end at once.
+RELIABLE_SKIP = frozenset("AEG")
+RELIABLE_ZERO = frozenset("DIJK")
+
+
 @dataclass(frozen=True)
 class TimerValues:
     t1: float = 0.5
@@ -119,12 +126,13 @@ def response_input(status: int) -> str:
 
 
 class Transaction:
-    def __init__(self, kind: Kind, request: Request, dest: tuple[str, int], now: float,
-                 timers: TimerValues) -> None:
+    def __init__(self, kind: Kind, request: Request, dest: Dest, now: float,
+                 timers: TimerValues, reliable: bool = False) -> None:
         self.kind = kind
         self.request = request
         self.dest = dest
         self.values = timers
+        self.reliable = reliable
         self.deadlines: dict[str, float] = {}
         self.intervals: dict[str, float] = {}
         self.last_response: bytes | None = None
@@ -169,6 +177,11 @@ class Transaction:
         for action in actions:
             verb, _, arg = action.partition(":")
             if verb == "arm":
+                if self.reliable and arg in RELIABLE_SKIP:
+                    continue                        # TCP/TLS retransmit for us (17.1.1.2)
+                if self.reliable and arg in RELIABLE_ZERO:
+                    self.deadlines[arg] = now
+                    continue
                 interval = self.intervals.setdefault(arg, self.values.initial(arg))
                 self.deadlines[arg] = now + interval
             elif verb == "disarm":

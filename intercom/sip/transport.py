@@ -1,21 +1,39 @@
-"""The asyncio UDP adapter around the sans-IO UserAgent.
+"""The asyncio adapter around the sans-IO UserAgent: UDP, TCP and TLS.
 
-It feeds datagrams and the loop clock in, sends what the core gives out,
-hands events to a callback, and re-arms one timer. Host names in
-destinations are resolved here, never in the core.
+It feeds messages and the loop clock in, sends what the core gives out,
+hands events to a callback, and re-arms one timer. The core names each
+destination with its transport (``Dest``); here a UDP datagram goes out of
+the one UDP socket, and a TCP or TLS message goes over the connection to
+that place, opened on first use and reused both ways (RFC 3261 18 and
+RFC 5923): requests a registrar sends back over our connection, and
+answers to requests that came in on a connection, go over the same one.
+
+A connection that cannot be opened, breaks, or stops answering CRLF pings
+(RFC 5626 4.4.1) is reported to the core, which fails what was waiting on
+it and registers again over a new one. Host names are resolved here
+(A/AAAA), never in the core; RFC 3263 NAPTR/SRV happen in ``resolver.py``.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
-from typing import Self, cast
+import ssl
+from collections.abc import Callable, Coroutine
+from typing import Any, Self, cast
 
 from intercom.sip.events import UaEvent
+from intercom.sip.framing import PING, PONG, FramingError, StreamFramer
+from intercom.sip.locate import Dest, is_ip
 from intercom.sip.ua import UserAgent
 
 log = logging.getLogger("intercom.sip")
+
+PONG_TIMEOUT = 10.0            # RFC 5626 4.4.1: no pong within 10 s means the flow is dead
+CONNECT_TIMEOUT = 8.0
+MAX_CONNECTIONS = 64           # accepted and opened together; more are refused
+MAX_PENDING = 256 * 1024       # bytes queued on a connection that is still opening
+RESOLVE_TTL = 300.0
 
 
 def local_address_towards(host: str, port: int) -> str:
@@ -26,33 +44,150 @@ def local_address_towards(host: str, port: int) -> str:
         return str(probe.getsockname()[0])
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
-    def __init__(self, ua: UserAgent, on_event: Callable[[UaEvent], None]) -> None:
-        self.ua = ua
-        self.on_event = on_event
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.DatagramTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._resolved: dict[str, str] = {}
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """Client TLS that verifies the server: against ``ca_file`` or the system CAs."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
-    @classmethod
-    async def open(cls, ua: UserAgent, bind: tuple[str, int],
-                   on_event: Callable[[UaEvent], None]) -> Self:
-        loop = asyncio.get_running_loop()
-        endpoint = cls(ua, on_event)
-        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=bind)
-        return endpoint
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.ua.receive(data, (addr[0], addr[1]), self.loop.time())
-        self.flush()
+        self.endpoint.deliver(data, (addr[0], addr[1]), "udp")
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the transaction timers deal with it.
         log.debug("SIP socket error: %s", exc)
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP or TLS connection, framed into SIP messages."""
+
+    def __init__(self, endpoint: SipEndpoint, transport_name: str,
+                 peer: tuple[str, int] | None = None) -> None:
+        self.endpoint = endpoint
+        self.name = transport_name
+        self.peer = peer
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.pong_timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.origin: Dest | None = None       # the core's name for where we connected
+
+    @property
+    def dest(self) -> Dest:
+        if self.origin is not None:
+            return self.origin
+        assert self.peer is not None
+        return Dest(self.peer[0], self.peer[1], self.name)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self.peer is None:                                      # accepted
+            addr = transport.get_extra_info("peername")
+            self.peer = (addr[0], addr[1])
+            if not self.endpoint.adopt(self):
+                transport.close()
+                return
+        for data in self.pending:
+            self.transport.write(data)
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except FramingError as exc:
+            log.warning("SIP %s from %s:%s: %s; closing the connection", self.name.upper(),
+                        *(self.peer or ("?", 0)), exc)
+            self.close()
+            return
+        if frames.pings and self.transport is not None:
+            self.transport.write(PONG * frames.pings)
+        if frames.pongs and self.pong_timer is not None:
+            self.pong_timer.cancel()
+            self.pong_timer = None
+        assert self.peer is not None
+        for message in frames.messages:
+            self.endpoint.deliver(message, self.peer, self.name)
+
+    def write(self, data: bytes) -> None:
+        if data == PING and self.pong_timer is None:
+            self.pong_timer = self.endpoint.loop.call_later(PONG_TIMEOUT, self._no_pong)
+        if self.transport is not None:
+            self.transport.write(data)
+        elif self.pending_bytes + len(data) <= MAX_PENDING:
+            self.pending.append(data)
+            self.pending_bytes += len(data)
+        else:
+            log.warning("SIP %s to %s: connection not up, message dropped", self.name, self.peer)
+
+    def _no_pong(self) -> None:
+        self.pong_timer = None
+        log.warning("SIP %s to %s:%s: no answer to a keepalive in %.0f s; reconnecting",
+                    self.name.upper(), *(self.peer or ("?", 0)), PONG_TIMEOUT)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.connection_lost(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.pong_timer is not None:
+            self.pong_timer.cancel()
+        self.endpoint.forget(self, exc)
+
+
+class SipEndpoint:
+    def __init__(self, ua: UserAgent, on_event: Callable[[UaEvent], None],
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.ua = ua
+        self.on_event = on_event
+        self.loop = asyncio.get_running_loop()
+        self.tls = tls
+        self.udp: _Udp | None = None
+        self.server: asyncio.Server | None = None
+        self.streams: dict[tuple[str, str, int], _Stream] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._resolved: dict[str, tuple[str, float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+
+    @classmethod
+    async def open(cls, ua: UserAgent, bind: tuple[str, int],
+                   on_event: Callable[[UaEvent], None], tls: ssl.SSLContext | None = None,
+                   listen_tcp: bool = True) -> Self:
+        """UDP on ``bind``, and a TCP listener on the same port unless told not to."""
+        endpoint = cls(ua, on_event, tls)
+        loop = endpoint.loop
+        _, proto = await loop.create_datagram_endpoint(lambda: _Udp(endpoint), local_addr=bind)
+        endpoint.udp = proto
+        if listen_tcp:
+            try:
+                endpoint.server = await loop.create_server(lambda: _Stream(endpoint, "tcp"),
+                                                           bind[0], bind[1], reuse_address=True)
+            except OSError as exc:
+                log.warning("no SIP over TCP on %s:%d: %s", bind[0], bind[1], exc)
+        return endpoint
+
+    # ----- into the core --------------------------------------------------------
+    def deliver(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        self.ua.receive(data, addr, self.loop.time(), transport)
+        self.flush()
 
     def run(self, command: Callable[[float], object]) -> object:
         """Run a core command with the current time, then flush its output."""
@@ -64,8 +199,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         # Event handlers may call the core again (reject a call, say): go round
         # until it has nothing more to say.
         while True:
-            for data, (host, port) in self.ua.datagrams_to_send():
-                self._sendto(data, host, port)
+            for data, dest in self.ua.datagrams_to_send():
+                self._send(data, dest)
             events = self.ua.events()
             if not events:
                 break
@@ -77,10 +212,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._rearm()
 
     def close(self) -> None:
+        self.closing = True
         if self._timer is not None:
             self._timer.cancel()
-        if self.transport is not None:
-            self.transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for stream in list(self.streams.values()):
+            stream.close()
+        if self.server is not None:
+            self.server.close()
+        if self.udp is not None and self.udp.transport is not None:
+            self.udp.transport.close()
 
     def _rearm(self) -> None:
         if self._timer is not None:
@@ -95,22 +237,96 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.ua.handle_timer(self.loop.time())
         self.flush()
 
-    def _sendto(self, data: bytes, host: str, port: int) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        address = self._resolved.get(host) or self._resolve(host)
-        if address is None:
-            return
-        self.transport.sendto(data, (address, port))
+    # ----- connections ------------------------------------------------------------
+    def adopt(self, stream: _Stream) -> bool:
+        """An accepted connection: keep it, unless there are too many."""
+        assert stream.peer is not None
+        if len(self.streams) >= MAX_CONNECTIONS:
+            log.warning("SIP: refusing a connection from %s:%d, %d are open",
+                        *stream.peer, len(self.streams))
+            return False
+        self.streams[(stream.name, *stream.peer)] = stream
+        return True
 
-    def _resolve(self, host: str) -> str | None:
-        # A blocking look-up, cached: names here are the configured registrar or
-        # proxy. RFC 3263 NAPTR/SRV resolution belongs to the full user agent.
+    def forget(self, stream: _Stream, exc: Exception | None) -> None:
+        if stream.peer is None:
+            return
+        key = (stream.name, *stream.peer)
+        if self.streams.get(key) is stream:
+            del self.streams[key]
+        if self.closing:
+            return
+        if exc is not None:
+            log.info("SIP %s connection to %s:%d lost: %s", stream.name.upper(), *stream.peer,
+                     exc)
+        self.ua.transport_error(stream.dest, self.loop.time())
+        self.flush()
+
+    # ----- out of the core -----------------------------------------------------
+    def _send(self, data: bytes, dest: Dest) -> None:
+        address = self._cached(dest.host)
+        if address is None:
+            self._spawn(self._resolve_and_send(data, dest))
+            return
+        if dest.transport == "udp":
+            if self.udp is not None and self.udp.transport is not None \
+                    and not self.udp.transport.is_closing():
+                self.udp.transport.sendto(data, (address, dest.port))
+            return
+        stream = self.streams.get((dest.transport, address, dest.port))
+        if stream is None:
+            if len(self.streams) >= MAX_CONNECTIONS:
+                log.warning("SIP: not opening a connection to %s:%d, %d are open",
+                            address, dest.port, len(self.streams))
+                return
+            stream = _Stream(self, dest.transport, (address, dest.port))
+            stream.origin = dest
+            self.streams[(dest.transport, address, dest.port)] = stream
+            self._spawn(self._connect(stream, dest))
+        stream.write(data)
+
+    async def _resolve_and_send(self, data: bytes, dest: Dest) -> None:
+        if await self._resolve(dest.host) is None:
+            self.ua.transport_error(dest, self.loop.time())
+        else:
+            self._send(data, dest)
+        self.flush()
+
+    async def _connect(self, stream: _Stream, dest: Dest) -> None:
+        assert stream.peer is not None
+        context: ssl.SSLContext | None = None
+        server_hostname: str | None = None
+        if dest.transport == "tls":
+            context = self.tls or tls_context()
+            server_hostname = dest.name or dest.host
         try:
-            info = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+            await asyncio.wait_for(self.loop.create_connection(
+                lambda: stream, stream.peer[0], stream.peer[1], ssl=context,
+                server_hostname=server_hostname), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            log.warning("SIP %s connection to %s (%s:%d) failed: %s", dest.transport.upper(),
+                        server_hostname or dest.host, *stream.peer, exc or "timed out")
+            stream.connection_lost(None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _cached(self, host: str) -> str | None:
+        if is_ip(host):
+            return host
+        entry = self._resolved.get(host)
+        if entry is None or entry[1] < self.loop.time():
+            return None
+        return entry[0]
+
+    async def _resolve(self, host: str) -> str | None:
+        try:
+            info = await self.loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
             log.warning("cannot resolve %s: %s", host, exc)
             return None
         address = str(info[0][4][0])
-        self._resolved[host] = address
+        self._resolved[host] = (address, self.loop.time() + RESOLVE_TTL)
         return address

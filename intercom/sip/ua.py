@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from intercom.sip import digest
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.call import Call
 from intercom.sip.dialog import ALLOW, SUPPORTED, make_response, new_branch, new_tag
 from intercom.sip.errors import LocalError, RemoteError
-from intercom.sip.events import IncomingCall, MessageRejected, UaEvent
+from intercom.sip.events import IncomingCall, LocalAddressChanged, MessageRejected, UaEvent
+from intercom.sip.locate import Dest, TargetList, needs_srv, uri_dest
 from intercom.sip.message import Request, Response, parse_message
 from intercom.sip.registration import Registration
 from intercom.sip.transaction import Kind, TimerValues, Transaction, response_input
@@ -41,6 +42,10 @@ class UaSettings:
     password: str = ""
     realm: str = ""                      # answer challenges of this realm only, when set
     register_expires: int = 600
+    transport: str = "udp"               # for URIs that do not say (udp, tcp, tls)
+    keepalive_interval: float = 25.0     # toward the registrar; 0: none
+    keepalive_method: str = "crlf"       # or "options"
+    contact_rewrite: bool = True         # follow the registrar's received/rport (RFC 3581)
     session_expires: int = 1800          # RFC 4028 interval we ask for; 0: none
     min_se: int = 90
     timers: TimerValues = TimerValues()
@@ -52,31 +57,27 @@ class UaSettings:
         return NameAddr(SipUri("sip", self.domain, self.user), display)
 
     @property
-    def contact(self) -> str:
-        host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
-        return f"<sip:{self.user}@{host}:{self.local_port}>"
-
-    @property
-    def servers(self) -> frozenset[Addr]:
+    def servers(self) -> tuple[SipUri, ...]:
         """Where our credentials may go: the configured proxy and registrars only."""
-        return frozenset(u.hostport() for u in (self.proxy, self.registrar,
-                                                self.backup_registrar) if u is not None)
+        return tuple(u for u in (self.proxy, self.registrar, self.backup_registrar)
+                     if u is not None)
 
 
 class UserAgent:
     def __init__(self, settings: UaSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
-        self._out: list[tuple[bytes, Addr]] = []
+        self._out: list[tuple[bytes, Dest]] = []
         self._events: deque[UaEvent] = deque()
         self._client: dict[tuple[str, str], tuple[Transaction, object]] = {}
         self._server: dict[tuple[str, str, str], Transaction] = {}
         self._merge: dict[tuple[str, str, int, str], tuple[str, str, str]] = {}
         self._nonces: dict[str, tuple[digest.Challenge, int]] = {}
         self.calls: dict[str, Call] = {}
+        self.targets: dict[str, TargetList] = {}        # RFC 3263 results per server name
         self.registration = Registration(self, rng or random.Random())
 
     # ----- the sans-IO interface -------------------------------------------------
-    def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
+    def datagrams_to_send(self) -> list[tuple[bytes, Dest]]:
         out, self._out = self._out, []
         return out
 
@@ -92,16 +93,34 @@ class UserAgent:
         deadlines.append(self.registration.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
-    def receive(self, data: bytes, addr: Addr, now: float) -> None:
+    def receive(self, data: bytes, addr: Addr, now: float, transport: str = "udp") -> None:
+        """One datagram, or one framed message from a TCP/TLS connection, from ``addr``."""
+        source = Dest(addr[0], addr[1], transport)
+        if not data.strip(b"\r\n"):
+            return                  # a keepalive (RFC 5626 3.5.1); CRLFs are ignored (7.5)
         try:
             msg = parse_message(data)
         except RemoteError as exc:
-            self._reject_unparsable(exc, addr, now)
+            self._reject_unparsable(exc, source, now)
             return
         if isinstance(msg, Response):
             self._on_response(msg, now)
         else:
-            self._on_request(msg, addr, now)
+            self._on_request(msg, source, now)
+
+    def transport_error(self, dest: Dest, now: float) -> None:
+        """The adapter could not reach ``dest`` (connection refused or lost, TLS failure).
+
+        Client transactions toward it fail at once, as if timed out (RFC 3261
+        8.1.3.1 and 17.1.4), and the server list moves on to its next place.
+        """
+        for key, (tx, handler) in list(self._client.items()):
+            if tx.dest.same_place(dest) and not tx.terminated:
+                self._client.pop(key, None)
+                tx.state = tx.state.TERMINATED
+                tx.deadlines.clear()
+                handler.on_timeout(tx, now)  # type: ignore[attr-defined]
+        self.registration.on_transport_lost(dest, now)
 
     def handle_timer(self, now: float) -> None:
         for key, (tx, handler) in list(self._client.items()):
@@ -165,6 +184,52 @@ class UserAgent:
         """Where out-of-dialog requests go: the proxy, else the registrar in use."""
         return self.settings.proxy or self.registration.server
 
+    # ----- server location (RFC 3263) --------------------------------------------
+    def set_targets(self, host: str, dests: list[Dest]) -> None:
+        """What DNS said for a configured server's name (NAPTR/SRV), best first."""
+        if dests:
+            self.targets[host.lower()] = TargetList(dests)
+        else:
+            self.targets.pop(host.lower(), None)
+
+    def locate(self, uri: SipUri) -> Dest:
+        """Where a request for ``uri`` goes now: the place in use from its target list,
+        or the URI's own host and port (a name there is resolved by the adapter)."""
+        listed = self.targets.get(uri.host) if needs_srv(uri) else None
+        return listed.current if listed is not None else uri_dest(uri, self.settings.transport)
+
+    def target_failed(self, dest: Dest) -> bool:
+        """Move past a failed place; True when another place is left to try now."""
+        return any([targets.failed(dest) for targets in self.targets.values()])
+
+    def is_server(self, dest: Dest) -> bool:
+        """Is ``dest`` one of the configured proxy and registrars (or a place DNS gave for them)?"""
+        for uri in self.settings.servers:
+            listed = self.targets.get(uri.host)
+            places = (listed.dests if listed is not None and needs_srv(uri)
+                      else [uri_dest(uri, self.settings.transport)])
+            if any((p.host, p.port) == (dest.host, dest.port) for p in places):
+                return True
+        return False
+
+    def contact(self, transport: str = "udp") -> str:
+        """Our Contact: the address the registrar saw us at when it differs (RFC 3581)."""
+        host, port = self.registration.public or (self.settings.local_host,
+                                                  self.settings.local_port)
+        host = f"[{host}]" if ":" in host else host
+        param = "" if transport == "udp" else f";transport={transport}"
+        return f"<sip:{self.settings.user}@{host}:{port}{param}>"
+
+    def set_local_address(self, host: str, now: float) -> None:
+        """Our address changed (Wi-Fi or 4G handover): register the new contact and
+        tell the application, which re-offers its calls with the new media address."""
+        if host == self.settings.local_host:
+            return
+        old = self.contact(self.registration.transport)
+        self.settings = replace(self.settings, local_host=host)
+        self.registration.address_changed(old, now)
+        self.emit(LocalAddressChanged(host, tuple(self.calls)))
+
     def call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
         if call is None:
@@ -172,15 +237,18 @@ class UserAgent:
         return call
 
     # ----- building blocks shared with Registration ------------------------------
-    def new_via(self) -> Via:
+    def new_via(self, transport: str = "udp") -> Via:
         s = self.settings
-        return Via("UDP", s.local_host, s.local_port, {"branch": new_branch(), "rport": None})
+        params: dict[str, str | None] = {"branch": new_branch(), "rport": None}
+        if transport != "udp":
+            params["alias"] = None      # reuse this connection toward us (RFC 5923)
+        return Via(transport.upper(), s.local_host, s.local_port, params)
 
     def new_request(self, method: str, ruri: SipUri, from_: NameAddr, to: NameAddr,
-                    call_id: str, cseq: int) -> Request:
+                    call_id: str, cseq: int, transport: str = "udp") -> Request:
         req = Request(method, str(ruri))
         h = req.headers
-        h.add("Via", str(self.new_via()))
+        h.add("Via", str(self.new_via(transport)))
         h.add("Max-Forwards", "70")
         h.add("From", str(from_))
         h.add("To", str(to))
@@ -189,9 +257,9 @@ class UserAgent:
         h.add("User-Agent", self.settings.user_agent)
         return req
 
-    def start_client(self, req: Request, dest: Addr, now: float, handler: object) -> Transaction:
+    def start_client(self, req: Request, dest: Dest, now: float, handler: object) -> Transaction:
         kind = Kind.INVITE_CLIENT if req.method == "INVITE" else Kind.NON_INVITE_CLIENT
-        tx = Transaction(kind, req, dest, now, self.settings.timers)
+        tx = Transaction(kind, req, dest, now, self.settings.timers, dest.reliable)
         branch = Via.parse(req.headers.get_all("Via")[0]).branch or ""
         self._client[(branch, req.method)] = (tx, handler)
         self._out.append((tx.initial_send(), dest))
@@ -200,7 +268,7 @@ class UserAgent:
     def emit(self, event: UaEvent) -> None:
         self._events.append(event)
 
-    def authorized_retry(self, req: Request, resp: Response, dest: Addr,
+    def authorized_retry(self, req: Request, resp: Response, dest: Dest,
                          tries: int) -> Request | None:
         """``req`` again with credentials for ``resp``'s challenge, or None.
 
@@ -210,7 +278,7 @@ class UserAgent:
         The retry keeps the Call-ID and gets a new branch and CSeq (22.2).
         """
         s = self.settings
-        if not s.password or dest not in s.servers:
+        if not s.password or not self.is_server(dest):
             return None
         name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
         answer = "Authorization" if resp.status == 401 else "Proxy-Authorization"
@@ -225,7 +293,7 @@ class UserAgent:
                 return None
             retry = Request(req.method, req.uri, req.headers.copy(), req.body)
             h = retry.headers
-            h.set("Via", str(self.new_via()))
+            h.set("Via", str(self.new_via(dest.transport)))
             h.set("CSeq", f"{req.cseq[0] + 1} {req.method}")
             self._nonces[answer] = (ch, 0)
             h.remove(answer)
@@ -248,7 +316,7 @@ class UserAgent:
         req.headers.add(header, digest.authorization(ch, s.auth_user or s.user, s.password,
                                                      req.method, req.uri, new_tag(), count + 1))
 
-    def send_raw(self, data: bytes, dest: Addr) -> None:
+    def send_raw(self, data: bytes, dest: Dest) -> None:
         self._out.append((data, dest))
 
     def end(self, call: Call, event: UaEvent) -> None:
@@ -282,7 +350,7 @@ class UserAgent:
     def on_options(self, req: Request, tx: Transaction, now: float) -> None:
         self.reply(tx, req, 200, "OK", now, new_tag(),
                    (("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", SUPPORTED),
-                    ("Contact", self.settings.contact)))
+                    ("Contact", self.contact(tx.dest.transport))))
 
     # ----- responses -------------------------------------------------------------
     def _on_response(self, resp: Response, now: float) -> None:
@@ -305,8 +373,8 @@ class UserAgent:
             handler.on_response(tx, resp, now)  # type: ignore[attr-defined]
 
     # ----- requests --------------------------------------------------------------
-    def _reject_unparsable(self, exc: RemoteError, addr: Addr, now: float) -> None:
-        self.emit(MessageRejected(exc.status, exc.reason, addr))
+    def _reject_unparsable(self, exc: RemoteError, addr: Dest, now: float) -> None:
+        self.emit(MessageRejected(exc.status, exc.reason, (addr.host, addr.port)))
         req = exc.request
         if req is None or req.method == "ACK" or not req.headers.get_all("Via"):
             return                                  # nothing to address a response to
@@ -326,7 +394,7 @@ class UserAgent:
             branch = f"{req.call_id}|{req.cseq[0]}|{req.from_.tag}"
         return branch, f"{top.host}:{top.port}", method
 
-    def _on_request(self, req: Request, addr: Addr, now: float) -> None:
+    def _on_request(self, req: Request, addr: Dest, now: float) -> None:
         key = self._server_key(req)
         tx = self._server.get(key)
         if req.method == "ACK":
@@ -339,7 +407,7 @@ class UserAgent:
             self._send(tx.fire("request", now).send, addr)
             return
         kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
-        tx = Transaction(kind, req, addr, now, self.settings.timers)
+        tx = Transaction(kind, req, addr, now, self.settings.timers, addr.reliable)
         self._server[key] = tx
         try:
             self._check_request(req, key)
@@ -404,7 +472,7 @@ class UserAgent:
         self.reply(tx, req, 200, "OK", now, call.local_tag)
         call.on_cancel(now)
 
-    def _send(self, datagrams: list[bytes], dest: Addr) -> None:
+    def _send(self, datagrams: list[bytes], dest: Dest) -> None:
         self._out.extend((d, dest) for d in datagrams)
 
 
