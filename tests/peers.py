@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ debug=2
 log_stderror=yes
 children=2
 listen=udp:127.0.0.1:{port}
+{listen_more}
+tcp_accept_aliases=yes
 mpath="{mpath}"
 {modules}
 modparam("htable", "htable", "users=>size=4;")
@@ -78,6 +81,7 @@ event_route[htable:mod-init] {{
 }}
 
 request_route {{
+    xlog("L_INFO", "SEEN $rm from $si:$sp over $pr contact $ct\\n");
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (has_totag()) {{
         if (loose_route()) {{ t_relay(); exit; }}
@@ -112,18 +116,41 @@ KAMAILIO_MODULES = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "us
 
 
 class Kamailio:
+    """Registrar and proxy on UDP ``port``; with ``tcp`` also TCP there, and with
+    ``tls`` (certificate, key) TLS on ``port + 1``. It logs one "SEEN" line per request."""
+
     def __init__(self, workdir: Path, port: int, users: dict[str, str],
-                 algorithm: str = "MD5", max_expires: int = 3600) -> None:
+                 algorithm: str = "MD5", max_expires: int = 3600, tcp: bool = False,
+                 tls: tuple[Path, Path] | None = None) -> None:
         binary = need("kamailio")
         mpaths = glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")
         if not mpaths:
             missing("Kamailio modules not found")
         self.port = port
+        self.workdir = workdir
+        listen_more = [f"listen=tcp:127.0.0.1:{port}"] if tcp else []
+        if not tcp and tls is None:
+            listen_more.append("disable_tcp=yes")
+        modules = list(KAMAILIO_MODULES)
+        if tls is not None:
+            if not os.path.exists(mpaths[0] + "/tls.so"):
+                missing("Kamailio's TLS module (kamailio-tls-modules) is not installed")
+            tls_cfg = workdir / "kamailio-tls.cfg"
+            tls_cfg.write_text(f"[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+                               f"require_certificate = no\ncertificate = {tls[0]}\n"
+                               f"private_key = {tls[1]}\n")
+            listen_more += ["enable_tls=yes", f"listen=tls:127.0.0.1:{port + 1}"]
+            modules.insert(0, "tls")
         cfg = workdir / "kamailio.cfg"
-        cfg.write_text(KAMAILIO_CFG.format(
+        text = KAMAILIO_CFG.format(
             port=port, mpath=mpaths[0] + "/", algorithm=algorithm, max_expires=max_expires,
-            modules="\n".join(f'loadmodule "{m}.so"' for m in KAMAILIO_MODULES),
-            users="\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users.items())))
+            listen_more="\n".join(listen_more),
+            modules="\n".join(f'loadmodule "{m}.so"' for m in modules),
+            users="\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users.items()))
+        if tls is not None:
+            text = text.replace('loadmodule "tls.so"',
+                                f'loadmodule "tls.so"\nmodparam("tls", "config", "{tls_cfg}")')
+        cfg.write_text(text)
         self.log = open(workdir / "kamailio.log", "ab")
         self.proc = subprocess.Popen(
             [binary, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8",
@@ -151,9 +178,90 @@ class Kamailio:
             except OSError:
                 return False
 
+    def seen(self, method: str) -> list[str]:
+        """The "SEEN" lines Kamailio logged for requests of ``method``."""
+        text = (self.workdir / "kamailio.log").read_text(errors="replace")
+        return [line.split("SEEN ", 1)[1] for line in text.splitlines()
+                if f"SEEN {method} " in line]
+
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
+
+
+def make_certificates(work: Path, names: list[str]) -> tuple[Path, Path, Path]:
+    """A test CA, and a server certificate it signed for ``names`` (DNS names or IPs).
+
+    Returns (CA certificate, server certificate, server key), made with openssl.
+    """
+    binary = need("openssl")
+    ca_key, ca, key, csr, cert = (work / n for n in ("ca.key", "ca.pem", "server.key",
+                                                     "server.csr", "server.pem"))
+    alt = ",".join(("IP:" if n.replace(".", "").isdigit() else "DNS:") + n for n in names)
+    ext = work / "server.ext"
+    ext.write_text(f"subjectAltName={alt}\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=intercom test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", f"/CN={names[0]}"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", ext],
+    ]
+    for step in steps:
+        subprocess.run([binary, *map(str, step)], check=True, capture_output=True, timeout=60)
+    return ca, cert, key
+
+
+class DnsServer:
+    """An authoritative DNS server on 127.0.0.1 (UDP) for test zones, with dnspython.
+
+    ``records`` maps (name, type) to record texts, e.g.
+    ``{("_sip._tcp.example.test", "SRV"): ["10 0 5060 pbx.example.test."]}``.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]]) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+        self.records = {(n.rstrip(".").lower() + ".", t.upper()): v for (n, t), v in records.items()}
+        self.queries: list[tuple[str, str]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.running = True
+
+        def serve() -> None:
+            while self.running:
+                try:
+                    data, addr = self.sock.recvfrom(4096)
+                except OSError:
+                    continue
+                query = dns.message.from_wire(data)
+                reply = dns.message.make_response(query)
+                reply.flags |= dns.flags.AA
+                question = query.question[0]
+                name = question.name.to_text().lower()
+                kind = dns.rdatatype.to_text(question.rdtype)
+                self.queries.append((name.rstrip("."), kind))
+                texts = self.records.get((name, kind))
+                if texts:
+                    reply.answer.append(dns.rrset.from_text(name, 60, "IN", kind, *texts))
+                elif not any(n == name for n, _ in self.records):
+                    reply.set_rcode(dns.rcode.NXDOMAIN)
+                self.sock.sendto(reply.to_wire(), addr)
+
+        import dns.flags
+        import dns.rdatatype
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
 
 
 class Baresip:
