@@ -5,6 +5,7 @@ and reaped, since PID 1 here does not reap orphans.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, free_port_pair_gap
 
 from intercom.media.signal import tone, write_wav
 
@@ -262,6 +263,70 @@ class DnsServer:
         self.running = False
         self.thread.join(timeout=2)
         self.sock.close()
+
+
+LINPHONERC = """[sip]
+sip_port={port}
+sip_tcp_port=0
+sip_tls_port=0
+bind_address=127.0.0.1
+register_only_when_network_is_up=0
+[rtp]
+audio_rtp_port={rtp}
+bind_address=127.0.0.1
+[sound]
+echocancellation=0
+[misc]
+enable_video=0
+"""
+
+
+class Linphone:
+    """linphonec, headless: file audio (``play``/``record``), auto-answer, typed commands.
+
+    It rewrites its config as it runs, so each one starts from a fresh copy in its
+    own HOME; its output (call states, DTMF) is kept in a log the test reads.
+    """
+
+    def __init__(self, work: Path, port: int, play: Path, auto_answer: bool = True) -> None:
+        binary = need("linphonec")
+        self.home = work / f"linphone-{port}"
+        (self.home / ".local" / "share" / "linphone").mkdir(parents=True)  # else no sockets
+        self.port = port
+        rc = self.home / "linphonerc"
+        rc.write_text(LINPHONERC.format(port=port, rtp=free_port_pair_gap(1)))
+        self.record = self.home / "heard.wav"
+        self.logfile = self.home / "linphonec.out"
+        self.out = open(self.logfile, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(rc), *(["-a"] if auto_answer else [])], stdin=subprocess.PIPE,
+            stdout=self.out, stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+            | {"HOME": str(self.home)})
+        self.command("soundcard use files")
+        self.command(f"play {play}")
+        self.command(f"record {self.record}")
+        wait_for(lambda: "Using wav files" in self.output(), 15, "linphonec to start")
+
+    def command(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def output(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+    def wait_output(self, text: str, timeout: float) -> None:
+        wait_for(lambda: text in self.output(), timeout, f"linphonec to say {text!r}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.command("quit")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        stop_process(self.proc)
+        self.out.close()
 
 
 class Baresip:
