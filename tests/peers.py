@@ -215,6 +215,53 @@ def make_certificates(work: Path, names: list[str]) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+class LossyRelay:
+    """A UDP relay on 127.0.0.1 that loses chosen datagrams, for retransmission tests.
+
+    What arrives from anyone but ``target`` goes to ``target``; what ``target``
+    sends goes back to the last other sender. ``drop`` says how many datagrams
+    starting with each method to lose, e.g. {"INVITE": 1, "ACK": 1}.
+    """
+
+    def __init__(self, target: int, drop: dict[str, int]) -> None:
+        self.target = ("127.0.0.1", target)
+        self.drop = dict(drop)
+        self.dropped: list[str] = []
+        self.forwarded: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.running = True
+        self.thread = threading.Thread(target=self._relay, daemon=True)
+        self.thread.start()
+
+    def _relay(self) -> None:
+        other: tuple[str, int] | None = None
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            first = data.split(b" ", 1)[0].decode(errors="replace")
+            if addr == self.target:
+                if other is not None:
+                    self.sock.sendto(data, other)
+                continue
+            other = addr
+            if self.drop.get(first, 0) > 0:
+                self.drop[first] -= 1
+                self.dropped.append(first)
+                continue
+            self.forwarded.append(first)
+            self.sock.sendto(data, self.target)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
 class DnsServer:
     """An authoritative DNS server on 127.0.0.1 (UDP) for test zones, with dnspython.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from peers import Sipp, Station, wait_for
+from peers import LossyRelay, Sipp, Station, wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -136,3 +136,40 @@ def test_wrong_password_is_refused_by_the_proxy_and_the_call_fails(tmp_path: Pat
         assert sipp.wait(20) != 0                    # the scenario took its 403 branch
         failed = station.wait_event(5, event="call", state="failed")
         assert failed["reason"] == "403 Forbidden"
+
+
+def test_a_200_ok_that_crosses_our_cancel_is_acked_and_ended_with_bye(tmp_path: Path) -> None:
+    port = free_port()
+    sipp = Sipp(tmp_path, "phone_cancel_race", port)
+    station = None
+    try:
+        station = Station(tmp_path, "session_expires = 0", [f"sip:resident@127.0.0.1:{port}"],
+                          ring_timeout=5)
+        station.press()
+        assert sipp.wait(20) == 0, sipp.report()
+        station.wait_event(5, event="call", state="ended")
+        assert station.state()["call"]["state"] == "idle"
+    finally:
+        if station is not None:
+            station.stop()
+        sipp.stop()
+
+
+def test_lost_invite_and_lost_ack_are_sent_again(tmp_path: Path) -> None:
+    port = free_port()
+    relay = LossyRelay(port, {"INVITE": 1, "ACK": 1})
+    sipp = Sipp(tmp_path, "phone_lost_invite", port, None, "-key", "relay_port", str(relay.port))
+    station = None
+    try:
+        station = Station(tmp_path, "session_expires = 0\nt1 = 0.5",
+                          [f"sip:resident@127.0.0.1:{relay.port}"])
+        station.press()
+        assert sipp.wait(20) == 0, sipp.report()
+        station.wait_event(5, event="call", state="ended")
+    finally:
+        if station is not None:
+            station.stop()
+        sipp.stop()
+        relay.stop()
+    assert relay.dropped == ["INVITE", "ACK"]
+    assert relay.forwarded.count("INVITE") == 1 and relay.forwarded.count("ACK") >= 1
