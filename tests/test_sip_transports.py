@@ -331,3 +331,34 @@ def test_stun_xor_mapped_address_from_rfc_5769() -> None:
     request, rid = stun.binding_request()
     assert stun.is_stun(request) and len(request) == 20 and request[8:] == rid
     assert not stun.is_stun(b"\x80\x00" + bytes(18))     # an RTP packet
+
+
+# ----- RFC 3263 against a DNS server (dnspython on both sides) ----------------------
+def test_locate_with_naptr_without_naptr_and_without_srv() -> None:
+    import asyncio
+
+    from peers import DnsServer
+
+    from intercom.sip.resolver import locate, make_resolver
+    dns = DnsServer({
+        ("a.test", "NAPTR"): ['10 10 "s" "SIP+D2T" "" _sip._tcp.a.test.'],
+        ("_sip._tcp.a.test", "SRV"): ["10 0 5070 pbx.a.test."],
+        ("pbx.a.test", "A"): ["192.0.2.10"],
+        ("pbx.a.test", "AAAA"): ["2001:db8::10"],
+        ("_sip._udp.b.test", "SRV"): ["10 0 5080 pbx.b.test."],    # no NAPTR for b.test
+        ("pbx.b.test", "A"): ["192.0.2.20"],
+        ("c.test", "A"): ["192.0.2.30"],                           # neither NAPTR nor SRV
+    })
+    try:
+        resolver = make_resolver([f"127.0.0.1:{dns.port}"])
+
+        async def run(uri: str, transport: str | None = None) -> list[Dest]:
+            return await locate(SipUri.parse(uri), resolver, transport=transport)
+        assert asyncio.run(run("sip:a.test")) == [Dest("192.0.2.10", 5070, "tcp", "a.test"),
+                                                  Dest("2001:db8::10", 5070, "tcp", "a.test")]
+        assert asyncio.run(run("sip:a.test", "udp")) == []          # NAPTR offers TCP only
+        assert asyncio.run(run("sip:b.test")) == [Dest("192.0.2.20", 5080, "udp", "b.test")]
+        assert asyncio.run(run("sip:c.test")) == []                 # A record: the adapter's job
+        assert asyncio.run(run("sip:a.test:5999")) == []            # a port given: no SRV (4.2)
+    finally:
+        dns.stop()

@@ -230,3 +230,24 @@ def test_gpio_board_without_gpio_is_a_clear_error(tmp_path: Path) -> None:
     out = run_station(tmp_path, '[board]\ntype = "gpio"\n')
     assert out.returncode == 1 and "board:" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_an_address_change_re_offers_the_call_with_the_new_address(tmp_path: Path) -> None:
+    """A Wi-Fi/4G handover, as the station sees it: the route to the peer now
+    leaves from another address. Both are on loopback here, so the call goes on."""
+    route = ["127.0.0.1"]
+
+    async def body(rig: Rig) -> None:
+        rig.station._route_address = lambda toward=None: route[0]  # type: ignore[method-assign]
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        phone = rig.phones[0]
+        (call,) = phone.ua.calls.values()
+        assert b"c=IN IP4 127.0.0.1" in call.remote_sdp
+        route[0] = "127.0.0.2"
+        assert await wait_until(lambda: b"c=IN IP4 127.0.0.2" in call.remote_sdp, 5)
+        assert call.dialog is not None and call.dialog.remote_target.host == "127.0.0.2"
+        assert rig.seen("call", state="answered") and not rig.seen("call", state="ended")
+        phone.hangup()                                 # the BYE goes to the new Contact
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+    run_rig(tmp_path, body, sip={"listen": "0.0.0.0", "address_check": 0.2})
