@@ -320,3 +320,48 @@ def test_replayed_nonce_is_answered_stale_and_the_registration_recovers(
     assert [r.headers.get("Authorization") is not None for r in reg.received] == [
         False, True, True, True]
     assert [e.state for e in ua.events()] == ["registered", "registered"]
+
+
+def test_update_in_the_early_dialog_changes_early_media(net: VirtualNetwork) -> None:
+    """A PBX moves its announcement to another port before answering (RFC 3311 5.1)."""
+    invite: list[Request] = []
+
+    def pbx(req: Request) -> list[bytes]:
+        if req.method == "INVITE":
+            invite.append(req)
+            early = make_response(req, 183, "Session Progress", "pbx", (
+                ("Require", "100rel"), ("RSeq", "1"), ("Contact", "<sip:pbx@127.0.0.1:5090>"),
+                ("Content-Type", "application/sdp")))
+            early.body = offer(7000)
+            return [early.to_bytes()]
+        return [make_response(req, 200, "OK", "pbx").to_bytes()]
+    responder = Responder(pbx)
+    net.agents[("127.0.0.1", 5090)] = responder
+    door = net.add("door", 5060)
+    call_id = door.invite("sip:pbx@127.0.0.1:5090", offer(4000), net.now)
+    net.pump()
+    assert kinds(door.events()) == ["CallProgress"]
+    first = invite[0]
+    update = Request("UPDATE", "sip:door@127.0.0.1:5060")
+    h = update.headers
+    h.add("Via", "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKearlyupdate")
+    h.add("From", f"{first.headers.get('To')};tag=pbx")
+    h.add("To", first.headers.get("From") or "")
+    h.add("Call-ID", call_id)
+    h.add("CSeq", "7 UPDATE")
+    h.add("Contact", "<sip:pbx@127.0.0.1:5090>")
+    h.add("Content-Type", "application/sdp")
+    update.body = offer(7010)
+    door.receive(update.to_bytes(), ("127.0.0.1", 5090), net.now)
+    (wire, _), = door.datagrams_to_send()
+    ok = parse_message(wire)
+    assert isinstance(ok, Response) and ok.status == 200 and ok.cseq == (7, "UPDATE")
+    assert sdp.parse(ok.body).port == 4000                  # our answer
+    (changed,) = updated(door.events())
+    assert changed.port == 7010
+    stray = Request("UPDATE", update.uri, update.headers.copy(), update.body)
+    stray.headers.set("From", f"{first.headers.get('To')};tag=someone-else")
+    stray.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKstray")
+    door.receive(stray.to_bytes(), ("127.0.0.1", 5090), net.now)
+    (wire, _), = door.datagrams_to_send()
+    assert parse_message(wire).status == 481               # no such early dialog

@@ -317,7 +317,7 @@ class DoorStation:
         elif isinstance(event, sip_events.CallAnswered):
             self._on_answered(call, event.sdp)
         elif isinstance(event, sip_events.CallUpdated):
-            if self._apply_sdp(call, event.sdp):
+            if self._apply_sdp(call, event.sdp) and call.state == "answered":
                 self.publish(CallEvent("updated", call.peer,
                                        "on hold" if call.rtp.paused else "talking"))
         elif isinstance(event, sip_events.InfoDtmf):

@@ -418,6 +418,10 @@ class Call:
             self._on_prack(req, tx, now)
             return
         dialog = self.dialog
+        if dialog is None and req.method in ("UPDATE", "INFO") and req.to.tag == self.local_tag:
+            # The callee may change early media by UPDATE once 100rel set up the
+            # early dialog (RFC 3311 5.1); an INFO there is fine too (RFC 6086).
+            dialog = self.early.get(req.from_.tag or "")
         if dialog is None or req.to.tag != dialog.local_tag:
             raise RemoteError(481, "Call/Transaction Does Not Exist", req)
         if dialog.remote_cseq is not None and req.cseq[0] <= dialog.remote_cseq:
