@@ -47,22 +47,34 @@ class Headers:
     """Ordered header fields; names stored canonical, list headers split per value."""
 
     items: list[tuple[str, str]] = field(default_factory=list)
+    # Values by name, built on the first look-up and dropped on any change: a
+    # parsed message is read a dozen times and changed rarely.
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False,
+                                               compare=False)
 
     def add(self, name: str, value: str) -> None:
         name = canonical_name(name)
         value = value.strip()
+        self._index = None
         if "," in value and name.lower() in LIST_HEADERS:
             self.items.extend((name, v.strip()) for v in split_outside_quotes(value, ",") if v.strip())
         else:
             self.items.append((name, value))
 
+    def _values(self, name: str) -> list[str]:
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for n, v in self.items:
+                index.setdefault(n, []).append(v)
+        return index.get(canonical_name(name), [])
+
     def get(self, name: str) -> str | None:
-        key = canonical_name(name)
-        return next((v for n, v in self.items if n == key), None)
+        values = self._values(name)
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name)
-        return [v for n, v in self.items if n == key]
+        return list(self._values(name))
 
     def set(self, name: str, value: str) -> None:
         self.remove(name)
@@ -70,6 +82,7 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = canonical_name(name)
+        self._index = None
         self.items = [(n, v) for n, v in self.items if n != key]
 
     def copy(self) -> Headers:
