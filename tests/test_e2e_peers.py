@@ -140,3 +140,18 @@ def test_unanswered_call_is_cancelled_through_kamailio(tmp_path: Path) -> None:
         assert closed["param"] == "Connection reset by peer"    # how libre reports a CANCEL
         assert station.state()["call"]["state"] == "idle"
         assert station.state()["leds"]["call"] == "off"
+
+
+def test_baresip_calling_the_station_through_kamailio_is_declined(tmp_path: Path) -> None:
+    """baresip as the caller: Kamailio finds the station's registration and relays the
+    INVITE (Record-Route); the station only calls out, so it answers 603 and nothing opens."""
+    with start_peers(tmp_path, "manual", 20) as (kamailio, baresip, station):
+        n = len(baresip.events)
+        port = kamailio.port
+        baresip.command("dial", f"sip:door@127.0.0.1:{port}")
+        closed = baresip.wait_event("CALL_CLOSED", 10, after=n)
+        assert "603" in closed["param"] or "Decline" in closed["param"], closed
+        log = station.log_text()
+        assert "incoming call from sip:resident@127.0.0.1" in log and "declined" in log
+        assert station.state()["call"]["state"] == "idle"
+        assert not station.state()["relay"]["energised"]

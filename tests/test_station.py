@@ -43,9 +43,10 @@ class Rig:
 
 
 def run_rig(tmp_path: Path, body: Callable[[Rig], Awaitable[None]], phones: int = 1,
-            answer_after: tuple[float, ...] = (0.3,), **sections: dict[str, Any]) -> None:
+            answer_after: tuple[float, ...] = (0.3,), phone_ports: list[int] | None = None,
+            **sections: dict[str, Any]) -> None:
     async def main() -> None:
-        ports = [free_port() for _ in range(phones)]
+        ports = phone_ports or [free_port() for _ in range(phones)]
         demo_phones = [DemoPhone(p, str(tmp_path / f"phone{i}.wav"),
                                  answer_after=answer_after[min(i, len(answer_after) - 1)])
                        for i, p in enumerate(ports)]
@@ -251,3 +252,23 @@ def test_an_address_change_re_offers_the_call_with_the_new_address(tmp_path: Pat
         phone.hangup()                                 # the BYE goes to the new Contact
         assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
     run_rig(tmp_path, body, sip={"listen": "0.0.0.0", "address_check": 0.2})
+
+
+def test_a_call_target_by_domain_is_found_by_srv(tmp_path: Path) -> None:
+    from peers import DnsServer
+    port = free_port()
+    dns = DnsServer({("_sip._udp.phone.test", "SRV"): [f"10 0 {port} host.phone.test."],
+                     ("host.phone.test", "A"): ["127.0.0.1"]})
+
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        rig.phones[0].hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+    try:
+        run_rig(tmp_path, body, phone_ports=[port],
+                call={"targets": ["sip:resident@phone.test"]},
+                sip={"dns_servers": [f"127.0.0.1:{dns.port}"]})
+    finally:
+        dns.stop()
+    assert ("_sip._udp.phone.test", "SRV") in dns.queries

@@ -97,13 +97,17 @@ class DoorStation:
         return local_address_towards(*toward)
 
     async def _locate_servers(self) -> None:
-        """RFC 3263: the places DNS names for the registrars and proxy, best first."""
+        """RFC 3263: the places DNS names for the registrars and proxy, best first,
+        and for the call targets when calls go to them directly."""
         s = self.config["sip"]
         resolver = make_resolver(s["dns_servers"])
         forced = None if s["transport"] == "auto" else s["transport"]
-        for uri in self.ua.settings.servers:
-            dests = await locate(uri, resolver, transport=forced)
-            self.ua.set_targets(uri.host, dests)
+        uris = list(self.ua.settings.servers)
+        if self.ua.outbound is None:
+            uris += [SipUri.parse(t) for t in self.config["call"]["targets"]]
+        for uri in uris:
+            if uri.host not in self.ua.targets:
+                self.ua.set_targets(uri.host, await locate(uri, resolver, transport=forced))
 
     async def _watch_address(self, interval: float) -> None:
         """Follow a change of our own address (Wi-Fi/4G handover): re-register, re-offer."""
