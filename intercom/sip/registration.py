@@ -176,6 +176,12 @@ class Registration:
         if tx.request.headers.get("Expires") != "0":
             self._fail(now, 408, "Request Timeout", failed=tx.dest)
 
+    def keepalive_lost(self, tx: Transaction, now: float) -> None:
+        """An OPTIONS keepalive got no answer: the registrar (or the NAT) is gone."""
+        self.keepalive_pending = False
+        if self.wanted and not self.pending:
+            self._fail(now, 408, "Keepalive Timeout", failed=tx.dest)
+
     def _rewrite_contact(self, tx: Transaction, resp: Response, now: float, granted: int) -> bool:
         """Register the address the registrar saw, if it differs from our Contact (RFC 3581)."""
         s = self.ua.settings
@@ -254,7 +260,4 @@ class _KeepaliveClient:
             self.registration.keepalive_pending = False
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
-        reg = self.registration
-        reg.keepalive_pending = False
-        if reg.wanted and not reg.pending:
-            reg._fail(now, 408, "Keepalive Timeout", failed=tx.dest)
+        self.registration.keepalive_lost(tx, now)

@@ -51,6 +51,8 @@ TABLE: dict[tuple[Kind, State, str], tuple[State, tuple[str, ...]]] = {
     (K.INVITE_CLIENT, S.PROCEEDING, "final"): (S.COMPLETED, ("send_ack", "deliver", "arm:D")),
     (K.INVITE_CLIENT, S.COMPLETED, "final"): (S.COMPLETED, ("send_ack",)),
     (K.INVITE_CLIENT, S.COMPLETED, "timer_D"): (S.TERMINATED, ()),
+    (K.INVITE_CLIENT, S.CALLING, "transport_error"): (S.TERMINATED, ("timeout",)),
+    (K.INVITE_CLIENT, S.PROCEEDING, "transport_error"): (S.TERMINATED, ("timeout",)),
     # non-INVITE client, figure 6
     (K.NON_INVITE_CLIENT, S.TRYING, "timer_E"): (S.TRYING, ("retransmit", "backoff:E", "arm:E")),
     (K.NON_INVITE_CLIENT, S.TRYING, "timer_F"): (S.TERMINATED, ("timeout",)),
@@ -63,6 +65,8 @@ TABLE: dict[tuple[Kind, State, str], tuple[State, tuple[str, ...]]] = {
     (K.NON_INVITE_CLIENT, S.PROCEEDING, "2xx"): (S.COMPLETED, _FINAL_CLIENT),
     (K.NON_INVITE_CLIENT, S.PROCEEDING, "final"): (S.COMPLETED, _FINAL_CLIENT),
     (K.NON_INVITE_CLIENT, S.COMPLETED, "timer_K"): (S.TERMINATED, ()),
+    (K.NON_INVITE_CLIENT, S.TRYING, "transport_error"): (S.TERMINATED, ("timeout",)),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, "transport_error"): (S.TERMINATED, ("timeout",)),
     # INVITE server, figure 7 (a 2xx ends it; the dialog layer retransmits 2xx)
     (K.INVITE_SERVER, S.PROCEEDING, "request"): (S.PROCEEDING, ("resend",)),
     (K.INVITE_SERVER, S.PROCEEDING, "send_1xx"): (S.PROCEEDING, ("send",)),

@@ -115,10 +115,12 @@ class UserAgent:
         8.1.3.1 and 17.1.4), and the server list moves on to its next place.
         """
         for key, (tx, handler) in list(self._client.items()):
-            if tx.dest.same_place(dest) and not tx.terminated:
+            if not tx.dest.same_place(dest):
+                continue
+            step = tx.fire("transport_error", now)
+            if tx.terminated:
                 self._client.pop(key, None)
-                tx.state = tx.state.TERMINATED
-                tx.deadlines.clear()
+            if step.timed_out:
                 handler.on_timeout(tx, now)  # type: ignore[attr-defined]
         self.registration.on_transport_lost(dest, now)
 
