@@ -32,9 +32,10 @@ common = dict(
 extensions = [
     Extension("intercom.cext.g711", ["cext/g711.pyx"], **common),
     Extension("intercom.cext.rtp", ["cext/rtp.pyx"], **common),
-    Extension("intercom.cext.resample", ["cext/resample.pyx"],
-              extra_link_args=speex_libs,
-              **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags}),
+] + [
+    Extension(f"intercom.cext.{name}", [f"cext/{name}.pyx"], extra_link_args=speex_libs,
+              **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})
+    for name in ("resample", "echo")
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3,

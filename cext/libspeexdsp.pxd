@@ -15,3 +15,34 @@ cdef extern from "speex/speex_resampler.h" nogil:
     int speex_resampler_skip_zeros(SpeexResamplerState* st)
     int speex_resampler_reset_mem(SpeexResamplerState* st)
     const char* speex_resampler_strerror(int err)
+
+
+cdef extern from "speex/speex_echo.h" nogil:
+    ctypedef struct SpeexEchoState:
+        pass
+    enum:
+        SPEEX_ECHO_SET_SAMPLING_RATE
+    SpeexEchoState* speex_echo_state_init(int frame_size, int filter_length)
+    void speex_echo_state_destroy(SpeexEchoState* st)
+    void speex_echo_cancellation(SpeexEchoState* st, const int16_t* rec, const int16_t* play,
+                                 int16_t* out)
+    void speex_echo_state_reset(SpeexEchoState* st)
+    int speex_echo_ctl(SpeexEchoState* st, int request, void* ptr)
+
+
+cdef extern from "speex/speex_preprocess.h" nogil:
+    ctypedef struct SpeexPreprocessState:
+        pass
+    enum:
+        SPEEX_PREPROCESS_SET_DENOISE
+        SPEEX_PREPROCESS_SET_AGC
+        SPEEX_PREPROCESS_SET_AGC_LEVEL
+        SPEEX_PREPROCESS_SET_NOISE_SUPPRESS
+        SPEEX_PREPROCESS_SET_ECHO_SUPPRESS
+        SPEEX_PREPROCESS_SET_ECHO_SUPPRESS_ACTIVE
+        SPEEX_PREPROCESS_SET_ECHO_STATE
+        SPEEX_PREPROCESS_SET_AGC_MAX_GAIN
+    SpeexPreprocessState* speex_preprocess_state_init(int frame_size, int sampling_rate)
+    void speex_preprocess_state_destroy(SpeexPreprocessState* st)
+    int speex_preprocess_run(SpeexPreprocessState* st, int16_t* x)
+    int speex_preprocess_ctl(SpeexPreprocessState* st, int request, void* ptr)

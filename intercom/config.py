@@ -107,6 +107,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mic_tone_hz": _n(440, 50, 3400),
         "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
         "codecs": Field(list, ["PCMU", "PCMA"], check="codec_list"),
+        "echo_cancel": Field(bool, True, help="cancel the speaker's echo from the microphone"),
+        "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
+        "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "
+                                            "canceller; intercom calibrate measures it"),
+        "denoise": Field(bool, True, help="suppress steady noise in the microphone"),
+        "agc": Field(bool, False, help="automatic gain control of the microphone"),
+        "sim_echo_delay_ms": _n(40, 0, 500, help="simulated: speaker-to-microphone delay"),
+        "sim_echo_room_ms": _n(120, 1, 500, help="simulated: length of the room's response"),
+        "sim_echo_gain_db": _n(-10, -120, 10, help="simulated: echo level; -120: no echo"),
+        "sim_noise_dbfs": _n(-70, -120, 0, help="simulated: microphone noise; -120: none"),
     },
     "media": {
         "rtp_port_min": _i(16384, 1024, 65534),

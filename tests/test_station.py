@@ -272,3 +272,34 @@ def test_a_call_target_by_domain_is_found_by_srv(tmp_path: Path) -> None:
     finally:
         dns.stop()
     assert ("_sip._udp.phone.test", "SRV") in dns.queries
+
+
+def test_the_resident_does_not_hear_himself_back(tmp_path: Path) -> None:
+    """The simulated room returns the phone's 1000 Hz from the station's speaker to its
+    microphone; with the echo canceller on, what reaches the phone is the visitor's
+    440 Hz, and the phone's own tone comes back far weaker than without it."""
+    from intercom.media.signal import read_wav, tone_dbfs
+
+    def echo_heard(cancel: bool) -> tuple[float, float]:
+        work = tmp_path / ("on" if cancel else "off")
+        work.mkdir()
+
+        async def body(rig: Rig) -> None:
+            await rig.ctl({"cmd": "press", "button": "bell"})
+            assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+            await asyncio.sleep(4.0)
+            rig.phones[0].hangup()
+            assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        # No noise suppression here: to it, the visitor's steady tone is noise.
+        run_rig(work, body, audio={"echo_cancel": cancel, "rate": 8000, "denoise": False,
+                                   "sim_echo_gain_db": -6, "sim_noise_dbfs": -80})
+        pcm, rate = read_wav(str(work / "phone0.wav"))
+        last = pcm[-2 * rate:]                             # after the canceller converged
+        return tone_dbfs(last, 1000, rate), tone_dbfs(last, 440, rate)
+    echo_off, visitor_off = echo_heard(False)
+    echo_on, visitor_on = echo_heard(True)
+    assert echo_off > -30                                  # the room's echo is loud
+    assert echo_on < echo_off - 25, (echo_on, echo_off)
+    print(f"phone's own tone back: {echo_off:.1f} -> {echo_on:.1f} dBFS; "
+          f"visitor {visitor_off:.1f} -> {visitor_on:.1f} dBFS")
+    assert visitor_on > -30 and visitor_on > visitor_off - 6    # the visitor still comes through

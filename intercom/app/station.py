@@ -21,6 +21,7 @@ from intercom.config import Config
 from intercom.hal.board import Board
 from intercom.media.codecs import codec_for, offer_formats
 from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
+from intercom.media.echo import EchoControl, EchoPathSpec
 from intercom.media.rtp import RtpSession
 from intercom.media.stream import AudioStream
 from intercom.sip import events as sip_events
@@ -86,6 +87,7 @@ class DoorStation:
             contact_rewrite=s["contact_rewrite"], timers=TimerValues(t1=float(s["t1"]))))
         self.sip: SipEndpoint | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._echo: dict[int, EchoControl] = {}
 
     def _route_address(self, toward: tuple[str, int] | None = None) -> str:
         """Our address on the route to the registrar (or the first call target)."""
@@ -374,7 +376,7 @@ class DoorStation:
             call.stream.stop()
         call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
                                   call.rtp, codec, te, lambda digit: self._on_dtmf(call, digit),
-                                  self._on_audio_error, PTIME)
+                                  self._on_audio_error, PTIME, self._echo_control(codec.clock_rate))
         call.stream.start()
         return True
 
@@ -413,8 +415,27 @@ class DoorStation:
         period = a["rate"] * PTIME // 1000
         if a["device"] == "alsa":
             return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
+        echo = None
+        if a["sim_echo_gain_db"] > -120:
+            echo = EchoPathSpec(a["sim_echo_delay_ms"], a["sim_echo_room_ms"],
+                                a["sim_echo_gain_db"], a["sim_noise_dbfs"])
         return SimulatedSoundCard(a["rate"], period, a["mic_file"], a["mic_tone_hz"],
-                                  a["speaker_file"])
+                                  a["speaker_file"], echo)
+
+    def _echo_control(self, rate: int) -> EchoControl | None:
+        """The echo canceller for calls at ``rate``, kept from call to call: the room
+        does not change, so a canceller that has learnt it starts the next call ready."""
+        a = self.config["audio"]
+        if not a["echo_cancel"]:
+            return None
+        control = self._echo.get(rate)
+        if control is None:
+            control = self._echo[rate] = EchoControl(
+                rate, rate * PTIME // 1000, a["echo_tail_ms"], a["echo_delay_ms"],
+                denoise=a["denoise"], agc=a["agc"])
+        else:
+            control.restart()
+        return control
 
     # ----- DTMF and the door ----------------------------------------------------
     def _on_dtmf(self, call: ActiveCall, digit: str) -> None:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from intercom.media.echo import EchoPath, EchoPathSpec
 from intercom.media.signal import Pcm, read_wav, tone
 
 log = logging.getLogger("intercom.audio")
@@ -44,18 +45,23 @@ class AudioDevice(ABC):
 class SimulatedSoundCard(AudioDevice):
     """A sound card made of files and a crystal.
 
-    The microphone plays a WAV file (looped) or a generated tone; what the
+    The microphone plays a WAV file (looped) or a generated tone, plus, with
+    ``echo``, the speaker's own sound coming back through a simulated room
+    (one period later, then the echo path's delay and response); what the
     speaker plays is written to a WAV file. Its clock ticks one period every
     period/rate seconds of monotonic time, from absolute deadlines so that it
     does not drift, like a card's sample clock.
     """
 
     def __init__(self, rate: int, period: int, mic_file: str = "", mic_tone_hz: float = 440.0,
-                 speaker_file: str = "") -> None:
+                 speaker_file: str = "", echo: EchoPathSpec | None = None) -> None:
         super().__init__(rate, period)
         self.mic_file = mic_file
         self.mic_tone_hz = mic_tone_hz
         self.speaker_file = speaker_file
+        self.echo = echo
+        self._echo_path: EchoPath | None = None
+        self._echo_due: np.ndarray | None = None   # what the speaker put into the next period
         self._mic: Pcm = np.zeros(0, dtype=np.int16)
         self._pos = 0
         self._speaker: wave.Wave_write | None = None
@@ -85,6 +91,8 @@ class SimulatedSoundCard(AudioDevice):
             self._speaker.setnchannels(1)
             self._speaker.setsampwidth(2)
             self._speaker.setframerate(self.rate)
+        self._echo_path = EchoPath(self.echo, self.rate) if self.echo is not None else None
+        self._echo_due = None
         self._start = time.monotonic()
         self._ticks = 0
 
@@ -103,11 +111,16 @@ class SimulatedSoundCard(AudioDevice):
         else:
             frame = np.concatenate([self._mic[self._pos:], self._mic[:end - len(self._mic)]])
         self._pos = end % len(self._mic)
+        if self._echo_due is not None:           # the room: our own speaker, heard again
+            frame = np.clip(np.round(frame + self._echo_due), -32768, 32767).astype(np.int16)
+            self._echo_due = None
         return frame.copy()
 
     def write(self, frame: Pcm) -> None:
         if self._speaker is not None:
             self._speaker.writeframes(frame.astype("<i2").tobytes())
+        if self._echo_path is not None:          # heard one period later, through the room
+            self._echo_due = self._echo_path.echo(frame)
 
     def close(self) -> None:
         if self._speaker is not None:

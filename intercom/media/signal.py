@@ -71,3 +71,29 @@ def loudest_tone_window(pcm: Pcm, freq: float, rate: int,
         if level > best[0]:
             best = (level, rms_dbfs(chunk))
     return best
+
+
+SPEECH_TEXT = ("Hello, this is the parcel service. I have a delivery for you. "
+               "Could you please open the door? Thank you, have a nice day.")
+
+
+def synthesized_speech(rate: int, text: str = SPEECH_TEXT, voice: str = "en") -> Pcm:
+    """Speech made on this machine by espeak-ng (Debian package espeak-ng), at ``rate``.
+
+    For echo and jitter-buffer measurements: real speech, nothing downloaded.
+    Raises FileNotFoundError when espeak-ng is not installed.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    from intercom.cext.resample import Resampler
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise FileNotFoundError("espeak-ng is not installed (scripts/setup --test installs it)")
+    with tempfile.TemporaryDirectory() as work:
+        path = f"{work}/speech.wav"
+        subprocess.run([binary, "-v", voice, "-s", "150", "-w", path, text], check=True,
+                       capture_output=True, timeout=60)
+        pcm, source_rate = read_wav(path)
+    return pcm if source_rate == rate else Resampler(source_rate, rate).process(pcm)

@@ -1,4 +1,5 @@
-"""One call's audio: sound device <-> codec <-> RTP, with DTMF both ways.
+"""One call's audio: sound device <-> codec <-> RTP, with DTMF both ways, and the
+echo of the speaker taken out of the microphone.
 
 The sound device runs in its own thread and is the clock: each period it
 captures one frame (handed to asyncio through ``call_soon_threadsafe``) and
@@ -20,6 +21,7 @@ import numpy as np
 from intercom.cext.resample import Resampler
 from intercom.media.codecs import Codec
 from intercom.media.devices import AudioDevice, AudioDeviceError
+from intercom.media.echo import EchoControl
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
@@ -107,7 +109,7 @@ class AudioStream:
     def __init__(self, open_device: Callable[[], AudioDevice], device_rate: int,
                  rtp: RtpSession, codec: Codec, telephone_event_pt: int | None,
                  on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
-                 ptime: int = 20) -> None:
+                 ptime: int = 20, echo: EchoControl | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -121,6 +123,15 @@ class AudioStream:
         self._down = None if same else Resampler(device_rate, codec.clock_rate)
         self._up = None if same else Resampler(codec.clock_rate, device_rate)
         self._mic_frames = FrameAssembler(self.codec_frame)
+        # The echo canceller works at the codec's rate on what the speaker played,
+        # resampled and cut exactly like the microphone so that the two stay aligned.
+        if echo is not None and echo.frame != self.codec_frame:
+            raise ValueError(f"echo control frames are {echo.frame} samples, the codec's "
+                             f"{self.codec_frame}")
+        self.echo = echo
+        self._ref_down = None if same or self.echo is None else Resampler(device_rate,
+                                                                          codec.clock_rate)
+        self._ref_frames = FrameAssembler(self.codec_frame)
         self._speaker_frames = FrameAssembler(self.device_frame)
         self.playout = PlayoutQueue()
         self.mic_level = LevelMeter(codec.clock_rate // 2)
@@ -157,9 +168,10 @@ class AudioStream:
                     device = self.open_device()
                     device.open()
                 frame = device.read()
-                self.loop.call_soon_threadsafe(self._on_mic_frame, frame)
                 out = self.playout.pop()
-                device.write(silence if out is None else out)
+                played = silence if out is None else out
+                device.write(played)
+                self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
             except AudioDeviceError as exc:
                 self._report(str(exc))
                 if device is not None:
@@ -183,9 +195,15 @@ class AudioStream:
         self.on_device_error(message)
 
     # ----- asyncio side ---------------------------------------------------------
-    def _on_mic_frame(self, frame: Pcm) -> None:
+    def _on_mic_frame(self, frame: Pcm, played: Pcm) -> None:
         pcm = frame if self._down is None else self._down.process(frame)
-        for chunk in self._mic_frames.push(pcm):
+        chunks = self._mic_frames.push(pcm)
+        if self.echo is not None:
+            ref = played if self._ref_down is None else self._ref_down.process(played)
+            for reference in self._ref_frames.push(ref):
+                self.echo.played(reference)
+            chunks = [self.echo.clean(chunk) for chunk in chunks]
+        for chunk in chunks:
             self.mic_level.add(chunk)
             if self._dtmf_out and self.te_pt is not None:
                 self._send_dtmf_packet()
