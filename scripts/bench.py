@@ -2,7 +2,10 @@
 
 1. Per-frame cost of the Cython hot paths (G.711, RTP, the resampler).
 2. SIP: one typical INVITE parsed, and parsed and serialised; messages per second.
-3. CPU time and memory of a running station (`intercom run`, simulated board
+3. Echo cancellation on the simulated room: ERLE, convergence (a new canceller,
+   and one kept from the last call), near-end quality in double talk (PESQ),
+   and the cost per frame.
+4. CPU time and memory of a running station (`intercom run`, simulated board
    and sound card at 48 kHz) through a call with the demo phone.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ from intercom.cext import g711, rtp
 from intercom.cext.resample import Resampler
 from intercom.demo import free_udp_port, wait_until
 from intercom.demo_peer import DemoPhone
-from intercom.media.signal import tone
+from intercom.media.echo import EchoControl, EchoPath, EchoPathSpec, measure
+from intercom.media.signal import synthesized_speech, tone
 from intercom.sip.message import parse_message
 
 with warnings.catch_warnings():
@@ -153,12 +157,72 @@ def sip_parsing() -> None:
     print(f"  {'parse and serialise one INVITE':45s} {both * 1e6:8.1f} us")
 
 
+ROOMS = [(20, 100), (60, 150), (150, 200), (300, 250)]   # bulk delay, room response (ms)
+
+
+def double_talk_pesq(far: object, rate: int, frame: int, spec: EchoPathSpec) -> float:
+    """PESQ of the visitor's speech after the canceller, while the resident talks too."""
+    import numpy as np
+    from pesq import pesq
+    far_pcm = np.asarray(far)
+    near = synthesized_speech(rate, "Hello, I am at the front door with your parcel.", "en+f3")
+    start = 8 * rate
+    visitor = np.zeros(len(far_pcm), dtype=np.int16)
+    visitor[start:start + len(near)] = near // 2
+    path, control = EchoPath(spec, rate), EchoControl(rate, frame, 200, spec.delay_ms)
+    out = []
+    for i in range(0, len(far_pcm) - frame + 1, frame):
+        played = far_pcm[i:i + frame]
+        mic = path.microphone(played, visitor[i:i + frame])
+        control.played(played)
+        out.append(control.clean(mic))
+    cleaned = np.concatenate(out)[start:start + len(near)]
+    return float(pesq(rate, visitor[start:start + len(cleaned)], cleaned,
+                      "wb" if rate == 16000 else "nb"))
+
+
+def echo_figures() -> None:
+    import numpy as np
+    print("\nEcho cancellation (libspeexdsp MDF + preprocessor, 20 ms frames, espeak-ng speech;"
+          "\n target: ERLE >= 30 dB, convergence < 1 s):")
+    print(f"  {'rate':>5} {'delay':>6} {'room':>5} {'tail':>5} {'ERLE':>8} {'new':>8} "
+          f"{'kept':>8}")
+    for rate in (16000, 8000):
+        frame = rate // 50
+        one = synthesized_speech(rate)
+        far = np.concatenate([one, one])
+        for delay, room in ROOMS:
+            spec = EchoPathSpec(delay_ms=delay, room_ms=room)
+            tail = max(200, room + 50)
+            control = EchoControl(rate, frame, tail, delay)
+            cold = measure(spec, far, rate, frame, control=control)
+            control.restart()
+            warm = measure(spec, far, rate, frame, control=control)
+
+            def seconds(value: float | None) -> str:
+                return "never" if value is None else f"{value:.2f} s"
+            print(f"  {rate:>5} {delay:>4}ms {room:>3}ms {tail:>3}ms {cold.erle_db:6.1f}dB "
+                  f"{seconds(cold.converged_s):>8} {seconds(warm.converged_s):>8}")
+    spec = EchoPathSpec(delay_ms=60, room_ms=150)
+    wide = synthesized_speech(16000)
+    print(f"  double talk, visitor's speech after the canceller: PESQ "
+          f"{double_talk_pesq(np.concatenate([wide, wide]), 16000, 320, spec):.2f} (wideband)")
+    control = EchoControl(16000, 320, 200, 60)
+    frame = wide[:320]
+    control.played(frame)
+    cost = per_call(lambda: (control.played(frame), control.clean(frame)), 500)
+    print(f"  cost of one 20 ms frame at 16 kHz (canceller + preprocessor): {cost * 1e6:.0f} us")
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip"):
-        raise SystemExit("usage: scripts/bench [sip]")
-    sip_parsing()
-    if only == "sip":
+    if only not in ("", "sip", "echo"):
+        raise SystemExit("usage: scripts/bench [sip|echo]")
+    if only in ("", "sip"):
+        sip_parsing()
+    if only in ("", "echo"):
+        echo_figures()
+    if only:
         return
     micro()
     with tempfile.TemporaryDirectory() as tmp:
