@@ -11,9 +11,13 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from intercom import config as config_mod
 from intercom.hal.board import HalError, open_board
+
+if TYPE_CHECKING:
+    from intercom.media.devices import AudioDevice
 
 EXIT_CONFIG = 2
 
@@ -144,6 +148,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep, verbose=args.verbose)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure the echo path through the configured sound card; write the settings."""
+    from intercom.media import calibrate
+    from intercom.media.devices import AudioDeviceError
+    cfg = _load_config(args.config)
+    device = calibration_device(cfg)
+    print(f"calibrating: playing a {calibrate.SWEEP_SECONDS:.1f} s sweep through the speaker; "
+          "keep the street quiet")
+    try:
+        played, recorded = calibrate.run(device)
+    except AudioDeviceError as exc:
+        print(f"intercom: audio device: {exc}", file=sys.stderr)
+        return 1
+    result = calibrate.analyse(played, recorded, device.rate)
+    print(f"  echo delay   {result.delay_ms:7.1f} ms (speaker to microphone)\n"
+          f"  echo level   {result.echo_db:7.1f} dB (against what was played)\n"
+          f"  room         {result.room_ms:7.0f} ms\n"
+          f"  noise floor  {result.noise_dbfs:7.1f} dBFS")
+    if result.echo_db < -60:
+        print("intercom: no echo found: is the speaker connected and the volume up?",
+              file=sys.stderr)
+        return 1
+    settings = result.settings()
+    print("  [audio] " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+    if args.dry_run:
+        return 0
+    try:
+        config_mod.update_file(args.config, "audio", settings)
+    except (OSError, config_mod.ConfigError) as exc:
+        print(f"intercom: cannot write {args.config}: {exc}", file=sys.stderr)
+        return 1
+    print(f"written to {args.config}")
+    return 0
+
+
+def calibration_device(cfg: config_mod.Config) -> AudioDevice:
+    """The configured sound card; the simulated one with a quiet street (no visitor)."""
+    from intercom.media.devices import AlsaSoundCard, SimulatedSoundCard
+    from intercom.media.echo import EchoPathSpec
+    a = cfg["audio"]
+    period = a["rate"] // 50
+    if a["device"] == "alsa":
+        return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
+    echo = None
+    if a["sim_echo_gain_db"] > -120:
+        echo = EchoPathSpec(a["sim_echo_delay_ms"], a["sim_echo_room_ms"], a["sim_echo_gain_db"],
+                            a["sim_noise_dbfs"])
+    return SimulatedSoundCard(a["rate"], period, mic_tone_hz=0, echo=echo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intercom", description="SIP door-intercom firmware")
     sub = p.add_subparsers(dest="command", required=True)
@@ -162,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--count", type=int, help="with events: stop after this many")
     ctl.add_argument("--timeout", type=float, help="with events: give up after this many s")
     ctl.set_defaults(func=cmd_ctl)
+    cal = sub.add_parser("calibrate", help="measure the echo path, write the settings")
+    cal.add_argument("--config", required=True, help="TOML config file to calibrate")
+    cal.add_argument("--dry-run", action="store_true", help="print, do not write")
+    cal.set_defaults(func=cmd_calibrate)
     demo = sub.add_parser("demo", help="simulated station calls a built-in demo phone")
     demo.add_argument("--keep", action="store_true", help="keep the recordings")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the station's log")

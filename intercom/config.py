@@ -5,6 +5,9 @@ same file runs on a Pi and in simulation; only [board] and [audio] differ.
 """
 from __future__ import annotations
 
+import json
+import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +114,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
         "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "
                                             "canceller; intercom calibrate measures it"),
+        "speaker_gain_db": _n(0, -40, 20, help="gain on what the speaker plays"),
+        "mic_gain_db": _n(0, -20, 40, help="gain on what the microphone records"),
         "denoise": Field(bool, True, help="suppress steady noise in the microphone"),
         "agc": Field(bool, False, help="automatic gain control of the microphone"),
         "sim_echo_delay_ms": _n(40, 0, 500, help="simulated: speaker-to-microphone delay"),
@@ -244,3 +249,54 @@ def load(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return validate(raw)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise TypeError(f"cannot write {value!r} into the config")
+
+
+def update_file(path: str | Path, section: str, values: dict[str, Any]) -> None:
+    """Set ``values`` in ``[section]`` of the config file, keeping everything else.
+
+    The result is checked before it is written, and written atomically (a
+    temporary file, fsync, rename), so a power cut or a bad value never leaves
+    a broken config behind.
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    header = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]\s*(#.*)?$")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        lines += ["", f"[{section}]"]
+        start = len(lines) - 1
+    end = next((i for i in range(start + 1, len(lines))
+                if re.match(r"^\s*\[", lines[i])), len(lines))
+    todo = dict(values)
+    for i in range(start + 1, end):
+        m = re.match(r"^\s*([A-Za-z0-9_-]+)\s*=", lines[i])
+        if m and m.group(1) in todo:
+            lines[i] = f"{m.group(1)} = {_toml_value(todo.pop(m.group(1)))}"
+    last = max((i for i in range(start, end) if lines[i].strip()), default=start)
+    lines[last + 1:last + 1] = [f"{k} = {_toml_value(v)}" for k, v in todo.items()]
+    text = "\n".join(lines) + "\n"
+    try:
+        validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: the update would not be valid TOML: {exc}") from exc
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

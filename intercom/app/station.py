@@ -374,9 +374,11 @@ class DoorStation:
             return True
         if call.stream is not None:
             call.stream.stop()
-        call.stream = AudioStream(self._open_audio_device, self.config["audio"]["rate"],
+        a = self.config["audio"]
+        call.stream = AudioStream(self._open_audio_device, a["rate"],
                                   call.rtp, codec, te, lambda digit: self._on_dtmf(call, digit),
-                                  self._on_audio_error, PTIME, self._echo_control(codec.clock_rate))
+                                  self._on_audio_error, PTIME, self._echo_control(codec.clock_rate),
+                                  a["mic_gain_db"], a["speaker_gain_db"])
         call.stream.start()
         return True
 

@@ -80,9 +80,11 @@ class SimulatedSoundCard(AudioDevice):
             if len(pcm) < self.period:
                 raise AudioDeviceError(f"simulated microphone file {self.mic_file!r} is too short")
             self._mic = pcm
-        else:
+        elif self.mic_tone_hz > 0:
             # A whole number of cycles per second, so the looped tone has no seam.
             self._mic = tone(self.mic_tone_hz, 1.0, self.rate, amplitude=0.25)
+        else:
+            self._mic = np.zeros(self.period, dtype=np.int16)    # a quiet street
         if self.speaker_file:
             try:
                 self._speaker = wave.open(self.speaker_file, "wb")

@@ -41,8 +41,8 @@ class EchoPath:
         rng = np.random.default_rng(spec.seed)
         taps = max(1, int(spec.room_ms * rate / 1000))
         decay = np.exp(-6.9 * np.arange(taps) / taps)          # -60 dB over the room length
-        response = rng.standard_normal(taps) * decay
-        response[0] = 1.0                                        # the direct sound
+        response = 0.25 * rng.standard_normal(taps) * decay      # diffuse reflections
+        response[0] = 1.0                                        # the direct sound, loudest
         self.response = response / np.sqrt(np.sum(response ** 2)) * 10 ** (spec.gain_db / 20)
         self.delay = int(spec.delay_ms * rate / 1000)
         self._keep = self.delay + taps - 1

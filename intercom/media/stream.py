@@ -69,6 +69,14 @@ class PlayoutQueue:
             return self._frames.popleft()
 
 
+def scaled(frame: Pcm, gain: float) -> Pcm:
+    """``frame`` times ``gain``, clipped to 16 bits (the same frame for a gain of 1)."""
+    if gain == 1.0:
+        return frame
+    out: Pcm = np.clip(frame * gain, -32768, 32767).astype(np.int16)
+    return out
+
+
 class FrameAssembler:
     """Cuts a stream of samples into frames of exactly ``size`` samples."""
 
@@ -109,7 +117,8 @@ class AudioStream:
     def __init__(self, open_device: Callable[[], AudioDevice], device_rate: int,
                  rtp: RtpSession, codec: Codec, telephone_event_pt: int | None,
                  on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
-                 ptime: int = 20, echo: EchoControl | None = None) -> None:
+                 ptime: int = 20, echo: EchoControl | None = None,
+                 mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -129,6 +138,8 @@ class AudioStream:
             raise ValueError(f"echo control frames are {echo.frame} samples, the codec's "
                              f"{self.codec_frame}")
         self.echo = echo
+        self.mic_gain = 10 ** (mic_gain_db / 20)
+        self.speaker_gain = 10 ** (speaker_gain_db / 20)
         self._ref_down = None if same or self.echo is None else Resampler(device_rate,
                                                                           codec.clock_rate)
         self._ref_frames = FrameAssembler(self.codec_frame)
@@ -167,9 +178,9 @@ class AudioStream:
                 if device is None:
                     device = self.open_device()
                     device.open()
-                frame = device.read()
+                frame = scaled(device.read(), self.mic_gain)
                 out = self.playout.pop()
-                played = silence if out is None else out
+                played = silence if out is None else scaled(out, self.speaker_gain)
                 device.write(played)
                 self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
             except AudioDeviceError as exc:
