@@ -111,10 +111,12 @@ class DemoPhone:
 
     def __init__(self, port: int, speaker_file: str, tone_hz: float = 1000.0,
                  answer_after: float = 1.0, rate: int = 8000,
-                 on_event: Callable[[str, object], None] | None = None) -> None:
+                 on_event: Callable[[str, object], None] | None = None,
+                 mic_file: str = "") -> None:
         self.port = port
         self.speaker_file = speaker_file
         self.tone_hz = tone_hz
+        self.mic_file = mic_file              # what the resident says, instead of the tone
         self.answer_after = answer_after
         self.rate = rate
         self.on_event = on_event or (lambda kind, data: None)
@@ -183,8 +185,8 @@ class DemoPhone:
         te = next((f.payload_type for f in answer.formats if f.name == "telephone-event"), None)
         period = self.rate * PTIME // 1000
         stream = AudioStream(
-            lambda: SimulatedSoundCard(self.rate, period, mic_tone_hz=self.tone_hz,
-                                       speaker_file=self.speaker_file),
+            lambda: SimulatedSoundCard(self.rate, period, self.mic_file, self.tone_hz,
+                                       self.speaker_file),
             self.rate, rtp, codec_for(chosen.codec), te, self.dtmf_received.append,
             lambda message: log.error("demo phone audio: %s", message), PTIME)
         self.call.stream = stream
