@@ -1,7 +1,7 @@
 """Build the Cython extensions in cext/ into the intercom.cext package.
 
-The extensions link against the system's libspeexdsp (Debian: libspeexdsp-dev);
-pkg-config supplies the flags when it is present.
+The extensions link against the system's libspeexdsp (Debian: libspeexdsp-dev)
+and spandsp for G.722 (libspandsp-dev); pkg-config supplies the flags.
 """
 import shlex
 import subprocess
@@ -23,6 +23,7 @@ def pkg_config(lib: str) -> tuple[list[str], list[str]]:
 
 
 speex_cflags, speex_libs = pkg_config("speexdsp")
+spandsp_cflags, spandsp_libs = pkg_config("spandsp")
 common = dict(
     include_dirs=[numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
@@ -36,6 +37,9 @@ extensions = [
     Extension(f"intercom.cext.{name}", [f"cext/{name}.pyx"], extra_link_args=speex_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})
     for name in ("resample", "echo")
+] + [
+    Extension("intercom.cext.g722", ["cext/g722.pyx"], extra_link_args=spandsp_libs,
+              **{**common, "extra_compile_args": common["extra_compile_args"] + spandsp_cflags}),
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3,

@@ -109,7 +109,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
         "mic_tone_hz": _n(440, 50, 3400),
         "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
-        "codecs": Field(list, ["PCMU", "PCMA"], check="codec_list"),
+        "codecs": Field(list, ["opus", "G722", "PCMU", "PCMA"], check="codec_list",
+                        help="in order of preference"),
         "echo_cancel": Field(bool, True, help="cancel the speaker's echo from the microphone"),
         "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
         "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "
@@ -182,7 +183,8 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
         raise ConfigError(f"{key}: {value} is too short; use 0 (no session timer) or 90..86400")
     elif field.check == "codec_list":
         from intercom.media.codecs import CODECS
-        if not value or any(c not in CODECS for c in value):
+        known = {name.lower() for name in CODECS}
+        if not value or any(not isinstance(c, str) or c.lower() not in known for c in value):
             raise ConfigError(f"{key}: {value!r}; allowed codecs: {', '.join(CODECS)}")
     elif field.check == "dtmf_codes":
         for i, code in enumerate(value):

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from intercom.media.codecs import CODECS, TELEPHONE_EVENT, codec_for
+from intercom.media.codecs import TELEPHONE_EVENT, codec_for, spec
 from intercom.media.devices import SimulatedSoundCard
 from intercom.media.rtp import RtpSession
 from intercom.media.stream import AudioStream
@@ -173,7 +173,7 @@ class DemoPhone:
             return                                     # cancelled while ringing
         try:
             offer = sdp.parse(incoming.sdp)
-            ours = [CODECS["PCMU"].format, CODECS["PCMA"].format, TELEPHONE_EVENT]
+            ours = [spec("PCMU").format, spec("PCMA").format, TELEPHONE_EVENT]
             answer = sdp.answer_for(offer, ours, "127.0.0.1", rtp.local_port, PTIME)
             chosen = sdp.negotiate(answer, offer, we_offered=False)
         except SipError as exc:

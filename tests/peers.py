@@ -376,18 +376,26 @@ class Linphone:
         self.out.close()
 
 
+BARESIP_CODEC_NAMES = {"opus": "opus/48000/2", "G722": "G722/16000/1", "PCMU": "PCMU/8000/1",
+                       "PCMA": "PCMA/8000/1"}
+
+
 class Baresip:
     """A headless baresip: file audio, auto-answer, sndfile recording, TCP control."""
 
     def __init__(self, workdir: Path, sip_port: int, ctrl_port: int, account: str,
-                 tone_hz: float, seconds: float = 120.0) -> None:
+                 tone_hz: float, seconds: float = 120.0, codec: str = "") -> None:
+        """``codec`` ("opus", "G722", "PCMU"...) limits baresip to that one; empty: G.711."""
         binary = need("baresip")
+        self.sip_port = sip_port
         self.dir = workdir / "baresip"
         self.dir.mkdir()
         self.records = workdir / "baresip-records"
         self.records.mkdir()
         audio = self.dir / "tone.wav"
         write_wav(str(audio), tone(tone_hz, seconds, 48000, amplitude=0.25), 48000)
+        if codec:                    # baresip 1.0 takes the codec list per account
+            account += f";audio_codecs={BARESIP_CODEC_NAMES.get(codec, codec)}"
         (self.dir / "accounts").write_text(account + "\n")
         (self.dir / "config").write_text("\n".join([
             "poll_method epoll",
@@ -401,6 +409,9 @@ class Baresip:
             "module_path /usr/lib/baresip/modules",
             "module aufile.so", "module aubridge.so", "module g711.so", "module sndfile.so",
             "module ctrl_tcp.so",
+            *(["module opus.so", "opus_stereo no", "opus_sprop_stereo no"]
+              if codec == "opus" else []),
+            *(["module g722.so"] if codec == "G722" else []),
             "module_app account.so", "module_app menu.so",
             f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
             f"snd_path {self.records}",

@@ -155,3 +155,37 @@ def test_baresip_calling_the_station_through_kamailio_is_declined(tmp_path: Path
         assert "incoming call from sip:resident@127.0.0.1" in log and "declined" in log
         assert station.state()["call"]["state"] == "idle"
         assert not station.state()["relay"]["energised"]
+
+
+@pytest.mark.parametrize("codec", ["opus", "G722", "PCMA"])
+def test_each_codec_carries_both_voices_and_the_door_code(tmp_path: Path, codec: str) -> None:
+    """The station calls baresip directly, limited to one codec: both tones arrive, and
+    1234# by RFC 4733 opens the door (telephone-event on that codec's stream)."""
+    baresip = Baresip(tmp_path, free_port_pair_gap(2), free_port(),
+                      "<sip:resident@127.0.0.1>;regint=0;answermode=auto", PHONE_TONE,
+                      codec=codec)
+    station = None
+    try:
+        station = Station(tmp_path, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
+                          tone_hz=STATION_TONE, pulse=PULSE)
+        station.press()
+        answered = station.wait_event(15, event="call", state="answered")
+        assert answered["reason"] == codec
+        time.sleep(2.5)
+        baresip.command("sndcode", "1234#")
+        station.wait_event(10, event="door", action="opened")
+        n = len(baresip.events)
+        baresip.command("hangup")
+        baresip.wait_event("CALL_CLOSED", 10, after=n)
+        station.wait_event(10, event="call", state="ended")
+    finally:
+        if station is not None:
+            station.stop()
+        baresip.stop()
+    pcm, rate = read_wav(str(station.speaker))
+    tone, rms = loudest_tone_window(pcm, PHONE_TONE, rate)
+    assert tone > -30 and tone > rms - 3, f"station heard {PHONE_TONE} Hz at {tone:.1f} dBFS"
+    heard = [f for f in baresip.records.glob("*.wav") if "dec" in f.name]
+    pcm, rate = read_wav(str(heard[0]))
+    tone, rms = loudest_tone_window(pcm, STATION_TONE, rate)
+    assert tone > -30 and tone > rms - 3, f"baresip heard {STATION_TONE} Hz at {tone:.1f} dBFS"

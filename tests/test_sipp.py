@@ -101,8 +101,9 @@ def test_failover_to_the_backup_registrar(tmp_path: Path) -> None:
             assert second.wait(10) == 0, second.report()
             wait_for(lambda: station.state()["registration"]["state"] == "registered", 5,
                      "registered with the backup")
-            assert [(e["state"], e["status"]) for e in registration_events(station)] == [
-                ("failed", 503), ("registered", 200)]
+            expected = [("failed", 503), ("registered", 200)]
+            wait_for(lambda: [(e["state"], e["status"]) for e in registration_events(station)]
+                     == expected, 5, f"registration events {expected}")
         finally:
             station.stop()
     finally:

@@ -375,10 +375,11 @@ class DoorStation:
         if call.stream is not None:
             call.stream.stop()
         a = self.config["audio"]
-        call.stream = AudioStream(self._open_audio_device, a["rate"],
-                                  call.rtp, codec, te, lambda digit: self._on_dtmf(call, digit),
-                                  self._on_audio_error, PTIME, self._echo_control(codec.clock_rate),
-                                  a["mic_gain_db"], a["speaker_gain_db"])
+        te_rate = chosen.telephone_event.clock_rate if chosen.telephone_event else 8000
+        call.stream = AudioStream(self._open_audio_device, a["rate"], call.rtp, codec, te,
+                                  lambda digit: self._on_dtmf(call, digit), self._on_audio_error,
+                                  PTIME, self._echo_control(codec.sample_rate),
+                                  a["mic_gain_db"], a["speaker_gain_db"], te_rate)
         call.stream.start()
         return True
 

@@ -1,4 +1,11 @@
-"""Audio codecs declared as data: name, clock rate, payload type, the two halves."""
+"""Audio codecs declared as data: name, rates, payload type, and how to make one.
+
+A ``CodecSpec`` is what we can offer; ``codec_for`` turns the negotiated
+format into a ``Codec`` with its own encoder and decoder state (G.722 and
+Opus keep state between frames). Two rates matter and differ: the audio's
+sample rate, and the RTP clock the SDP names (G.722: 16 kHz audio on an
+8000 clock, RFC 3551 4.5.2; Opus: 48000 in SDP whatever it codes, RFC 7587).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,37 +15,118 @@ import numpy as np
 import numpy.typing as npt
 
 from intercom.cext import g711
+from intercom.cext.g722 import G722Decoder, G722Encoder
 from intercom.sip.sdp import PayloadFormat
 
 Pcm = npt.NDArray[np.int16]
+Encode = Callable[[Pcm], bytes]
+Decode = Callable[[bytes], Pcm]
+OPUS_RATE = 16000            # wideband by default: what a door station's speech needs
+OPUS_COMPLEXITY = 5          # 0-10; 5 keeps a Pi Zero 2 W comfortable
 
 
 @dataclass(frozen=True)
 class Codec:
+    """One negotiated codec with its own state; encode/decode one frame at a time."""
+
     name: str
+    sample_rate: int                  # of the audio we give and get
+    clock_rate: int                   # of RTP timestamps (the SDP's rate)
+    payload_type: int
+    encode: Encode
+    decode: Decode
+    conceal: Callable[[int], Pcm] | None = None   # a lost frame of n samples, if it can
+
+    def timestamp_step(self, samples: int) -> int:
+        """How far RTP timestamps move for ``samples`` samples of audio."""
+        return samples * self.clock_rate // self.sample_rate
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    name: str
+    sample_rate: int
     clock_rate: int
     payload_type: int                 # static type, or our choice for dynamic ones
-    encode: Callable[[Pcm], bytes]
-    decode: Callable[[bytes], Pcm]
+    make: Callable[[], tuple[Encode, Decode, Callable[[int], Pcm] | None]]
+    fmtp: str = ""
+    channels: int = 1
 
     @property
     def format(self) -> PayloadFormat:
-        return PayloadFormat(self.payload_type, self.name, self.clock_rate)
+        return PayloadFormat(self.payload_type, self.name, self.clock_rate, self.fmtp,
+                             self.channels)
 
 
-CODECS: dict[str, Codec] = {
-    "PCMU": Codec("PCMU", 8000, 0, g711.ulaw_encode, g711.ulaw_decode),
-    "PCMA": Codec("PCMA", 8000, 8, g711.alaw_encode, g711.alaw_decode),
+def _g711(encode: Encode, decode: Decode
+          ) -> Callable[[], tuple[Encode, Decode, Callable[[int], Pcm] | None]]:
+    return lambda: (encode, decode, None)
+
+
+def _g722() -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+    encoder, decoder = G722Encoder(), G722Decoder()
+    return encoder.encode, decoder.decode, None
+
+
+def _opus() -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+    import opuslib
+    import opuslib.api.ctl as ctl
+    import opuslib.api.encoder as opus_encoder
+    encoder = opuslib.Encoder(OPUS_RATE, 1, opuslib.APPLICATION_VOIP)
+    encoder.complexity = OPUS_COMPLEXITY
+    # In-band FEC on, DTX off (RFC 7587 3.1.3 and 3.1.4); FEC needs an expected loss.
+    opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_inband_fec, 1)
+    opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_packet_loss_perc, 5)
+    opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_dtx, 0)
+    decoder = opuslib.Decoder(OPUS_RATE, 1)
+
+    def encode(pcm: Pcm) -> bytes:
+        return bytes(encoder.encode(pcm.astype("<i2").tobytes(), len(pcm)))
+
+    def decode(payload: bytes) -> Pcm:
+        # Up to 120 ms in one packet (RFC 6716 3.2.5).
+        out = decoder.decode(payload, OPUS_RATE * 120 // 1000)
+        return np.frombuffer(out, dtype="<i2").astype(np.int16)
+
+    def conceal(samples: int) -> Pcm:
+        out = decoder.decode(b"", samples)             # Opus's own PLC
+        return np.frombuffer(out, dtype="<i2").astype(np.int16)
+    return encode, decode, conceal
+
+
+CODECS: dict[str, CodecSpec] = {
+    "opus": CodecSpec("opus", OPUS_RATE, 48000, 111, _opus,
+                      f"useinbandfec=1; maxplaybackrate={OPUS_RATE}; "
+                      f"sprop-maxcapturerate={OPUS_RATE}", channels=2),
+    "G722": CodecSpec("G722", 16000, 8000, 9, _g722),
+    "PCMU": CodecSpec("PCMU", 8000, 8000, 0, _g711(g711.ulaw_encode, g711.ulaw_decode)),
+    "PCMA": CodecSpec("PCMA", 8000, 8000, 8, _g711(g711.alaw_encode, g711.alaw_decode)),
 }
-# RFC 4733 events 0-15 (digits, *, #, A-D) and 16 (flash), on a dynamic type.
+# RFC 4733 events 0-15 (digits, *, #, A-D) and 16 (flash), on a dynamic type; also
+# on Opus's 48000 clock when Opus is offered, since events share the audio's clock.
 TELEPHONE_EVENT = PayloadFormat(101, "telephone-event", 8000, "0-16")
+TELEPHONE_EVENT_48K = PayloadFormat(102, "telephone-event", 48000, "0-16")
+
+
+def spec(name: str) -> CodecSpec:
+    """The codec called ``name`` (as in SDP or the config; case does not matter)."""
+    for key, value in CODECS.items():
+        if key.lower() == name.lower():
+            return value
+    raise KeyError(name)
 
 
 def offer_formats(names: list[str]) -> list[PayloadFormat]:
     """Our payload formats in preference order, plus telephone-event."""
-    return [CODECS[n].format for n in names] + [TELEPHONE_EVENT]
+    formats = [spec(n).format for n in names]
+    events = [TELEPHONE_EVENT]
+    if any(f.clock_rate == 48000 for f in formats):
+        events.append(TELEPHONE_EVENT_48K)
+    return formats + events
 
 
 def codec_for(fmt: PayloadFormat) -> Codec:
-    codec = CODECS[fmt.name.upper()]
-    return Codec(codec.name, codec.clock_rate, fmt.payload_type, codec.encode, codec.decode)
+    """A fresh codec for a negotiated format, on the payload type the peer chose."""
+    s = spec(fmt.name)
+    encode, decode, conceal = s.make()
+    return Codec(s.name, s.sample_rate, s.clock_rate, fmt.payload_type, encode, decode, conceal)

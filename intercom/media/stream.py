@@ -118,7 +118,8 @@ class AudioStream:
                  rtp: RtpSession, codec: Codec, telephone_event_pt: int | None,
                  on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
                  ptime: int = 20, echo: EchoControl | None = None,
-                 mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0) -> None:
+                 mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0,
+                 telephone_event_rate: int = 8000) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -126,11 +127,14 @@ class AudioStream:
         self.te_pt = telephone_event_pt
         self.on_dtmf = on_dtmf
         self.on_device_error = on_device_error
-        self.codec_frame = codec.clock_rate * ptime // 1000
+        self.codec_frame = codec.sample_rate * ptime // 1000
+        self.ts_step = codec.timestamp_step(self.codec_frame)
+        self.te_rate = telephone_event_rate
+        self.te_step = telephone_event_rate * ptime // 1000
         self.device_frame = device_rate * ptime // 1000
-        same = device_rate == codec.clock_rate
-        self._down = None if same else Resampler(device_rate, codec.clock_rate)
-        self._up = None if same else Resampler(codec.clock_rate, device_rate)
+        same = device_rate == codec.sample_rate
+        self._down = None if same else Resampler(device_rate, codec.sample_rate)
+        self._up = None if same else Resampler(codec.sample_rate, device_rate)
         self._mic_frames = FrameAssembler(self.codec_frame)
         # The echo canceller works at the codec's rate on what the speaker played,
         # resampled and cut exactly like the microphone so that the two stay aligned.
@@ -141,12 +145,12 @@ class AudioStream:
         self.mic_gain = 10 ** (mic_gain_db / 20)
         self.speaker_gain = 10 ** (speaker_gain_db / 20)
         self._ref_down = None if same or self.echo is None else Resampler(device_rate,
-                                                                          codec.clock_rate)
+                                                                          codec.sample_rate)
         self._ref_frames = FrameAssembler(self.codec_frame)
         self._speaker_frames = FrameAssembler(self.device_frame)
         self.playout = PlayoutQueue()
-        self.mic_level = LevelMeter(codec.clock_rate // 2)
-        self.speaker_level = LevelMeter(codec.clock_rate // 2)
+        self.mic_level = LevelMeter(codec.sample_rate // 2)
+        self.speaker_level = LevelMeter(codec.sample_rate // 2)
         self.dtmf_in = DtmfReceiver()
         self._dtmf_out: deque[tuple[str, bytes]] = deque()
         self._event_ts = 0
@@ -222,7 +226,7 @@ class AudioStream:
                 self.rtp.send(self.codec.payload_type, self.codec.encode(chunk), self._ts,
                               marker=self._first_packet)
                 self._first_packet = False
-            self._ts = (self._ts + len(chunk)) & 0xFFFFFFFF
+            self._ts = (self._ts + self.ts_step) & 0xFFFFFFFF
 
     def _send_dtmf_packet(self) -> None:
         kind, payload = self._dtmf_out.popleft()
@@ -239,9 +243,9 @@ class AudioStream:
         """Queue RFC 4733 events for ``digits``; sent in place of audio frames."""
         if self.te_pt is None:
             raise ValueError("the peer did not negotiate telephone-event")
-        duration = self.codec.clock_rate * DTMF_DIGIT_MS // 1000
+        duration = self.te_rate * DTMF_DIGIT_MS // 1000
         for digit in digits:
-            payloads = event_payloads(digit, duration, self.codec_frame)
+            payloads = event_payloads(digit, duration, self.te_step)
             self._dtmf_out.append(("start", payloads[0]))
             self._dtmf_out.extend(("event", p) for p in payloads[1:])
             self._dtmf_out.extend(("gap", b"") for _ in range(DTMF_GAP_FRAMES))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from intercom.sip.errors import RemoteError
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-STATIC_RTPMAP = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000)}
+STATIC_RTPMAP: dict[int, tuple[str, int, int]] = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1),
+                                                  9: ("G722", 8000, 1)}
 
 
 class SdpError(RemoteError):
@@ -26,6 +27,7 @@ class PayloadFormat:
     name: str               # as in rtpmap, e.g. "PCMU", "telephone-event"
     clock_rate: int
     fmtp: str = ""
+    channels: int = 1       # the rtpmap's encoding parameters (opus/48000/2, RFC 7587)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def parse(body: bytes) -> MediaDescription:
     session_addr = ""
     media: MediaDescription | None = None
     payload_types: list[int] = []
-    rtpmap: dict[int, tuple[str, int]] = {}
+    rtpmap: dict[int, tuple[str, int, int]] = {}
     fmtp: dict[int, str] = {}
     direction = "sendrecv"
     in_audio = False
@@ -98,8 +100,10 @@ def parse(body: bytes) -> MediaDescription:
             elif name == "rtpmap" and media is not None:
                 pt_text, _, enc = rest.partition(" ")
                 codec, _, rate = enc.partition("/")
-                if pt_text.isdigit() and rate.split("/")[0].isdigit():
-                    rtpmap[int(pt_text)] = (codec, int(rate.split("/")[0]))
+                clock_text, _, channel_text = rate.partition("/")
+                if pt_text.isdigit() and clock_text.isdigit():
+                    rtpmap[int(pt_text)] = (codec, int(clock_text),
+                                            int(channel_text) if channel_text.isdigit() else 1)
             elif name == "fmtp" and media is not None:
                 pt_text, _, params = rest.partition(" ")
                 if pt_text.isdigit():
@@ -113,9 +117,9 @@ def parse(body: bytes) -> MediaDescription:
     media.direction = direction
     media.session_id, media.version = origin
     for pt in payload_types:
-        encoding, clock = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0))
+        encoding, clock, channels = rtpmap.get(pt) or STATIC_RTPMAP.get(pt, ("", 0, 1))
         if encoding:
-            media.formats.append(PayloadFormat(pt, encoding, clock, fmtp.get(pt, "")))
+            media.formats.append(PayloadFormat(pt, encoding, clock, fmtp.get(pt, ""), channels))
     return media
 
 
@@ -126,7 +130,8 @@ def build(session_id: int | str, version: int, address: str, media: MediaDescrip
              f"c=IN {media_family} {media.address}", "t=0 0",
              f"m=audio {media.port} RTP/AVP " + " ".join(str(f.payload_type) for f in media.formats)]
     for f in media.formats:
-        lines.append(f"a=rtpmap:{f.payload_type} {f.name}/{f.clock_rate}")
+        channels = f"/{f.channels}" if f.channels > 1 else ""
+        lines.append(f"a=rtpmap:{f.payload_type} {f.name}/{f.clock_rate}{channels}")
         if f.fmtp:
             lines.append(f"a=fmtp:{f.payload_type} {f.fmtp}")
     if media.ptime:
@@ -156,7 +161,9 @@ def negotiate(local: MediaDescription, remote: MediaDescription,
         if offer.find(f.name) is not None and local.find(f.name) is not None:
             codec = remote.find(f.name)
             assert codec is not None
-            event = remote.find("telephone-event")
+            # Events on the codec's clock if the peer has them (RFC 4733 2.1), else any.
+            event = next((e for e in remote.formats if e.name.lower() == "telephone-event"
+                          and e.clock_rate == codec.clock_rate), remote.find("telephone-event"))
             return Negotiated(remote.address, remote.port, codec, event, remote.direction)
     raise SdpError("no common audio codec")
 
@@ -169,7 +176,8 @@ def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address:
         ours = next((s for s in supported if s.name.lower() == f.name.lower()
                      and s.clock_rate == f.clock_rate), None)
         if ours is not None:
-            formats.append(PayloadFormat(f.payload_type, ours.name, ours.clock_rate, ours.fmtp))
+            formats.append(PayloadFormat(f.payload_type, ours.name, ours.clock_rate, ours.fmtp,
+                                         ours.channels))
     if not any(f.name.lower() != "telephone-event" for f in formats):
         raise SdpError("no common audio codec")
     return MediaDescription(address, port, formats, _mirror(offer.direction), ptime)
