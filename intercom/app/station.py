@@ -368,10 +368,12 @@ class DoorStation:
             return False
         call.rtp.retarget(chosen.remote_address, chosen.remote_port)
         call.rtp.paused = remote.on_hold
-        codec = codec_for(chosen.codec)
         te = chosen.telephone_event.payload_type if chosen.telephone_event else None
-        if call.stream is not None and (call.stream.codec, call.stream.te_pt) == (codec, te):
-            return True
+        running = call.stream
+        if running is not None and running.codec.name.lower() == chosen.codec.name.lower() \
+                and (running.codec.payload_type, running.te_pt) == (chosen.codec.payload_type, te):
+            return True                            # same codec: keep its state and the stream
+        codec = codec_for(chosen.codec, self.config["audio"]["opus_complexity"])
         if call.stream is not None:
             call.stream.stop()
         a = self.config["audio"]

@@ -48,7 +48,7 @@ class CodecSpec:
     sample_rate: int
     clock_rate: int
     payload_type: int                 # static type, or our choice for dynamic ones
-    make: Callable[[], tuple[Encode, Decode, Callable[[int], Pcm] | None]]
+    make: Callable[[int], tuple[Encode, Decode, Callable[[int], Pcm] | None]]   # (complexity)
     fmtp: str = ""
     channels: int = 1
 
@@ -59,21 +59,21 @@ class CodecSpec:
 
 
 def _g711(encode: Encode, decode: Decode
-          ) -> Callable[[], tuple[Encode, Decode, Callable[[int], Pcm] | None]]:
-    return lambda: (encode, decode, None)
+          ) -> Callable[[int], tuple[Encode, Decode, Callable[[int], Pcm] | None]]:
+    return lambda complexity: (encode, decode, None)
 
 
-def _g722() -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+def _g722(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
     encoder, decoder = G722Encoder(), G722Decoder()
     return encoder.encode, decoder.decode, None
 
 
-def _opus() -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+def _opus(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
     import opuslib
     import opuslib.api.ctl as ctl
     import opuslib.api.encoder as opus_encoder
     encoder = opuslib.Encoder(OPUS_RATE, 1, opuslib.APPLICATION_VOIP)
-    encoder.complexity = OPUS_COMPLEXITY
+    encoder.complexity = complexity
     # In-band FEC on, DTX off (RFC 7587 3.1.3 and 3.1.4); FEC needs an expected loss.
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_inband_fec, 1)
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_packet_loss_perc, 5)
@@ -125,8 +125,11 @@ def offer_formats(names: list[str]) -> list[PayloadFormat]:
     return formats + events
 
 
-def codec_for(fmt: PayloadFormat) -> Codec:
-    """A fresh codec for a negotiated format, on the payload type the peer chose."""
+def codec_for(fmt: PayloadFormat, complexity: int = OPUS_COMPLEXITY) -> Codec:
+    """A fresh codec for a negotiated format, on the payload type the peer chose.
+
+    ``complexity`` is Opus's encoder complexity (0-10); the others have none.
+    """
     s = spec(fmt.name)
-    encode, decode, conceal = s.make()
+    encode, decode, conceal = s.make(complexity)
     return Codec(s.name, s.sample_rate, s.clock_rate, fmt.payload_type, encode, decode, conceal)
