@@ -189,3 +189,27 @@ def test_each_codec_carries_both_voices_and_the_door_code(tmp_path: Path, codec:
     pcm, rate = read_wav(str(heard[0]))
     tone, rms = loudest_tone_window(pcm, STATION_TONE, rate)
     assert tone > -30 and tone > rms - 3, f"baresip heard {STATION_TONE} Hz at {tone:.1f} dBFS"
+
+
+def test_call_quality_from_rtcp_with_baresip(tmp_path: Path) -> None:
+    """Both sides send RTCP; at hang-up the station logs loss, jitter, the round-trip
+    time from baresip's report about us, and a MOS."""
+    baresip = Baresip(tmp_path, free_port_pair_gap(2), free_port(),
+                      "<sip:resident@127.0.0.1>;regint=0;answermode=auto", PHONE_TONE,
+                      codec="opus")
+    station = None
+    try:
+        station = Station(tmp_path, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"])
+        station.press()
+        station.wait_event(15, event="call", state="answered")
+        time.sleep(16)                              # at least two report intervals each way
+        assert intercom("ctl", "--socket", str(station.socket), "hangup").returncode == 0
+        quality = station.wait_event(10, event="quality")
+    finally:
+        if station is not None:
+            station.stop()
+        baresip.stop()
+    assert quality["codec"] == "opus" and quality["packets_received"] > 500
+    assert quality["packets_lost"] == 0 and quality["jitter_ms"] < 20
+    assert quality["rtt_ms"] is not None and 0 <= quality["rtt_ms"] < 50
+    assert quality["mos"] >= 4.0

@@ -75,6 +75,22 @@ class AudioEvent(Event):
 
 
 @dataclass(frozen=True)
+class QualityEvent(Event):
+    """At hang-up: how the call sounded (RTCP statistics and an E-model MOS)."""
+
+    kind: ClassVar[str] = "quality"
+    peer: str
+    codec: str
+    packets_received: int
+    packets_lost: int
+    loss_percent: float
+    jitter_ms: float
+    rtt_ms: float | None
+    concealed_frames: int
+    mos: float
+
+
+@dataclass(frozen=True)
 class DtmfEvent(Event):
     kind: ClassVar[str] = "dtmf"
     digit: str

@@ -7,6 +7,7 @@ answered call, DTMF digits go to the door codes; a right code pulses the relay.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 from collections import deque
@@ -16,7 +17,7 @@ from typing import Any
 
 from intercom.app.door import Decision, DoorCodes
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorContactEvent, DoorEvent,
-                                 DtmfEvent, Event, RegistrationEvent, RelayEvent)
+                                 DtmfEvent, Event, QualityEvent, RegistrationEvent, RelayEvent)
 from intercom.config import Config
 from intercom.hal.board import Board
 from intercom.media.codecs import codec_for, offer_formats
@@ -408,6 +409,10 @@ class DoorStation:
             call.audio_report.cancel()
         if call.stream is not None:
             call.stream.stop()
+            quality = call.stream.quality()
+            if quality is not None and quality.packets_received:
+                self.publish(QualityEvent(call.peer, call.stream.codec.name,
+                                          **dataclasses.asdict(quality)))
         call.rtp.close()
         self.door.reset()
         if self._door_timer is not None:

@@ -4,7 +4,9 @@ We send from the port we receive on, and once the peer's packets arrive we
 send to wherever they come from (the SDP address may be a private one
 behind NAT). From then on, packets from any other address are dropped: DTMF
 opens the door, so a stranger who guesses the port must not be heard.
-RTCP is not sent yet; the RTP port is even, RTCP's is kept free.
+RTCP runs on the next port up (RFC 3550 11): reports every 5 s or so, and
+the peer's reports give the round-trip time; RTCP that arrives multiplexed
+on the RTP port (RFC 5761) is taken too.
 """
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import asyncio
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable
 from typing import cast
 from dataclasses import dataclass
 
 from intercom.cext import rtp
+from intercom.media.rtcp import RtcpSession, is_rtcp
 from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
@@ -43,11 +47,15 @@ class RtpSession(asyncio.DatagramProtocol):
         self.stats = RtpStats()
         self.local_port = 0
         self._stun: dict[bytes, asyncio.Future[bytes]] = {}
+        self.rtcp: RtcpSession | None = None
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.rtcp_remote: tuple[str, int] | None = None     # latched like RTP
+        self._report_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(cls, host: str, port_min: int, port_max: int,
                    on_packet: PacketHandler, attempts: int = 50) -> RtpSession:
-        """Bind an even port in [port_min, port_max], chosen at random."""
+        """Bind an even port in [port_min, port_max] for RTP and the next for RTCP."""
         loop = asyncio.get_running_loop()
         evens = range(port_min + (port_min % 2), port_max, 2)
         for port in random.sample(evens, min(attempts, len(evens))):
@@ -57,6 +65,13 @@ class RtpSession(asyncio.DatagramProtocol):
                     lambda: session, local_addr=(host, port))  # noqa: B023
             except OSError:
                 continue
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _RtcpPort(session), local_addr=(host, port + 1))  # noqa: B023
+            except OSError:
+                session.close()
+                continue
+            session.rtcp_transport = transport
             session.local_port = port
             return session
         raise OSError(f"no free RTP port in {port_min}..{port_max}")
@@ -73,6 +88,38 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.remote != (host, port):
             self.latched = False
             self.remote = (host, port)
+            self.rtcp_remote = None
+
+    def start_rtcp(self, clock_rate: int, cname: str) -> None:
+        """Reports from now on, with statistics on the codec's clock."""
+        self.rtcp = RtcpSession(self.ssrc, cname, clock_rate)
+        if self._report_timer is None:
+            self._schedule_report()
+
+    def _schedule_report(self) -> None:
+        assert self.rtcp is not None
+        self._report_timer = asyncio.get_running_loop().call_later(
+            self.rtcp.next_interval(), self._send_report)
+
+    def _send_report(self) -> None:
+        if self.rtcp is None:
+            return
+        self._send_rtcp(self.rtcp.report(time.time()))
+        self._schedule_report()
+
+    def _send_rtcp(self, data: bytes) -> None:
+        target = self.rtcp_remote or (self.remote and (self.remote[0], self.remote[1] + 1))
+        if target and self.rtcp_transport is not None and not self.rtcp_transport.is_closing():
+            self.rtcp_transport.sendto(data, target)
+
+    def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None:
+        # Only from the peer's address: reports feed the call's quality summary.
+        if self.remote is not None and source[0] != self.remote[0]:
+            self.stats.foreign += 1
+            return
+        self.rtcp_remote = source
+        if self.rtcp is not None:
+            self.rtcp.on_rtcp(data, time.time())
 
     async def public_address(self, server: tuple[str, int]) -> tuple[str, int] | None:
         """Our address and port as a STUN server sees this socket (RFC 5389), or None."""
@@ -106,8 +153,11 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.latched and source != self.remote:
             self.stats.foreign += 1
             return
+        if is_rtcp(data):                          # multiplexed on the RTP port (RFC 5761)
+            self.rtcp_received(data, source)
+            return
         try:
-            pt, marker, seq, ts, _ssrc, payload = rtp.parse(data)
+            pt, marker, seq, ts, ssrc, payload = rtp.parse(data)
         except rtp.RtpError:
             self.stats.invalid += 1
             return
@@ -117,6 +167,8 @@ class RtpSession(asyncio.DatagramProtocol):
             self.remote = source
             self.latched = True
         self.stats.received += 1
+        if self.rtcp is not None:
+            self.rtcp.on_rtp_received(ssrc, seq, ts, time.time())
         self.on_packet(pt, marker, seq, ts, payload)
 
     def error_received(self, exc: Exception) -> None:
@@ -130,7 +182,29 @@ class RtpSession(asyncio.DatagramProtocol):
                                         payload), self.remote)
         self.seq = (self.seq + 1) & 0xFFFF
         self.stats.sent += 1
+        if self.rtcp is not None:
+            self.rtcp.on_rtp_sent(timestamp, len(payload), time.time())
 
     def close(self) -> None:
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        if self.rtcp is not None:
+            self._send_rtcp(self.rtcp.bye())
         if self.transport is not None:
             self.transport.close()
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.close()
+
+
+class _RtcpPort(asyncio.DatagramProtocol):
+    """The RTCP socket next to an RTP session's."""
+
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.session.rtcp_received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTCP socket error: %s", exc)

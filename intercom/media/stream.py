@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from intercom.cext.resample import Resampler
 from intercom.media.codecs import Codec
 from intercom.media.devices import AudioDevice, AudioDeviceError
 from intercom.media.echo import EchoControl
+from intercom.media.rtcp import Quality
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
@@ -160,6 +162,7 @@ class AudioStream:
         self._thread: threading.Thread | None = None
         self.device_error: str | None = None
         rtp.on_packet = self.on_packet
+        rtp.start_rtcp(codec.clock_rate, f"intercom-{secrets.token_hex(6)}")   # RFC 7022
 
     # ----- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -261,6 +264,13 @@ class AudioStream:
                 pcm = self._up.process(pcm)
             for chunk in self._speaker_frames.push(pcm):
                 self.playout.push(chunk)
+
+    def quality(self) -> Quality | None:
+        """The call's quality so far, from RTCP and the playout queue."""
+        if self.rtp.rtcp is None:
+            return None
+        playout_ms = self.playout.prefill * self.codec_frame * 1000 / self.codec.sample_rate
+        return self.rtp.rtcp.summary(self.codec.name, self.playout.underruns, playout_ms)
 
     def stats(self) -> dict[str, object]:
         return {"codec": self.codec.name, "rtp_sent": self.rtp.stats.sent,

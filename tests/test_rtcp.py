@@ -1,0 +1,93 @@
+"""RTCP: packets (Cython), reception statistics, round-trip time, the E-model summary."""
+from __future__ import annotations
+
+import pytest
+
+from intercom.cext import rtcp
+from intercom.media.rtcp import ReceptionStats, RtcpSession, e_model_mos, is_rtcp
+
+
+def test_compound_report_round_trip() -> None:
+    block = (0xCAFE, 25, -2, 0x1_0005, 80, 0x12345678, 0x10000)
+    packet = (rtcp.build_sr(0xBEEF, 3900000000, 2**31, 160000, 50, 8000, [block])
+              + rtcp.build_sdes_cname(0xBEEF, "intercom-x") + rtcp.build_bye(0xBEEF))
+    sr, sdes, bye = rtcp.parse(packet)
+    assert sr == ("SR", 0xBEEF, 3900000000, 2**31, 160000, 50, 8000, [block])
+    assert sdes == ("SDES", 0xBEEF) and bye == ("BYE", [0xBEEF])
+    assert len(packet) % 4 == 0 and is_rtcp(packet) and not is_rtcp(b"\x80\x00" + bytes(10))
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"\x81\xc9\x00", "too short"),
+    (b"\x41\xc9\x00\x01" + bytes(4), "version 1"),
+    (b"\x80\xc9\x00\x09" + bytes(8), "past the datagram"),
+    (rtcp.build_sdes_cname(1, "x") + rtcp.build_rr(1, []), "starts with type 202"),
+    (b"\x81\xc9\x00\x01" + bytes(4), "shorter than its report blocks"),
+])
+def test_bad_rtcp_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(rtcp.RtcpError, match=why):
+        rtcp.parse(data)
+
+
+def test_loss_wrap_duplicates_reordering_and_a_new_source() -> None:
+    stats = ReceptionStats(8000)
+    seqs = [65530, 65531, 65533, 65532, 65532, 65535, 0, 1, 4]   # wraps; 65534, 2, 3 lost
+    for i, seq in enumerate(seqs):
+        stats.update(7, seq, i * 160, i * 0.02)
+    assert stats.expected == 11 and stats.received == 9          # one duplicate counted
+    assert stats.lost == 2                                       # (a duplicate hides one)
+    block = stats.report_block(0, 0)
+    assert block[0] == 7 and block[3] == (1 << 16) + 4
+    stats.update(8, 100, 0, 1.0)                                 # the sender restarted
+    assert (stats.ssrc, stats.expected, stats.received) == (8, 1, 1)
+
+
+def test_fraction_lost_is_per_report_interval() -> None:
+    stats = ReceptionStats(8000)
+    for seq in range(0, 100):
+        if seq % 10 != 5:                                        # 10 % lost
+            stats.update(1, seq, seq * 160, seq * 0.02)
+    assert stats.report_block(0, 0)[1] == (10 << 8) // 100       # 10 % in 1/256: 25
+    for seq in range(100, 200):
+        stats.update(1, seq, seq * 160, seq * 0.02)
+    assert stats.report_block(0, 0)[1] == 0                      # no loss since the last one
+
+
+def test_jitter_follows_rfc_3550() -> None:
+    steady, shaky = ReceptionStats(8000), ReceptionStats(8000)
+    for i in range(500):
+        steady.update(1, i, i * 160, 10 + i * 0.02)
+        shaky.update(1, i, i * 160, 10 + i * 0.02 + (0.01 if i % 2 else 0.0))
+    assert steady.jitter < 0.01
+    assert shaky.jitter == pytest.approx(80, rel=0.05)           # 10 ms at 8 kHz
+
+
+def test_round_trip_time_from_sr_and_the_block_about_us() -> None:
+    door, phone = RtcpSession(0xD, "door", 8000), RtcpSession(0xF, "phone", 8000)
+    t = 1_800_000_000.0
+    for i in range(50):                                          # both send audio
+        door.on_rtp_sent(i * 160, 160, t + i * 0.02)
+        phone.on_rtp_received(0xD, i, i * 160, t + i * 0.02 + 0.04)
+        phone.on_rtp_sent(i * 160, 160, t + i * 0.02)
+        door.on_rtp_received(0xF, i, i * 160, t + i * 0.02 + 0.04)
+    sr = door.report(t + 1.0)                                    # 40 ms on the way
+    phone.on_rtcp(sr, t + 1.04)
+    reply = phone.report(t + 1.54)                               # held 0.5 s (DLSR)
+    door.on_rtcp(reply, t + 1.58)                                # 40 ms back
+    assert door.rtt_ms == pytest.approx(80, abs=0.1)
+    summary = door.summary("PCMU", concealed_frames=0, playout_ms=40)
+    assert summary.loss_percent == 0 and summary.rtt_ms == pytest.approx(80, abs=0.1)
+    assert summary.mos > 4.3
+
+
+def test_e_model() -> None:
+    assert e_model_mos("PCMU", 0, 0) == pytest.approx(4.41, abs=0.02)      # R = 93.2
+    assert e_model_mos("PCMU", 2, 100) < 3.7 < e_model_mos("opus", 2, 100)  # PLC helps
+    assert e_model_mos("PCMU", 0, 400) < e_model_mos("PCMU", 0, 100)       # delay hurts
+    assert e_model_mos("PCMU", 50, 800) == 1.0
+
+
+def test_garbage_rtcp_is_counted_not_fatal() -> None:
+    session = RtcpSession(1, "x", 8000)
+    session.on_rtcp(b"\x80\xc9\x00\x09garbage", 0.0)
+    assert session.invalid == 1 and session.rtt_ms is None
