@@ -9,6 +9,7 @@ A report block is (ssrc, fraction_lost, cumulative_lost, highest_seq,
 jitter, lsr, dlsr), with fraction_lost in 1/256 and the rest as on the wire.
 """
 from libc.stdint cimport int32_t, uint32_t
+from wire cimport get32, put32
 
 SR = 200
 RR = 201
@@ -20,17 +21,6 @@ class RtcpError(ValueError):
     """A datagram that is not a usable RTCP compound packet."""
 
 
-cdef inline void _put32(unsigned char* p, uint32_t v) noexcept nogil:
-    p[0] = (v >> 24) & 0xFF
-    p[1] = (v >> 16) & 0xFF
-    p[2] = (v >> 8) & 0xFF
-    p[3] = v & 0xFF
-
-
-cdef inline uint32_t _get32(const unsigned char* p) noexcept nogil:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
-
-
 cdef bytes _blocks(list blocks):
     cdef bytearray out = bytearray(24 * len(blocks))
     cdef unsigned char* p = out
@@ -39,12 +29,12 @@ cdef bytes _blocks(list blocks):
     for i in range(len(blocks)):
         ssrc, fraction, cumulative, highest, jitter, lsr, dlsr = blocks[i]
         lost = max(-0x800000, min(0x7FFFFF, cumulative))    # 24-bit signed, clamped
-        _put32(p + 24 * i, ssrc & 0xFFFFFFFF)
-        _put32(p + 24 * i + 4, ((fraction & 0xFF) << 24) | (<uint32_t>lost & 0xFFFFFF))
-        _put32(p + 24 * i + 8, highest & 0xFFFFFFFF)
-        _put32(p + 24 * i + 12, jitter & 0xFFFFFFFF)
-        _put32(p + 24 * i + 16, lsr & 0xFFFFFFFF)
-        _put32(p + 24 * i + 20, dlsr & 0xFFFFFFFF)
+        put32(p + 24 * i, ssrc & 0xFFFFFFFF)
+        put32(p + 24 * i + 4, ((fraction & 0xFF) << 24) | (<uint32_t>lost & 0xFFFFFF))
+        put32(p + 24 * i + 8, highest & 0xFFFFFFFF)
+        put32(p + 24 * i + 12, jitter & 0xFFFFFFFF)
+        put32(p + 24 * i + 16, lsr & 0xFFFFFFFF)
+        put32(p + 24 * i + 20, dlsr & 0xFFFFFFFF)
     return bytes(out)
 
 
@@ -65,12 +55,12 @@ def build_sr(unsigned long long ssrc, unsigned long long ntp_seconds,
         raise ValueError("at most 31 report blocks")
     cdef bytearray body = bytearray(24)
     cdef unsigned char* p = body
-    _put32(p, ssrc & 0xFFFFFFFF)
-    _put32(p + 4, ntp_seconds & 0xFFFFFFFF)
-    _put32(p + 8, ntp_fraction & 0xFFFFFFFF)
-    _put32(p + 12, rtp_timestamp & 0xFFFFFFFF)
-    _put32(p + 16, packets & 0xFFFFFFFF)
-    _put32(p + 20, octets & 0xFFFFFFFF)
+    put32(p, ssrc & 0xFFFFFFFF)
+    put32(p + 4, ntp_seconds & 0xFFFFFFFF)
+    put32(p + 8, ntp_fraction & 0xFFFFFFFF)
+    put32(p + 12, rtp_timestamp & 0xFFFFFFFF)
+    put32(p + 16, packets & 0xFFFFFFFF)
+    put32(p + 20, octets & 0xFFFFFFFF)
     rest = _blocks(blocks)
     return _header(len(blocks), SR, 4 + 24 + len(rest)) + bytes(body) + rest
 
@@ -79,7 +69,7 @@ def build_rr(unsigned long long ssrc, list blocks) -> bytes:
     if len(blocks) > 31:
         raise ValueError("at most 31 report blocks")
     cdef bytearray body = bytearray(4)
-    _put32(body, ssrc & 0xFFFFFFFF)
+    put32(body, ssrc & 0xFFFFFFFF)
     rest = _blocks(blocks)
     return _header(len(blocks), RR, 4 + 4 + len(rest)) + bytes(body) + rest
 
@@ -87,7 +77,7 @@ def build_rr(unsigned long long ssrc, list blocks) -> bytes:
 def build_sdes_cname(unsigned long long ssrc, str cname) -> bytes:
     text = cname.encode("utf-8")[:255]
     chunk = bytearray(4)
-    _put32(chunk, ssrc & 0xFFFFFFFF)
+    put32(chunk, ssrc & 0xFFFFFFFF)
     chunk += bytes([1, len(text)]) + text + b"\0"          # CNAME item, then the end
     chunk += b"\0" * (-len(chunk) % 4)
     return _header(1, SDES, 4 + len(chunk)) + bytes(chunk)
@@ -95,7 +85,7 @@ def build_sdes_cname(unsigned long long ssrc, str cname) -> bytes:
 
 def build_bye(unsigned long long ssrc) -> bytes:
     body = bytearray(4)
-    _put32(body, ssrc & 0xFFFFFFFF)
+    put32(body, ssrc & 0xFFFFFFFF)
     return _header(1, BYE, 8) + bytes(body)
 
 
@@ -105,12 +95,12 @@ cdef list _read_blocks(const unsigned char* p, int count):
     cdef int32_t lost
     cdef int i
     for i in range(count):
-        word = _get32(p + 24 * i + 4)
+        word = get32(p + 24 * i + 4)
         lost = <int32_t>(word & 0xFFFFFF)
         if lost & 0x800000:
             lost -= 0x1000000
-        out.append((_get32(p + 24 * i), word >> 24, lost, _get32(p + 24 * i + 8),
-                    _get32(p + 24 * i + 12), _get32(p + 24 * i + 16), _get32(p + 24 * i + 20)))
+        out.append((get32(p + 24 * i), word >> 24, lost, get32(p + 24 * i + 8),
+                    get32(p + 24 * i + 12), get32(p + 24 * i + 16), get32(p + 24 * i + 20)))
     return out
 
 
@@ -143,18 +133,18 @@ def parse(const unsigned char[::1] data):
         if kind == SR:
             if size < 28 + 24 * count:
                 raise RtcpError("RTCP SR shorter than its report blocks")
-            out.append(("SR", _get32(p + 4), _get32(p + 8), _get32(p + 12), _get32(p + 16),
-                        _get32(p + 20), _get32(p + 24), _read_blocks(p + 28, count)))
+            out.append(("SR", get32(p + 4), get32(p + 8), get32(p + 12), get32(p + 16),
+                        get32(p + 20), get32(p + 24), _read_blocks(p + 28, count)))
         elif kind == RR:
             if size < 8 + 24 * count:
                 raise RtcpError("RTCP RR shorter than its report blocks")
-            out.append(("RR", _get32(p + 4), _read_blocks(p + 8, count)))
+            out.append(("RR", get32(p + 4), _read_blocks(p + 8, count)))
         elif kind == BYE:
             if size < 4 + 4 * count:
                 raise RtcpError("RTCP BYE shorter than its SSRC list")
-            out.append(("BYE", [_get32(p + 4 + 4 * i) for i in range(count)]))
+            out.append(("BYE", [get32(p + 4 + 4 * i) for i in range(count)]))
         elif kind == SDES:
-            out.append(("SDES", _get32(p + 4) if size >= 8 and count else 0))
+            out.append(("SDES", get32(p + 4) if size >= 8 and count else 0))
         else:
             out.append((kind,))
         pos += size

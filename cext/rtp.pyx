@@ -2,20 +2,11 @@
 """RTP fixed header (RFC 3550 section 5.1): build and parse, per packet."""
 from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcpy
+from wire cimport get32, put32
 
 
 class RtpError(ValueError):
     """A datagram that is not a usable RTP packet."""
-
-
-cdef inline void _put32(unsigned char* p, uint32_t v) noexcept nogil:
-    p[0] = (v >> 24) & 0xFF
-    p[1] = (v >> 16) & 0xFF
-    p[2] = (v >> 8) & 0xFF
-    p[3] = v & 0xFF
-
-cdef inline uint32_t _get32(const unsigned char* p) noexcept nogil:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
 
 def build(int payload_type, bint marker, unsigned int seq, unsigned long long timestamp,
@@ -30,8 +21,8 @@ def build(int payload_type, bint marker, unsigned int seq, unsigned long long ti
     p[1] = (0x80 if marker else 0) | payload_type
     p[2] = (seq >> 8) & 0xFF
     p[3] = seq & 0xFF
-    _put32(p + 4, <uint32_t>(timestamp & 0xFFFFFFFF))
-    _put32(p + 8, <uint32_t>(ssrc & 0xFFFFFFFF))
+    put32(p + 4, <uint32_t>(timestamp & 0xFFFFFFFF))
+    put32(p + 8, <uint32_t>(ssrc & 0xFFFFFFFF))
     if n:
         memcpy(p + 12, &payload[0], n)
     return bytes(out)
@@ -59,5 +50,5 @@ def parse(const unsigned char[::1] packet):
         end -= p[n - 1]
     if start > end:
         raise RtpError("RTP header, extension and padding exceed the packet")
-    return (p[1] & 0x7F, bool(p[1] & 0x80), (p[2] << 8) | p[3], _get32(p + 4),
-            _get32(p + 8), bytes(packet[start:end]))
+    return (p[1] & 0x7F, bool(p[1] & 0x80), (p[2] << 8) | p[3], get32(p + 4),
+            get32(p + 8), bytes(packet[start:end]))
