@@ -34,6 +34,7 @@ extensions = [
     Extension("intercom.cext.g711", ["cext/g711.pyx"], **common),
     Extension("intercom.cext.rtp", ["cext/rtp.pyx"], **common),
     Extension("intercom.cext.rtcp", ["cext/rtcp.pyx"], **common),
+    Extension("intercom.cext.dtmf", ["cext/dtmf.pyx"], **common),
 ] + [
     Extension(f"intercom.cext.{name}", [f"cext/{name}.pyx"], extra_link_args=speex_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})

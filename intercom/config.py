@@ -134,6 +134,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]; empty: never opens'),
         "pulse_seconds": _n(3.0, 0.1, 30),
         "digit_timeout": _n(5.0, 1, 60, help="seconds a partly keyed code is kept"),
+        "inband_dtmf": Field(bool, False, help="also take code digits from tones in the "
+                                               "audio (for phones without RFC 4733); "
+                                               "anyone near the phone can play them"),
     },
     "board": {
         "type": _s("simulated", choices=("simulated", "gpio")),

@@ -24,7 +24,10 @@ from pathlib import Path
 
 
 from intercom.cext import g711, rtp
+from intercom.cext.dtmf import DtmfDetector
 from intercom.cext.resample import Resampler
+from intercom.media.codecs import codec_for, spec
+from intercom.media.rtcp import RtcpSession
 from intercom.demo import free_udp_port, wait_until
 from intercom.demo_peer import DemoPhone
 from intercom.media.echo import EchoControl, EchoPath, EchoPathSpec, measure
@@ -49,6 +52,13 @@ def micro() -> None:
     enc = g711.ulaw_encode(frame)
     down = Resampler(48000, 8000)
     pkt = rtp.build(0, False, 1, 160, 7, enc)
+    detector = DtmfDetector(8000)
+    wide = tone(440, 0.02, 16000)
+    g722 = codec_for(spec("G722").format)
+    opus = codec_for(spec("opus").format)
+    session = RtcpSession(1, "bench", 8000)
+    session.on_rtp_received(2, 1, 160, 1.0)
+    session.on_rtp_sent(160, 160, 1.0)
     rows = [
         ("G.711 mu-law encode, 160 samples", per_call(lambda: g711.ulaw_encode(frame), 20000)),
         ("  (stdlib audioop, for scale)", per_call(lambda: audioop.lin2ulaw(raw, 2), 20000)),
@@ -56,6 +66,14 @@ def micro() -> None:
         ("RTP build, 160-byte payload", per_call(lambda: rtp.build(0, False, 1, 160, 7, enc), 20000)),
         ("RTP parse", per_call(lambda: rtp.parse(pkt), 20000)),
         ("resample 48 kHz -> 8 kHz, one 20 ms frame", per_call(lambda: down.process(frame48), 5000)),
+        ("in-band DTMF detector, one 20 ms frame at 8 kHz",
+         per_call(lambda: detector.feed(frame), 5000)),
+        ("G.722 encode + decode, one 20 ms frame", per_call(
+            lambda: g722.decode(g722.encode(wide)), 5000)),
+        ("Opus encode + decode, one 20 ms frame (16 kHz)", per_call(
+            lambda: opus.decode(opus.encode(wide)), 2000)),
+        ("RTCP compound report (SR + block + SDES)", per_call(
+            lambda: session.report(1.8e9), 5000)),
     ]
     print("Per-frame costs (best of 5):")
     for name, seconds in rows:

@@ -313,3 +313,37 @@ def test_the_resident_does_not_hear_himself_back(tmp_path: Path) -> None:
     print(f"the resident's own voice back: {echo_off:.1f} -> {echo_on:.1f} dBFS")
     assert echo_off > -35                                  # the room's echo is loud
     assert echo_on < echo_off - 25, (echo_on, echo_off)
+
+
+def test_door_codes_from_tones_in_the_audio_only_when_enabled(tmp_path: Path) -> None:
+    """The resident's phone plays 1234# as tones in the audio (no RFC 4733). By default
+    that opens nothing (anyone near the phone could play them); with door.inband_dtmf
+    it opens the door."""
+    import sys
+
+    import numpy as np
+
+    from intercom.media.signal import write_wav
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dtmf_inband import gap, key
+    code = np.concatenate([gap(1500)] + [np.concatenate([key(d, 80, dbfs=-12), gap(120)])
+                                         for d in "1234#"] + [gap(8000)])
+    write_wav(str(tmp_path / "tones.wav"), code, 8000)
+
+    def opened(enabled: bool) -> bool:
+        work = tmp_path / str(enabled)
+        work.mkdir()
+        result = []
+
+        async def body(rig: Rig) -> None:
+            await rig.ctl({"cmd": "press", "button": "bell"})
+            assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+            await wait_until(lambda: rig.seen("door", action="opened"), 4)
+            result.append(rig.seen("door", action="opened"))
+            rig.phones[0].hangup()
+            assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        run_rig(work, body, phone_mic=str(tmp_path / "tones.wav"),
+                door={"inband_dtmf": enabled}, audio={"rate": 8000})
+        return result[0]
+    assert not opened(False)
+    assert opened(True)

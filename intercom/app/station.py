@@ -382,7 +382,8 @@ class DoorStation:
         call.stream = AudioStream(self._open_audio_device, a["rate"], call.rtp, codec, te,
                                   lambda digit: self._on_dtmf(call, digit), self._on_audio_error,
                                   PTIME, self._echo_control(codec.sample_rate),
-                                  a["mic_gain_db"], a["speaker_gain_db"], te_rate)
+                                  a["mic_gain_db"], a["speaker_gain_db"], te_rate,
+                                  self.config["door"]["inband_dtmf"])
         call.stream.start()
         return True
 

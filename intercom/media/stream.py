@@ -24,6 +24,7 @@ from intercom.media.codecs import Codec
 from intercom.media.devices import AudioDevice, AudioDeviceError
 from intercom.media.echo import EchoControl
 from intercom.media.rtcp import Quality
+from intercom.cext.dtmf import DtmfDetector
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
@@ -121,7 +122,7 @@ class AudioStream:
                  on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
                  ptime: int = 20, echo: EchoControl | None = None,
                  mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0,
-                 telephone_event_rate: int = 8000) -> None:
+                 telephone_event_rate: int = 8000, inband_dtmf: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -154,6 +155,10 @@ class AudioStream:
         self.mic_level = LevelMeter(codec.sample_rate // 2)
         self.speaker_level = LevelMeter(codec.sample_rate // 2)
         self.dtmf_in = DtmfReceiver()
+        # Tones in the audio count only when asked for, and only until the phone
+        # shows it sends RFC 4733 events (a phone that does both would type twice).
+        self.inband = DtmfDetector(codec.sample_rate) if inband_dtmf else None
+        self._events_seen = False
         self._dtmf_out: deque[tuple[str, bytes]] = deque()
         self._event_ts = 0
         self._ts = int.from_bytes(np.random.bytes(4), "big")
@@ -255,10 +260,14 @@ class AudioStream:
 
     def on_packet(self, pt: int, marker: bool, seq: int, ts: int, payload: bytes) -> None:
         if pt == self.te_pt:
+            self._events_seen = True
             for digit in self.dtmf_in.feed(payload, ts):
                 self.on_dtmf(digit)
         elif pt == self.codec.payload_type:
             pcm = self.codec.decode(payload)
+            if self.inband is not None and not self._events_seen:
+                for digit in self.inband.feed(pcm):
+                    self.on_dtmf(digit)
             self.speaker_level.add(pcm)
             if self._up is not None:
                 pcm = self._up.process(pcm)
