@@ -182,6 +182,7 @@ class DemoPhone:
             self.on_event("rejected the offer:", str(exc))
             return
         rtp.set_remote(chosen.remote_address, chosen.remote_port)
+        rtp.rtcp_mux = chosen.rtcp_mux
         te = next((f.payload_type for f in answer.formats if f.name == "telephone-event"), None)
         period = self.rate * PTIME // 1000
         stream = AudioStream(

@@ -91,3 +91,67 @@ def test_garbage_rtcp_is_counted_not_fatal() -> None:
     session = RtcpSession(1, "x", 8000)
     session.on_rtcp(b"\x80\xc9\x00\x09garbage", 0.0)
     assert session.invalid == 1 and session.rtt_ms is None
+
+
+def test_rtcp_mux_is_offered_and_mirrored() -> None:
+    from intercom.media.codecs import offer_formats
+    from intercom.sip import sdp
+    ours = sdp.MediaDescription("192.0.2.1", 4000, offer_formats(["PCMU"]), rtcp_mux=True)
+    offer = sdp.parse(sdp.build(1, 1, "192.0.2.1", ours))
+    assert offer.rtcp_mux
+    answer = sdp.answer_for(offer, offer_formats(["PCMU"]), "192.0.2.2", 5000, 20)
+    assert answer.rtcp_mux and sdp.negotiate(ours, answer, we_offered=True).rtcp_mux
+    plain = sdp.answer_for(sdp.parse(sdp.build(1, 1, "192.0.2.1", sdp.MediaDescription(
+        "192.0.2.1", 4000, offer_formats(["PCMU"])))), offer_formats(["PCMU"]),
+        "192.0.2.2", 5000, 20)
+    assert not plain.rtcp_mux and not sdp.negotiate(ours, plain, we_offered=True).rtcp_mux
+    kept = sdp.rebuild(sdp.build(1, 1, "192.0.2.1", ours), "sendonly")
+    assert b"a=rtcp-mux" in kept and b"a=sendonly" in kept
+
+
+def test_muxed_reports_give_the_rtt_and_hold_sends_keepalives(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import asyncio
+    import socket
+
+    from intercom.media import rtp as rtp_mod
+    from intercom.media.rtp import RtpSession
+    monkeypatch.setattr(rtp_mod, "KEEPALIVE_SECONDS", 0.1)
+
+    async def main() -> tuple[float | None, int, int]:
+        a = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *x: None)
+        b = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *x: None)
+        a.set_remote("127.0.0.1", b.local_port)
+        b.set_remote("127.0.0.1", a.local_port)
+        a.rtcp_mux = b.rtcp_mux = True
+        a.start_rtcp(8000, "a", interval=0.2)
+        b.start_rtcp(8000, "b", interval=0.2)
+        for i in range(40):
+            a.send(0, bytes(160), i * 160)
+            b.send(0, bytes(160), i * 160)
+            await asyncio.sleep(0.02)
+        assert a.rtcp is not None and b.rtcp is not None
+        rtt, reports = a.rtcp.rtt_ms, b.rtcp.reports_received
+        a.close()
+        b.close()
+        # On hold nothing is sent but the NAT mapping is kept: empty datagrams.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(2)
+            c = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *x: None)
+            c.set_remote("127.0.0.1", peer.getsockname()[1])
+            c.start_rtcp(8000, "c", interval=0.05)
+            c.paused = True
+            await asyncio.sleep(0.5)
+            c.close()
+            got = []
+            peer.setblocking(False)
+            while True:
+                try:
+                    got.append(peer.recv(100))
+                except BlockingIOError:
+                    break
+        return rtt, reports, sum(1 for d in got if d == b"")
+    rtt, reports, keepalives = asyncio.run(main())
+    assert reports >= 2 and rtt is not None and rtt < 20
+    assert keepalives >= 2

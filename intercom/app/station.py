@@ -262,7 +262,7 @@ class DoorStation:
             return
         host, port = await self._media_address(rtp)
         media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
-                                     ptime=PTIME)
+                                     ptime=PTIME, rtcp_mux=True)
         call = ActiveCall(index, targets[index], rtp, media)
         body = sdp.build(secrets.randbelow(2**31), 1, host, media)
         assert self.sip is not None
@@ -368,6 +368,7 @@ class DoorStation:
             log.warning("SDP from %s unusable: %s", call.peer, exc)
             return False
         call.rtp.retarget(chosen.remote_address, chosen.remote_port)
+        call.rtp.rtcp_mux = chosen.rtcp_mux
         call.rtp.paused = remote.on_hold
         te = chosen.telephone_event.payload_type if chosen.telephone_event else None
         running = call.stream

@@ -123,8 +123,9 @@ def e_model_mos(codec: str, loss_percent: float, one_way_delay_ms: float) -> flo
 
 class RtcpSession:
     def __init__(self, ssrc: int, cname: str, clock_rate: int,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, interval: float = REPORT_INTERVAL) -> None:
         self.ssrc = ssrc
+        self.interval = interval
         self.cname = cname
         self.clock_rate = clock_rate
         self.rng = rng or random.Random()
@@ -139,7 +140,7 @@ class RtcpSession:
         self.invalid = 0
 
     def next_interval(self) -> float:
-        return REPORT_INTERVAL * self.rng.uniform(0.5, 1.5)
+        return self.interval * self.rng.uniform(0.5, 1.5)
 
     def on_rtp_sent(self, timestamp: int, payload_bytes: int, wallclock: float) -> None:
         self.packets_sent += 1

@@ -14,16 +14,18 @@ import asyncio
 import logging
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import cast
 from dataclasses import dataclass
 
 from intercom.cext import rtp
-from intercom.media.rtcp import RtcpSession, is_rtcp
+from intercom.media.rtcp import REPORT_INTERVAL, RtcpSession, is_rtcp
 from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
+KEEPALIVE_SECONDS = 15.0      # well inside common UDP NAT timeouts (30 s and more)
 PacketHandler = Callable[[int, bool, int, int, bytes], None]   # pt, marker, seq, ts, payload
 
 
@@ -50,6 +52,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.rtcp: RtcpSession | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.rtcp_remote: tuple[str, int] | None = None     # latched like RTP
+        self.rtcp_mux = False                               # RTCP on the RTP port (RFC 5761)
+        self._last_sent = 0.0
         self._report_timer: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -90,9 +94,9 @@ class RtpSession(asyncio.DatagramProtocol):
             self.remote = (host, port)
             self.rtcp_remote = None
 
-    def start_rtcp(self, clock_rate: int, cname: str) -> None:
+    def start_rtcp(self, clock_rate: int, cname: str, interval: float = REPORT_INTERVAL) -> None:
         """Reports from now on, with statistics on the codec's clock."""
-        self.rtcp = RtcpSession(self.ssrc, cname, clock_rate)
+        self.rtcp = RtcpSession(self.ssrc, cname, clock_rate, interval=interval)
         if self._report_timer is None:
             self._schedule_report()
 
@@ -108,9 +112,31 @@ class RtpSession(asyncio.DatagramProtocol):
         self._schedule_report()
 
     def _send_rtcp(self, data: bytes) -> None:
+        if self.rtcp_mux:
+            if self.remote is not None and self.transport is not None \
+                    and not self.transport.is_closing():
+                self.transport.sendto(data, self.remote)
+            return
         target = self.rtcp_remote or (self.remote and (self.remote[0], self.remote[1] + 1))
         if target and self.rtcp_transport is not None and not self.rtcp_transport.is_closing():
             self.rtcp_transport.sendto(data, target)
+        self._keep_alive()
+
+    def _keep_alive(self) -> None:
+        """On hold we send no RTP; a datagram now and then keeps the NAT's mapping for
+        the RTP port open (RFC 6263 4.1: an empty transport packet)."""
+        now = time.monotonic()
+        if self.paused and now - self._last_sent >= KEEPALIVE_SECONDS and \
+                self.remote is not None and self.transport is not None \
+                and not self.transport.is_closing():
+            # asyncio's transport drops empty sends: use a duplicate of its socket.
+            own = self.transport.get_extra_info("socket")
+            try:
+                with socket.fromfd(own.fileno(), own.family, own.type) as sock:
+                    sock.sendto(b"", self.remote)
+            except OSError as exc:
+                log.debug("RTP keepalive: %s", exc)
+            self._last_sent = now
 
     def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None:
         # Only from the peer's address: reports feed the call's quality summary.
@@ -145,6 +171,8 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         source = (addr[0], addr[1])
+        if not data:
+            return                                 # a keepalive (RFC 6263 4.1)
         if self._stun and stun.is_stun(data):
             waiter = self._stun.get(data[8:20])
             if waiter is not None and not waiter.done():
@@ -182,6 +210,7 @@ class RtpSession(asyncio.DatagramProtocol):
                                         payload), self.remote)
         self.seq = (self.seq + 1) & 0xFFFF
         self.stats.sent += 1
+        self._last_sent = time.monotonic()
         if self.rtcp is not None:
             self.rtcp.on_rtp_sent(timestamp, len(payload), time.time())
 

@@ -39,6 +39,7 @@ class MediaDescription:
     ptime: int | None = None
     session_id: str = "0"        # from the o= line; kept across offers (RFC 3264 8)
     version: int = 0
+    rtcp_mux: bool = False       # RTCP on the RTP port (RFC 5761)
 
     @property
     def on_hold(self) -> bool:
@@ -110,6 +111,8 @@ def parse(body: bytes) -> MediaDescription:
                     fmtp[int(pt_text)] = params.strip()
             elif name == "ptime" and media is not None and rest.strip().isdigit():
                 media.ptime = int(rest.strip())
+            elif name == "rtcp-mux" and media is not None:
+                media.rtcp_mux = True
     if media is None:
         raise SdpError("no audio stream in SDP")
     if not media.address:
@@ -136,6 +139,8 @@ def build(session_id: int | str, version: int, address: str, media: MediaDescrip
             lines.append(f"a=fmtp:{f.payload_type} {f.fmtp}")
     if media.ptime:
         lines.append(f"a=ptime:{media.ptime}")
+    if media.rtcp_mux:
+        lines.append("a=rtcp-mux")
     lines.append(f"a={media.direction}")
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
@@ -149,6 +154,7 @@ class Negotiated:
     codec: PayloadFormat
     telephone_event: PayloadFormat | None
     direction: str
+    rtcp_mux: bool = False
 
 
 def negotiate(local: MediaDescription, remote: MediaDescription,
@@ -164,7 +170,8 @@ def negotiate(local: MediaDescription, remote: MediaDescription,
             # Events on the codec's clock if the peer has them (RFC 4733 2.1), else any.
             event = next((e for e in remote.formats if e.name.lower() == "telephone-event"
                           and e.clock_rate == codec.clock_rate), remote.find("telephone-event"))
-            return Negotiated(remote.address, remote.port, codec, event, remote.direction)
+            return Negotiated(remote.address, remote.port, codec, event, remote.direction,
+                              local.rtcp_mux and remote.rtcp_mux)
     raise SdpError("no common audio codec")
 
 
@@ -180,7 +187,9 @@ def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address:
                                          ours.channels))
     if not any(f.name.lower() != "telephone-event" for f in formats):
         raise SdpError("no common audio codec")
-    return MediaDescription(address, port, formats, _mirror(offer.direction), ptime)
+    # We take RTCP on the RTP port whenever offered (RFC 5761 5.1.1).
+    return MediaDescription(address, port, formats, _mirror(offer.direction), ptime,
+                            rtcp_mux=offer.rtcp_mux)
 
 
 def _mirror(direction: str) -> str:
@@ -212,7 +221,9 @@ def rebuild(local: bytes, direction: str, offer: bytes | None = None) -> bytes:
     if offer is not None:
         formats = answer_for(parse(offer), ours.formats, ours.address, ours.port,
                              ours.ptime or 20).formats
-    new = MediaDescription(ours.address, ours.port, formats, direction, ours.ptime)
+    mux = ours.rtcp_mux and (offer is None or parse(offer).rtcp_mux)
+    new = MediaDescription(ours.address, ours.port, formats, direction, ours.ptime,
+                           rtcp_mux=mux)
     origin_addr = next((ln.split()[-1] for ln in local.decode().splitlines()
                         if ln.startswith("o=")), ours.address)
     same = build(ours.session_id, ours.version, origin_addr, new)
@@ -224,5 +235,6 @@ def rebuild(local: bytes, direction: str, offer: bytes | None = None) -> bytes:
 def readdress(local: bytes, address: str, port: int | None = None) -> bytes:
     """Our SDP at a new address (and port), after a network change: a new version."""
     ours = parse(local)
-    new = MediaDescription(address, port or ours.port, ours.formats, ours.direction, ours.ptime)
+    new = MediaDescription(address, port or ours.port, ours.formats, ours.direction, ours.ptime,
+                           rtcp_mux=ours.rtcp_mux)
     return build(ours.session_id, ours.version + 1, address, new)
