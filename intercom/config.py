@@ -127,6 +127,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "sim_noise_dbfs": _n(-70, -120, 0, help="simulated: microphone noise; -120: none"),
     },
     "media": {
+        "srtp": _s("optional", choices=("off", "optional", "required"),
+                   help="SRTP with SDES keys: optional offers it, required refuses calls "
+                        "without it"),
         "rtp_port_min": _i(16384, 1024, 65534),
         "rtp_port_max": _i(32766, 1025, 65535),
     },

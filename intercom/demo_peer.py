@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from intercom.media.codecs import TELEPHONE_EVENT, codec_for, spec
+from intercom.media.srtp import Crypto, SrtpContext, choose
 from intercom.media.devices import SimulatedSoundCard
 from intercom.media.rtp import RtpSession
 from intercom.media.stream import AudioStream
@@ -174,7 +175,15 @@ class DemoPhone:
         try:
             offer = sdp.parse(incoming.sdp)
             ours = [spec("PCMU").format, spec("PCMA").format, TELEPHONE_EVENT]
-            answer = sdp.answer_for(offer, ours, "127.0.0.1", rtp.local_port, PTIME)
+            answer = sdp.answer_for(offer, ours, "127.0.0.1", rtp.local_port, PTIME,
+                                    ("RTP/AVP", "RTP/SAVP"))
+            theirs = choose(offer.crypto)              # SDES: answer with a key of ours
+            if theirs is not None:
+                mine = Crypto.new(theirs.tag, theirs.suite)
+                answer.crypto = [str(mine)]
+                rtp.srtp = SrtpContext(mine, theirs)
+            elif offer.protocol == "RTP/SAVP":
+                raise sdp.SdpError("RTP/SAVP offered without a usable a=crypto")
             chosen = sdp.negotiate(answer, offer, we_offered=False)
         except SipError as exc:
             self.endpoint.run(lambda t: self.ua.reject(incoming.call_id, 488,

@@ -412,6 +412,7 @@ class Baresip:
             *(["module opus.so", "opus_stereo no", "opus_sprop_stereo no"]
               if codec == "opus" else []),
             *(["module g722.so"] if codec == "G722" else []),
+            *(["module srtp.so"] if "mediaenc=srtp" in account else []),
             "module_app account.so", "module_app menu.so",
             f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
             f"snd_path {self.records}",
@@ -514,7 +515,9 @@ class Station:
     """
 
     def __init__(self, work: Path, sip: str, targets: list[str], ring_timeout: int = 20,
-                 tone_hz: float = 440.0, pulse: float = 1.5, port: int | None = None) -> None:
+                 tone_hz: float = 440.0, pulse: float = 1.5, port: int | None = None,
+                 extra: str = "") -> None:
+        """``extra`` is more TOML appended to the config (other sections)."""
         self.work = work
         self.port = port or free_port()
         self.socket = work / "control.sock"
@@ -545,6 +548,7 @@ type = "simulated"
 socket = "{self.socket}"
 [log]
 level = "debug"
+{extra}
 """)
         self.log = open(work / "station.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config",

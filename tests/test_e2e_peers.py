@@ -213,3 +213,39 @@ def test_call_quality_from_rtcp_with_baresip(tmp_path: Path) -> None:
     assert quality["packets_lost"] == 0 and quality["jitter_ms"] < 20
     assert quality["rtt_ms"] is not None and 0 <= quality["rtt_ms"] < 50
     assert quality["mos"] >= 4.0
+
+
+def test_srtp_with_baresip_and_refusal_without_it(tmp_path: Path) -> None:
+    """baresip with SDES-SRTP: the call is encrypted both ways and its RFC 4733 code
+    opens the door. A baresip without SRTP cannot take a call when SRTP is required."""
+    for mode, mediaenc in (("optional", ";mediaenc=srtp"), ("required", "")):
+        work = tmp_path / mode
+        work.mkdir()
+        baresip = Baresip(work, free_port_pair_gap(2), free_port(),
+                          f"<sip:resident@127.0.0.1>;regint=0;answermode=auto{mediaenc}",
+                          PHONE_TONE, codec="PCMU")
+        station = None
+        try:
+            station = Station(work, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
+                              extra=f'[media]\nsrtp = "{mode}"')
+            station.press()
+            if mode == "optional":
+                station.wait_event(15, event="call", state="answered")
+                time.sleep(2.0)
+                audio = station.state()["call"]["audio"]
+                assert audio["srtp"] and audio["unauthentic"] == 0, audio
+                assert audio["rtp_received"] > 50
+                baresip.command("sndcode", "1234#")
+                station.wait_event(10, event="door", action="opened")
+                assert "srtp" in (work / "baresip.log").read_text().lower()
+            else:
+                ended = wait_for(lambda: next((e for e in station.events() if e["event"] == "call"
+                                               and e["state"] in ("failed", "ended")), None),
+                                 15, "the call to fail")
+                assert not station.state()["relay"]["energised"], ended
+                assert "answered without SRTP" in station.log_text() or \
+                    ended["state"] == "failed"
+        finally:
+            if station is not None:
+                station.stop()
+            baresip.stop()

@@ -24,6 +24,7 @@ from intercom.media.codecs import codec_for, offer_formats
 from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
 from intercom.media.echo import EchoControl, EchoPathSpec
 from intercom.media.rtp import RtpSession
+from intercom.media.srtp import Crypto, SrtpContext, crypto_or_none
 from intercom.media.stream import AudioStream
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
@@ -50,6 +51,7 @@ class ActiveCall:
     state: str = "calling"
     stream: AudioStream | None = None
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    crypto: Crypto | None = None           # our SDES key, when we offer SRTP
     audio_report: asyncio.TimerHandle | None = None
     no_answer: bool = False
 
@@ -264,6 +266,13 @@ class DoorStation:
         media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
                                      ptime=PTIME, rtcp_mux=True)
         call = ActiveCall(index, targets[index], rtp, media)
+        srtp = self.config["media"]["srtp"]
+        if srtp != "off":
+            # Required: RTP/SAVP, which a phone without SRTP refuses. Optional: RTP/AVP
+            # with a=crypto, which such a phone ignores (best effort, RFC 4568 7.1).
+            call.crypto = Crypto.new()
+            media.crypto = [str(call.crypto)]
+            media.protocol = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
         body = sdp.build(secrets.randbelow(2**31), 1, host, media)
         assert self.sip is not None
         self.call = call
@@ -367,6 +376,8 @@ class DoorStation:
         except SipError as exc:
             log.warning("SDP from %s unusable: %s", call.peer, exc)
             return False
+        if not self._agree_srtp(call, remote):
+            return False
         call.rtp.retarget(chosen.remote_address, chosen.remote_port)
         call.rtp.rtcp_mux = chosen.rtcp_mux
         call.rtp.paused = remote.on_hold
@@ -386,6 +397,25 @@ class DoorStation:
                                   a["mic_gain_db"], a["speaker_gain_db"], te_rate,
                                   self.config["door"]["inband_dtmf"])
         call.stream.start()
+        return True
+
+    def _agree_srtp(self, call: ActiveCall, remote: sdp.MediaDescription) -> bool:
+        """Use the phone's SDES key if it answered ours; refuse plain RTP if required."""
+        theirs = None
+        if call.crypto is not None:
+            theirs = next((c for c in map(crypto_or_none, remote.crypto)
+                           if c is not None and c.tag == call.crypto.tag
+                           and c.suite == call.crypto.suite), None)
+        if theirs is None:
+            if self.config["media"]["srtp"] == "required":
+                log.warning("%s answered without SRTP, which the config requires", call.peer)
+                return False
+            call.rtp.srtp = None
+            return True
+        current = call.rtp.srtp
+        if current is None or current.theirs != theirs:
+            assert call.crypto is not None
+            call.rtp.srtp = SrtpContext(call.crypto, theirs)
         return True
 
     def _on_audio_error(self, message: str) -> None:

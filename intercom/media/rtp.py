@@ -4,9 +4,10 @@ We send from the port we receive on, and once the peer's packets arrive we
 send to wherever they come from (the SDP address may be a private one
 behind NAT). From then on, packets from any other address are dropped: DTMF
 opens the door, so a stranger who guesses the port must not be heard.
-RTCP runs on the next port up (RFC 3550 11): reports every 5 s or so, and
-the peer's reports give the round-trip time; RTCP that arrives multiplexed
-on the RTP port (RFC 5761) is taken too.
+RTCP runs on the next port up (RFC 3550 11), or on the RTP port when both
+sides agreed to rtcp-mux (RFC 5761): reports every 5 s or so, and the
+peer's reports give the round-trip time. With SRTP keys agreed, everything
+is protected, and what fails authentication is dropped and counted.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from intercom.cext import rtp
 from intercom.media.rtcp import REPORT_INTERVAL, RtcpSession, is_rtcp
+from intercom.media.srtp import SrtpContext, SrtpError
 from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
@@ -35,6 +37,7 @@ class RtpStats:
     received: int = 0
     invalid: int = 0
     foreign: int = 0          # from an address other than the latched peer
+    unauthentic: int = 0      # SRTP packets that failed authentication or replay checks
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -53,6 +56,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.rtcp_remote: tuple[str, int] | None = None     # latched like RTP
         self.rtcp_mux = False                               # RTCP on the RTP port (RFC 5761)
+        self.srtp: SrtpContext | None = None                # set once SDES keys are agreed
         self._last_sent = 0.0
         self._report_timer: asyncio.TimerHandle | None = None
 
@@ -112,6 +116,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._schedule_report()
 
     def _send_rtcp(self, data: bytes) -> None:
+        if self.srtp is not None:
+            data = self.srtp.protect_rtcp(data)
         if self.rtcp_mux:
             if self.remote is not None and self.transport is not None \
                     and not self.transport.is_closing():
@@ -143,6 +149,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.remote is not None and source[0] != self.remote[0]:
             self.stats.foreign += 1
             return
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data)
+            except SrtpError:
+                self.stats.unauthentic += 1
+                return
         self.rtcp_remote = source
         if self.rtcp is not None:
             self.rtcp.on_rtcp(data, time.time())
@@ -184,6 +196,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if is_rtcp(data):                          # multiplexed on the RTP port (RFC 5761)
             self.rtcp_received(data, source)
             return
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect(data)
+            except SrtpError:                      # forged, replayed or not ours: drop it
+                self.stats.unauthentic += 1
+                return
         try:
             pt, marker, seq, ts, ssrc, payload = rtp.parse(data)
         except rtp.RtpError:
@@ -206,8 +224,10 @@ class RtpSession(asyncio.DatagramProtocol):
         if (self.transport is None or self.remote is None or self.paused
                 or self.transport.is_closing()):
             return
-        self.transport.sendto(rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc,
-                                        payload), self.remote)
+        packet = rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc, payload)
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
+        self.transport.sendto(packet, self.remote)
         self.seq = (self.seq + 1) & 0xFFFF
         self.stats.sent += 1
         self._last_sent = time.monotonic()

@@ -286,4 +286,5 @@ class AudioStream:
                 "rtp_received": self.rtp.stats.received,
                 "mic_dbfs": round(self.mic_level.dbfs, 1),
                 "speaker_dbfs": round(self.speaker_level.dbfs, 1),
-                "underruns": self.playout.underruns, "device_error": self.device_error}
+                "underruns": self.playout.underruns, "device_error": self.device_error,
+                "srtp": self.rtp.srtp is not None, "unauthentic": self.rtp.stats.unauthentic}

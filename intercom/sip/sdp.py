@@ -40,6 +40,8 @@ class MediaDescription:
     session_id: str = "0"        # from the o= line; kept across offers (RFC 3264 8)
     version: int = 0
     rtcp_mux: bool = False       # RTCP on the RTP port (RFC 5761)
+    protocol: str = "RTP/AVP"    # RTP/SAVP when SRTP is required
+    crypto: list[str] = field(default_factory=list)   # a=crypto values (RFC 4568)
 
     @property
     def on_hold(self) -> bool:
@@ -83,7 +85,7 @@ def parse(body: bytes) -> MediaDescription:
                 continue
             if not parts[1].isdigit() or not all(p.isdigit() for p in parts[3:]):
                 raise SdpError(f"bad m= line {line!r}")
-            media = MediaDescription(session_addr, int(parts[1]))
+            media = MediaDescription(session_addr, int(parts[1]), protocol=parts[2])
             payload_types = [int(p) for p in parts[3:]]
         elif kind == "c":
             parts = value.split()
@@ -113,6 +115,8 @@ def parse(body: bytes) -> MediaDescription:
                 media.ptime = int(rest.strip())
             elif name == "rtcp-mux" and media is not None:
                 media.rtcp_mux = True
+            elif name == "crypto" and media is not None:
+                media.crypto.append(rest.strip())
     if media is None:
         raise SdpError("no audio stream in SDP")
     if not media.address:
@@ -131,7 +135,8 @@ def build(session_id: int | str, version: int, address: str, media: MediaDescrip
     media_family = "IP6" if ":" in media.address else "IP4"
     lines = ["v=0", f"o=- {session_id} {version} IN {family} {address}", "s=intercom",
              f"c=IN {media_family} {media.address}", "t=0 0",
-             f"m=audio {media.port} RTP/AVP " + " ".join(str(f.payload_type) for f in media.formats)]
+             f"m=audio {media.port} {media.protocol} "
+             + " ".join(str(f.payload_type) for f in media.formats)]
     for f in media.formats:
         channels = f"/{f.channels}" if f.channels > 1 else ""
         lines.append(f"a=rtpmap:{f.payload_type} {f.name}/{f.clock_rate}{channels}")
@@ -141,6 +146,7 @@ def build(session_id: int | str, version: int, address: str, media: MediaDescrip
         lines.append(f"a=ptime:{media.ptime}")
     if media.rtcp_mux:
         lines.append("a=rtcp-mux")
+    lines += [f"a=crypto:{c}" for c in media.crypto]
     lines.append(f"a={media.direction}")
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
@@ -176,8 +182,14 @@ def negotiate(local: MediaDescription, remote: MediaDescription,
 
 
 def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address: str,
-               port: int, ptime: int) -> MediaDescription:
-    """Our answer to ``offer``: the offer's codecs we support, in the offerer's order."""
+               port: int, ptime: int, protocols: tuple[str, ...] = ("RTP/AVP",)
+               ) -> MediaDescription:
+    """Our answer to ``offer``: the offer's codecs we support, in the offerer's order.
+
+    Crypto lines are the caller's business (SDES needs our own key).
+    """
+    if offer.protocol not in protocols:
+        raise SdpError(f"media protocol {offer.protocol} is not supported")
     formats: list[PayloadFormat] = []
     for f in offer.formats:
         ours = next((s for s in supported if s.name.lower() == f.name.lower()
@@ -189,7 +201,7 @@ def answer_for(offer: MediaDescription, supported: list[PayloadFormat], address:
         raise SdpError("no common audio codec")
     # We take RTCP on the RTP port whenever offered (RFC 5761 5.1.1).
     return MediaDescription(address, port, formats, _mirror(offer.direction), ptime,
-                            rtcp_mux=offer.rtcp_mux)
+                            rtcp_mux=offer.rtcp_mux, protocol=offer.protocol)
 
 
 def _mirror(direction: str) -> str:
@@ -220,10 +232,10 @@ def rebuild(local: bytes, direction: str, offer: bytes | None = None) -> bytes:
     formats = ours.formats
     if offer is not None:
         formats = answer_for(parse(offer), ours.formats, ours.address, ours.port,
-                             ours.ptime or 20).formats
+                             ours.ptime or 20, (ours.protocol,)).formats
     mux = ours.rtcp_mux and (offer is None or parse(offer).rtcp_mux)
     new = MediaDescription(ours.address, ours.port, formats, direction, ours.ptime,
-                           rtcp_mux=mux)
+                           rtcp_mux=mux, protocol=ours.protocol, crypto=ours.crypto)
     origin_addr = next((ln.split()[-1] for ln in local.decode().splitlines()
                         if ln.startswith("o=")), ours.address)
     same = build(ours.session_id, ours.version, origin_addr, new)
@@ -236,5 +248,5 @@ def readdress(local: bytes, address: str, port: int | None = None) -> bytes:
     """Our SDP at a new address (and port), after a network change: a new version."""
     ours = parse(local)
     new = MediaDescription(address, port or ours.port, ours.formats, ours.direction, ours.ptime,
-                           rtcp_mux=ours.rtcp_mux)
+                           rtcp_mux=ours.rtcp_mux, protocol=ours.protocol, crypto=ours.crypto)
     return build(ours.session_id, ours.version + 1, address, new)
