@@ -105,9 +105,8 @@ def test_tls_registration_found_by_naptr_and_srv(tmp_path: Path,
         assert ("example.test", "NAPTR") in dns.queries
         assert ("_sips._tcp.example.test", "SRV") in dns.queries
         assert ("_sip._udp.example.test", "SRV") not in dns.queries  # sips: means TLS only
-        failed = [e for e in station.events() if e["event"] == "registration"
-                  and e["state"] == "failed"]
-        assert failed and failed[0]["retry_in"] == 0          # straight on to the next target
+        failed = station.wait_event(5, event="registration", state="failed")
+        assert failed["retry_in"] == 0                        # straight on to the next target
     finally:
         if station is not None:
             station.stop()
