@@ -8,7 +8,6 @@ station runs as `intercom run`; the test drives it with `intercom ctl`.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
