@@ -27,7 +27,10 @@ OPUS_COMPLEXITY = 5          # 0-10; 5 keeps a Pi Zero 2 W comfortable
 
 @dataclass(frozen=True)
 class Codec:
-    """One negotiated codec with its own state; encode/decode one frame at a time."""
+    """One negotiated codec with its own state; encode/decode one frame at a time.
+
+    ``decode`` raises ValueError for a payload it cannot read.
+    """
 
     name: str
     sample_rate: int                  # of the audio we give and get
@@ -85,7 +88,10 @@ def _opus(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]
 
     def decode(payload: bytes) -> Pcm:
         # Up to 120 ms in one packet (RFC 6716 3.2.5).
-        out = decoder.decode(payload, OPUS_RATE * 120 // 1000)
+        try:
+            out = decoder.decode(payload, OPUS_RATE * 120 // 1000)
+        except opuslib.OpusError as exc:
+            raise ValueError(f"bad Opus packet: {exc}") from exc
         return np.frombuffer(out, dtype="<i2").astype(np.int16)
 
     def conceal(samples: int) -> Pcm:

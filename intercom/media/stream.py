@@ -264,7 +264,12 @@ class AudioStream:
             for digit in self.dtmf_in.feed(payload, ts):
                 self.on_dtmf(digit)
         elif pt == self.codec.payload_type:
-            pcm = self.codec.decode(payload)
+            try:
+                pcm = self.codec.decode(payload)
+            except ValueError as exc:               # a broken payload: lost, not fatal
+                self.rtp.stats.invalid += 1
+                log.debug("undecodable %s payload: %s", self.codec.name, exc)
+                return
             if self.inband is not None and not self._events_seen:
                 for digit in self.inband.feed(pcm):
                     self.on_dtmf(digit)
