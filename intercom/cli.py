@@ -188,7 +188,7 @@ def calibration_device(cfg: config_mod.Config) -> AudioDevice:
     from intercom.media.devices import AlsaSoundCard, SimulatedSoundCard
     from intercom.media.echo import EchoPathSpec
     a = cfg["audio"]
-    period = a["rate"] // 50
+    period = a["rate"] * a["period_ms"] // 1000
     if a["device"] == "alsa":
         return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
     echo = None

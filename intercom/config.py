@@ -106,6 +106,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "capture": _s("default", help="ALSA capture PCM name"),
         "playback": _s("default", help="ALSA playback PCM name"),
         "rate": Field(int, 48000, choices=(8000, 16000, 32000, 44100, 48000)),
+        "period_ms": Field(int, 20, choices=(10, 20), help="the sound card's period"),
         "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
         "mic_tone_hz": _n(440, 50, 3400),
         "speaker_file": _s("", help="simulated: WAV file that records the speaker"),

@@ -160,14 +160,15 @@ ALSA_PROBE = r"""
 import json, sys
 import numpy as np
 from intercom.media.devices import AlsaSoundCard, AudioDeviceError
-card = AlsaSoundCard(8000, 160, "intercom_capture", "intercom_playback")
+rate, period = int(sys.argv[1]), int(sys.argv[2])
+card = AlsaSoundCard(rate, period, "intercom_capture", "intercom_playback")
 card.open()
 frames = [card.read() for _ in range(10)]
 for f in frames:
     card.write(f)
 card.close()
 try:
-    AlsaSoundCard(8000, 160, "no_such_pcm", "intercom_playback").open()
+    AlsaSoundCard(rate, period, "no_such_pcm", "intercom_playback").open()
     error = ""
 except AudioDeviceError as exc:
     error = str(exc)
@@ -176,10 +177,13 @@ print(json.dumps({"first": frames[0][:4].tolist(), "n": sum(len(f) for f in fram
 """
 
 
-def test_alsa_device_through_a_file_pcm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rate, period_ms", [(8000, 20), (16000, 10), (48000, 20),
+                                             (48000, 10)])
+def test_alsa_device_through_a_file_pcm(tmp_path: Path, rate: int, period_ms: int) -> None:
     """The real pyalsaaudio code path, with ALSA's file plugin standing in for a card."""
     pytest.importorskip("alsaaudio")
-    source = (np.arange(8000) % 200 * 50).astype("<i2")
+    period = rate * period_ms // 1000
+    source = (np.arange(20 * period) % 200 * 50).astype("<i2")
     source.tofile(tmp_path / "in.raw")
     conf = tmp_path / "asound.conf"
     conf.write_text(f"""
@@ -198,17 +202,17 @@ pcm.intercom_playback {{
 }}
 """)
     env = {**os.environ, "ALSA_CONFIG_PATH": str(conf)}
-    out = subprocess.run([sys.executable, "-c", ALSA_PROBE], env=env, capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run([sys.executable, "-c", ALSA_PROBE, str(rate), str(period)], env=env,
+                         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["first"] == source[:4].tolist() and result["n"] == 1600
+    assert result["first"] == source[:4].tolist() and result["n"] == 10 * period
     assert "no_such_pcm" in result["error"]
     played = np.fromfile(tmp_path / "out.raw", dtype="<i2")
-    assert np.array_equal(played, source[:1600])
+    assert np.array_equal(played, source[:10 * period])
 
 
-async def _two_streams(tmp_path: Path, mic_a: str = "") -> dict[str, object]:
+async def _two_streams(tmp_path: Path, mic_a: str = "", period_ms: int = 20) -> dict[str, object]:
     digits: list[str] = []
     errors: list[str] = []
     rtp_a = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *a: None)
@@ -216,9 +220,11 @@ async def _two_streams(tmp_path: Path, mic_a: str = "") -> dict[str, object]:
     rtp_a.set_remote("127.0.0.1", rtp_b.local_port)
     rtp_b.set_remote("127.0.0.1", rtp_a.local_port)
     codec = codec_for(CODECS["PCMA"].format)
-    a = AudioStream(lambda: SimulatedSoundCard(48000, 960, mic_file=mic_a, mic_tone_hz=440,
+    a = AudioStream(lambda: SimulatedSoundCard(48000, 48 * period_ms, mic_file=mic_a,
+                                               mic_tone_hz=440,
                                                speaker_file=str(tmp_path / "a.wav")),
-                    48000, rtp_a, codec, 101, digits.append, errors.append)
+                    48000, rtp_a, codec, 101, digits.append, errors.append,
+                    device_period_ms=period_ms)
     b = AudioStream(lambda: SimulatedSoundCard(8000, 160, mic_tone_hz=1000,
                                                speaker_file=str(tmp_path / "b.wav")),
                     8000, rtp_b, codec, 101, digits.append, errors.append)
@@ -235,8 +241,9 @@ async def _two_streams(tmp_path: Path, mic_a: str = "") -> dict[str, object]:
     return {"digits": digits, "errors": errors, "stats": stats}
 
 
-def test_two_streams_carry_tones_both_ways_and_dtmf(tmp_path: Path) -> None:
-    result = asyncio.run(_two_streams(tmp_path))
+@pytest.mark.parametrize("period_ms", [20, 10])     # the card's period; RTP stays at 20 ms
+def test_two_streams_carry_tones_both_ways_and_dtmf(tmp_path: Path, period_ms: int) -> None:
+    result = asyncio.run(_two_streams(tmp_path, period_ms=period_ms))
     assert result["digits"] == ["4", "2", "#"] and result["errors"] == []
     for wav, freq in (("a.wav", 1000), ("b.wav", 440)):
         pcm, rate = read_wav(str(tmp_path / wav))

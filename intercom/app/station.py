@@ -395,7 +395,7 @@ class DoorStation:
                                   lambda digit: self._on_dtmf(call, digit), self._on_audio_error,
                                   PTIME, self._echo_control(codec.sample_rate),
                                   a["mic_gain_db"], a["speaker_gain_db"], te_rate,
-                                  self.config["door"]["inband_dtmf"])
+                                  self.config["door"]["inband_dtmf"], a["period_ms"])
         call.stream.start()
         return True
 
@@ -454,7 +454,7 @@ class DoorStation:
 
     def _open_audio_device(self) -> AudioDevice:
         a = self.config["audio"]
-        period = a["rate"] * PTIME // 1000
+        period = a["rate"] * a["period_ms"] // 1000
         if a["device"] == "alsa":
             return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
         echo = None

@@ -122,7 +122,8 @@ class AudioStream:
                  on_dtmf: Callable[[str], None], on_device_error: Callable[[str], None],
                  ptime: int = 20, echo: EchoControl | None = None,
                  mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0,
-                 telephone_event_rate: int = 8000, inband_dtmf: bool = False) -> None:
+                 telephone_event_rate: int = 8000, inband_dtmf: bool = False,
+                 device_period_ms: int | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -134,7 +135,9 @@ class AudioStream:
         self.ts_step = codec.timestamp_step(self.codec_frame)
         self.te_rate = telephone_event_rate
         self.te_step = telephone_event_rate * ptime // 1000
-        self.device_frame = device_rate * ptime // 1000
+        # The card may move 10 ms periods while RTP carries 20 ms frames: frames are
+        # assembled both ways, so the two need not match.
+        self.device_frame = device_rate * (device_period_ms or ptime) // 1000
         same = device_rate == codec.sample_rate
         self._down = None if same else Resampler(device_rate, codec.sample_rate)
         self._up = None if same else Resampler(codec.sample_rate, device_rate)
