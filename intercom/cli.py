@@ -154,8 +154,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from intercom.media.devices import AudioDeviceError
     cfg = _load_config(args.config)
     device = calibration_device(cfg)
-    print(f"calibrating: playing a {calibrate.SWEEP_SECONDS:.1f} s sweep through the speaker; "
-          "keep the street quiet")
+    print(f"calibrating: playing a {calibrate.SWEEP_SECONDS:.1f} s sweep and "
+          f"{calibrate.NOISE_SECONDS:.0f} s of noise through the speaker; keep the street quiet")
     try:
         played, recorded = calibrate.run(device)
     except AudioDeviceError as exc:
@@ -170,10 +170,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print("intercom: no echo found: is the speaker connected and the volume up?",
               file=sys.stderr)
         return 1
-    settings = result.settings()
+    settings: dict[str, object] = dict(result.settings())
+    training = str(Path(args.config).resolve().with_name("echo-training.wav"))
+    settings["echo_training"] = training
     print("  [audio] " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
     if args.dry_run:
         return 0
+    try:
+        calibrate.save_training(training, played, recorded, device.rate)
+    except OSError as exc:
+        print(f"intercom: cannot write {training}: {exc}", file=sys.stderr)
+        return 1
     try:
         config_mod.update_file(args.config, "audio", settings)
     except (OSError, config_mod.ConfigError) as exc:

@@ -118,6 +118,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
         "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "
                                             "canceller; intercom calibrate measures it"),
+        "echo_training": _s("", help="noise and its echo recorded by intercom calibrate; "
+                                     "the echo canceller learns the room from it at start"),
         "speaker_gain_db": _n(0, -40, 20, help="gain on what the speaker plays"),
         "mic_gain_db": _n(0, -20, 40, help="gain on what the microphone records"),
         "denoise": Field(bool, True, help="suppress steady noise in the microphone"),

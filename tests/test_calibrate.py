@@ -87,3 +87,36 @@ def test_an_update_that_would_break_the_config_is_refused(tmp_path: Path) -> Non
     update_file(path, "media", {"rtp_port_min": 20000})          # a section not yet there
     assert load(path)["media"]["rtp_port_min"] == 20000
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_canceller_learns_the_room_from_the_calibration_noise(tmp_path: Path) -> None:
+    """After ``intercom calibrate`` the first call's canceller starts converged."""
+    import os
+    import shutil
+
+    from intercom.media.echo import EchoControl, measure
+    from intercom.media.signal import synthesized_speech
+    if shutil.which("espeak-ng") is None:
+        if os.environ.get("CI"):
+            pytest.fail("espeak-ng missing: scripts/setup --test installs it")
+        pytest.skip("espeak-ng not installed")
+    path = tmp_path / "intercom.toml"
+    path.write_text(CONFIG.replace('device = "simulated"   # no card yet',
+                                   'device = "simulated"\nrate = 16000'))
+    out = subprocess.run([sys.executable, "-m", "intercom.cli", "calibrate", "--config",
+                          str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    audio = load(path)["audio"]
+    assert Path(audio["echo_training"]).is_file()
+    control = EchoControl(16000, 320, audio["echo_tail_ms"], audio["echo_delay_ms"])
+    assert calibrate.train(control, audio["echo_training"])
+    # The simulated card's room: its 80 ms plus the card's own 20 ms period.
+    room = EchoPathSpec(delay_ms=100, room_ms=120, gain_db=-10, noise_dbfs=-70)
+    speech = synthesized_speech(16000)
+    trained = measure(room, speech, 16000, 320, control=control)
+    fresh = measure(room, speech, 16000, 320, tail_ms=audio["echo_tail_ms"],
+                    delay_ms=audio["echo_delay_ms"])
+    assert trained.converged_s is not None and trained.converged_s < 0.2, trained
+    assert fresh.converged_s is not None and fresh.converged_s > 0.5, fresh
+    assert trained.erle_db >= 30, trained
+    assert not calibrate.train(control, str(tmp_path / "missing.wav"))

@@ -22,6 +22,7 @@ from intercom.config import Config
 from intercom.hal.board import Board
 from intercom.media.codecs import codec_for, offer_formats
 from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
+from intercom.media import calibrate
 from intercom.media.echo import EchoControl, EchoPathSpec
 from intercom.media.rtp import RtpSession
 from intercom.media.srtp import Crypto, SrtpContext, crypto_or_none
@@ -475,6 +476,9 @@ class DoorStation:
             control = self._echo[rate] = EchoControl(
                 rate, rate * PTIME // 1000, a["echo_tail_ms"], a["echo_delay_ms"],
                 denoise=a["denoise"], agc=a["agc"])
+            if a["echo_training"] and not calibrate.train(control, a["echo_training"]):
+                log.warning("echo training file %s is missing or broken; run intercom "
+                            "calibrate again", a["echo_training"])
         else:
             control.restart()
         return control

@@ -76,6 +76,7 @@ class EchoControl:
     def __init__(self, rate: int, frame: int, tail_ms: int = 200, delay_ms: float = 0.0,
                  denoise: bool = True, agc: bool = False) -> None:
         self.frame = frame
+        self.rate = rate
         self.canceller = EchoCanceller(frame, max(frame, rate * tail_ms // 1000), rate)
         self.preprocessor = Preprocessor(frame, rate)
         self.preprocessor.configure(denoise=denoise, agc=agc)
