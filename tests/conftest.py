@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -33,6 +34,16 @@ def free_port_pair_gap(gap: int = 2) -> int:
         if ok:
             return p
     raise RuntimeError("no free port range")
+
+
+def need_espeak() -> None:
+    """Tests that measure with synthesized speech: fail in CI (setup installs
+    espeak-ng there), skip on a developer's machine that lacks it."""
+    if shutil.which("espeak-ng") is None:
+        reason = "espeak-ng is not installed (scripts/setup --test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import free_port, free_port_pair_gap
 
-from intercom.media.signal import tone, write_wav
+from intercom.media.signal import loudest_tone_window, read_wav, tone, write_wav
 
 
 def missing(reason: str) -> None:
@@ -188,6 +188,13 @@ class Kamailio:
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
+
+
+def assert_heard(recording: Path, freq: float, who: str) -> None:
+    """The recording carried the other side's tone: loud, and most of what was there."""
+    pcm, rate = read_wav(str(recording))
+    level, rms = loudest_tone_window(pcm, freq, rate)
+    assert level > -30 and level > rms - 3, f"{who} heard {freq} Hz at {level:.1f} dBFS"
 
 
 def make_certificates(work: Path, names: list[str]) -> tuple[Path, Path, Path]:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import need_espeak
 
 from intercom.config import ConfigError, load, update_file
 from intercom.media import calibrate
@@ -91,15 +92,9 @@ def test_an_update_that_would_break_the_config_is_refused(tmp_path: Path) -> Non
 
 def test_the_canceller_learns_the_room_from_the_calibration_noise(tmp_path: Path) -> None:
     """After ``intercom calibrate`` the first call's canceller starts converged."""
-    import os
-    import shutil
-
     from intercom.media.echo import EchoControl, measure
     from intercom.media.signal import synthesized_speech
-    if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI"):
-            pytest.fail("espeak-ng missing: scripts/setup --test installs it")
-        pytest.skip("espeak-ng not installed")
+    need_espeak()
     path = tmp_path / "intercom.toml"
     path.write_text(CONFIG.replace('device = "simulated"   # no card yet',
                                    'device = "simulated"\nrate = 16000'))

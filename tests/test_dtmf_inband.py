@@ -1,12 +1,11 @@
 """The in-band DTMF detector against ITU-T Q.24's limits, and against speech."""
 from __future__ import annotations
 
-import os
-import shutil
 import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import need_espeak
 
 from intercom.cext.dtmf import DtmfDetector
 
@@ -70,10 +69,7 @@ def test_quiet_tones_and_tones_in_noise() -> None:
 
 
 def test_speech_does_not_key_a_digit() -> None:
-    if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI"):
-            pytest.fail("espeak-ng missing: scripts/setup --test installs it")
-        pytest.skip("espeak-ng not installed")
+    need_espeak()
     from intercom.media.signal import synthesized_speech
     speech = np.concatenate([synthesized_speech(8000, voice=v) for v in ("en", "en+f3", "de")])
     assert detect(speech) == ""                           # talk-off

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import free_port, free_port_pair_gap
-from peers import Baresip, Kamailio, Station, intercom, wait_for
+from peers import Baresip, Kamailio, Station, assert_heard, intercom, wait_for
 
-from intercom.media.signal import loudest_tone_window, read_wav
 
 pytestmark = pytest.mark.peers
 STATION_TONE = 440.0
@@ -97,15 +96,11 @@ def test_bell_calls_baresip_through_kamailio_and_dtmf_opens_the_door(peers: Any,
     assert station.state()["call"]["state"] == "idle"
 
     # What each side heard, by signal analysis of the recordings.
-    pcm, rate = read_wav(str(station.speaker))
-    tone, rms = loudest_tone_window(pcm, PHONE_TONE, rate)
-    assert tone > -30 and tone > rms - 3, f"station heard {PHONE_TONE} Hz at {tone:.1f} dBFS"
+    assert_heard(station.speaker, PHONE_TONE, "station")
     heard = wait_for(lambda: [f for f in baresip.records.glob("*.wav")
                               if "dec" in f.name and f.stat().st_size > 44], 5,
                      "baresip's recording of what it received")
-    pcm, rate = read_wav(str(heard[0]))
-    tone, rms = loudest_tone_window(pcm, STATION_TONE, rate)
-    assert tone > -30 and tone > rms - 3, f"baresip heard {STATION_TONE} Hz at {tone:.1f} dBFS"
+    assert_heard(heard[0], STATION_TONE, "baresip")
 
     # A second call, ended by the station this time: BYE from our side.
     n = len(baresip.events)
@@ -181,13 +176,9 @@ def test_each_codec_carries_both_voices_and_the_door_code(tmp_path: Path, codec:
         if station is not None:
             station.stop()
         baresip.stop()
-    pcm, rate = read_wav(str(station.speaker))
-    tone, rms = loudest_tone_window(pcm, PHONE_TONE, rate)
-    assert tone > -30 and tone > rms - 3, f"station heard {PHONE_TONE} Hz at {tone:.1f} dBFS"
-    heard = [f for f in baresip.records.glob("*.wav") if "dec" in f.name]
-    pcm, rate = read_wav(str(heard[0]))
-    tone, rms = loudest_tone_window(pcm, STATION_TONE, rate)
-    assert tone > -30 and tone > rms - 3, f"baresip heard {STATION_TONE} Hz at {tone:.1f} dBFS"
+    assert_heard(station.speaker, PHONE_TONE, "station")
+    assert_heard(next(f for f in baresip.records.glob("*.wav") if "dec" in f.name),
+                 STATION_TONE, "baresip")
 
 
 def test_call_quality_from_rtcp_with_baresip(tmp_path: Path) -> None:

@@ -6,11 +6,10 @@ espeak-ng. Figures for the README come from ``scripts/bench echo``.
 """
 from __future__ import annotations
 
-import os
-import shutil
 
 import numpy as np
 import pytest
+from conftest import need_espeak
 
 from intercom.cext.echo import EchoCanceller, Preprocessor
 from intercom.media.devices import SimulatedSoundCard
@@ -23,10 +22,7 @@ FRAME = 320
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI"):
-            pytest.fail("espeak-ng missing: scripts/setup --test installs it")
-        pytest.skip("espeak-ng not installed (scripts/setup --test installs it)")
+    need_espeak()
     one = synthesized_speech(RATE)
     return np.concatenate([one, one])                     # about 17 s
 

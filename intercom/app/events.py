@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from intercom.media.rtcp import Quality
+
 CALL_STATES = ("calling", "ringing", "answered", "updated", "ended", "failed")
 REGISTRATION_STATES = ("registered", "failed", "unregistered")
 DOOR_ACTIONS = ("opened", "rejected")
@@ -75,19 +77,12 @@ class AudioEvent(Event):
 
 
 @dataclass(frozen=True)
-class QualityEvent(Event):
-    """At hang-up: how the call sounded (RTCP statistics and an E-model MOS)."""
+class QualityEvent(Quality, Event):
+    """At hang-up: how the call sounded (the media engine's ``Quality``, flat in JSON)."""
 
     kind: ClassVar[str] = "quality"
     peer: str
     codec: str
-    packets_received: int
-    packets_lost: int
-    loss_percent: float
-    jitter_ms: float
-    rtt_ms: float | None
-    concealed_frames: int
-    mos: float
 
 
 @dataclass(frozen=True)

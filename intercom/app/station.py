@@ -444,7 +444,7 @@ class DoorStation:
             call.stream.stop()
             quality = call.stream.quality()
             if quality is not None and quality.packets_received:
-                self.publish(QualityEvent(call.peer, call.stream.codec.name,
+                self.publish(QualityEvent(peer=call.peer, codec=call.stream.codec.name,
                                           **dataclasses.asdict(quality)))
         call.rtp.close()
         self.door.reset()

@@ -83,7 +83,7 @@ class SrtpContext:
         if ours.suite != theirs.suite or ours.suite not in SUITES:
             raise SdpError(f"SRTP suites do not match: {ours.suite} / {theirs.suite}")
         profile = SUITES[ours.suite]
-        self.ours, self.theirs = ours, theirs
+        self.theirs = theirs              # a re-offer with a new key needs a new context
         self._tx = pylibsrtp.Session(policy=pylibsrtp.Policy(
             key=ours.key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
         self._rx = pylibsrtp.Session(policy=pylibsrtp.Policy(
