@@ -35,10 +35,12 @@ extensions = [
     Extension("intercom.cext.rtp", ["cext/rtp.pyx"], **common),
     Extension("intercom.cext.rtcp", ["cext/rtcp.pyx"], **common),
     Extension("intercom.cext.dtmf", ["cext/dtmf.pyx"], **common),
+    Extension("intercom.cext.plc", ["cext/plc.pyx"], **common),
+    Extension("intercom.cext.jitter", ["cext/jitter.pyx"], **common),
 ] + [
     Extension(f"intercom.cext.{name}", [f"cext/{name}.pyx"], extra_link_args=speex_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})
-    for name in ("resample", "echo")
+    for name in ("resample", "echo", "speexjb")
 ] + [
     Extension("intercom.cext.g722", ["cext/g722.pyx"], extra_link_args=spandsp_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + spandsp_cflags}),

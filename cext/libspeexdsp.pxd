@@ -1,5 +1,5 @@
 # C declarations of the parts of libspeexdsp that intercom binds.
-from libc.stdint cimport int16_t, uint32_t
+from libc.stdint cimport int16_t, int32_t, uint32_t
 
 cdef extern from "speex/speex_resampler.h" nogil:
     ctypedef struct SpeexResamplerState:
@@ -46,3 +46,27 @@ cdef extern from "speex/speex_preprocess.h" nogil:
     void speex_preprocess_state_destroy(SpeexPreprocessState* st)
     int speex_preprocess_run(SpeexPreprocessState* st, int16_t* x)
     int speex_preprocess_ctl(SpeexPreprocessState* st, int request, void* ptr)
+
+
+cdef extern from "speex/speex_jitter.h" nogil:
+    ctypedef struct JitterBuffer:
+        pass
+    ctypedef struct JitterBufferPacket:
+        char* data
+        uint32_t len
+        uint32_t timestamp
+        uint32_t span
+        unsigned short sequence
+        uint32_t user_data
+    enum:
+        JITTER_BUFFER_OK
+        JITTER_BUFFER_MISSING
+        JITTER_BUFFER_INSERTION
+        JITTER_BUFFER_SET_MARGIN
+    JitterBuffer* jitter_buffer_init(int step_size)
+    void jitter_buffer_destroy(JitterBuffer* jitter)
+    void jitter_buffer_put(JitterBuffer* jitter, const JitterBufferPacket* packet)
+    int jitter_buffer_get(JitterBuffer* jitter, JitterBufferPacket* packet,
+                          int32_t desired_span, int32_t* start_offset)
+    void jitter_buffer_tick(JitterBuffer* jitter)
+    int jitter_buffer_ctl(JitterBuffer* jitter, int request, void* ptr)

@@ -16,11 +16,15 @@ import numpy.typing as npt
 
 from intercom.cext import g711
 from intercom.cext.g722 import G722Decoder, G722Encoder
+from intercom.cext.plc import WaveformPlc
 from intercom.sip.sdp import PayloadFormat
 
 Pcm = npt.NDArray[np.int16]
 Encode = Callable[[Pcm], bytes]
 Decode = Callable[[bytes], Pcm]
+Conceal = Callable[[int], Pcm]
+Recover = Callable[[bytes, int], Pcm]
+Coders = tuple[Encode, Decode, Conceal, "Recover | None"]
 OPUS_RATE = 16000            # wideband by default: what a door station's speech needs
 OPUS_COMPLEXITY = 5          # 0-10; 5 keeps a Pi Zero 2 W comfortable
 
@@ -29,7 +33,11 @@ OPUS_COMPLEXITY = 5          # 0-10; 5 keeps a Pi Zero 2 W comfortable
 class Codec:
     """One negotiated codec with its own state; encode/decode one frame at a time.
 
-    ``decode`` raises ValueError for a payload it cannot read.
+    ``decode`` raises ValueError for a payload it cannot read. ``conceal``
+    makes up ``n`` samples for a lost frame (Opus's own concealment; for the
+    others a waveform-repeating one that sees every decoded frame);
+    ``recover`` rebuilds a lost frame from the forward error correction in
+    the packet after it, where the codec has any (Opus).
     """
 
     name: str
@@ -38,7 +46,8 @@ class Codec:
     payload_type: int
     encode: Encode
     decode: Decode
-    conceal: Callable[[int], Pcm] | None = None   # a lost frame of n samples, if it can
+    conceal: Conceal
+    recover: Recover | None = None
 
     def timestamp_step(self, samples: int) -> int:
         """How far RTP timestamps move for ``samples`` samples of audio."""
@@ -51,7 +60,7 @@ class CodecSpec:
     sample_rate: int
     clock_rate: int
     payload_type: int                 # static type, or our choice for dynamic ones
-    make: Callable[[int], tuple[Encode, Decode, Callable[[int], Pcm] | None]]   # (complexity)
+    make: Callable[[int], Coders]         # (complexity) -> fresh coders
     fmtp: str = ""
     channels: int = 1
 
@@ -61,17 +70,26 @@ class CodecSpec:
                              self.channels)
 
 
-def _g711(encode: Encode, decode: Decode
-          ) -> Callable[[int], tuple[Encode, Decode, Callable[[int], Pcm] | None]]:
-    return lambda complexity: (encode, decode, None)
+def _with_plc(rate: int, encode: Encode, decode: Decode) -> Coders:
+    """Coders whose lost frames are concealed by repeating the last pitch period."""
+    plc = WaveformPlc(rate)
+
+    def decode_and_remember(payload: bytes) -> Pcm:
+        out: Pcm = plc.good(decode(payload))
+        return out
+    return encode, decode_and_remember, plc.conceal, None
 
 
-def _g722(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+def _g711(encode: Encode, decode: Decode) -> Callable[[int], Coders]:
+    return lambda complexity: _with_plc(8000, encode, decode)
+
+
+def _g722(complexity: int) -> Coders:
     encoder, decoder = G722Encoder(), G722Decoder()
-    return encoder.encode, decoder.decode, None
+    return _with_plc(16000, encoder.encode, decoder.decode)
 
 
-def _opus(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]:
+def _opus(complexity: int) -> Coders:
     import opuslib
     import opuslib.api.ctl as ctl
     import opuslib.api.encoder as opus_encoder
@@ -97,7 +115,15 @@ def _opus(complexity: int) -> tuple[Encode, Decode, Callable[[int], Pcm] | None]
     def conceal(samples: int) -> Pcm:
         out = decoder.decode(b"", samples)             # Opus's own PLC
         return np.frombuffer(out, dtype="<i2").astype(np.int16)
-    return encode, decode, conceal
+
+    def recover(next_payload: bytes, samples: int) -> Pcm:
+        # The lost frame from the in-band FEC of the one after it (RFC 6716 2.1.7).
+        try:
+            out = decoder.decode(next_payload, samples, decode_fec=True)
+        except opuslib.OpusError as exc:
+            raise ValueError(f"bad Opus packet: {exc}") from exc
+        return np.frombuffer(out, dtype="<i2").astype(np.int16)
+    return encode, decode, conceal, recover
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -137,5 +163,6 @@ def codec_for(fmt: PayloadFormat, complexity: int = OPUS_COMPLEXITY) -> Codec:
     ``complexity`` is Opus's encoder complexity (0-10); the others have none.
     """
     s = spec(fmt.name)
-    encode, decode, conceal = s.make(complexity)
-    return Codec(s.name, s.sample_rate, s.clock_rate, fmt.payload_type, encode, decode, conceal)
+    encode, decode, conceal, recover = s.make(complexity)
+    return Codec(s.name, s.sample_rate, s.clock_rate, fmt.payload_type, encode, decode, conceal,
+                 recover)

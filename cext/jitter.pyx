@@ -1,0 +1,437 @@
+# cython: language_level=3
+"""An adaptive jitter buffer: packets in by network time, audio out by the card's.
+
+Packets are kept in timestamp order on one continuous timeline (64-bit, so
+neither sequence numbers nor timestamps wrap). ``get`` is called each time
+the player needs the next packet's worth of audio and says what to do:
+
+* ``NORMAL``: decode this payload;
+* ``ACCELERATE`` / ``STRETCH``: decode it, then play it a period shorter or
+  longer (the buffer holds more, or less, than the target);
+* ``CONCEAL``: the packet at the play position is lost; conceal one frame
+  (with the next packet's payload, when it is right behind, for codecs that
+  carry forward error correction) and move on;
+* ``WAIT``: nothing has come for a while (the peer paused, the network
+  stalled): conceal one frame while building up to the target again;
+* ``SILENCE``: nothing to play yet.
+
+The target delay follows the network: for every packet its delay relative
+to the fastest packet of the last two seconds goes into a histogram that
+forgets old values (the way WebRTC's NetEq does), and the target is a high
+percentile of it plus one packet. Between talk spurts the play-out clock
+keeps time like a fixed buffer's (a missing packet is concealed, not waited
+for, since waiting moves the speech in time and the listener hears it); the
+delay moves towards the target by accelerating or stretching, which the
+player does in the pauses between words unless the level is far off. The
+level may never exceed ``max_delay_ms``: then the oldest packets go.
+
+Robustness: duplicates and packets too late to play are dropped and
+counted; a new SSRC restarts the timeline; a timestamp that jumps while the
+sequence number runs on (a peer's clock restart, a PBX switching streams)
+is re-based onto the timeline instead of being waited for; after the buffer
+ran dry (a loss burst) play resumes at the first packet that arrives, after
+building up the target again, so a burst never adds to the delay.
+"""
+from libc.stdint cimport int64_t, uint32_t, uint16_t, int32_t, int16_t
+from libc.string cimport memmove
+from libc.math cimport floor
+
+cdef enum:
+    CAPACITY = 128                # packets held at most
+    BUCKETS = 250                 # delay histogram: 2 ms buckets up to 500 ms
+    WINDOW = 128                  # arrival history for the relative delay
+
+NORMAL = 0
+ACCELERATE = 1
+STRETCH = 2
+CONCEAL = 3
+WAIT = 4
+SILENCE = 5
+OPERATIONS = ("normal", "accelerate", "stretch", "conceal", "wait", "silence")
+
+cdef double BUCKET_MS = 2.0
+cdef double WINDOW_MS = 2000.0
+cdef double REBUFFER_MS = 200.0   # dry this long: stop and build up again
+cdef int MAX_WAITS = 2            # frames waited at most for one missing packet
+cdef double TOLERANCE_MS = 10.0   # the delay may be this far above the target
+
+
+cdef class JitterBuffer:
+    # packets, oldest first
+    cdef int64_t _ts[CAPACITY]
+    cdef int64_t _seq[CAPACITY]
+    cdef double _arrival[CAPACITY]
+    cdef list _payload
+    cdef readonly int count
+    # the stream
+    cdef readonly int clock_rate
+    cdef readonly int step            # timestamp units per packet (measured)
+    cdef bint _have_stream
+    cdef uint32_t _ssrc
+    cdef uint16_t _last_seq
+    cdef uint32_t _last_ts
+    cdef int64_t _last_ext_seq
+    cdef int64_t _last_ext_ts
+    cdef double _last_arrival
+    # playout
+    cdef readonly bint playing
+    cdef readonly int64_t play_ts
+    cdef bint _started
+    cdef double _dry_ms
+    cdef int _waits
+    cdef int _strays
+    cdef readonly double filtered_ms
+    cdef double _fastest
+    cdef bint _filter_ready
+    # delay estimate
+    cdef double _hist[BUCKETS]
+    cdef double _forget
+    cdef double _quantile
+    cdef long _estimates
+    cdef double _win_arrival[WINDOW]
+    cdef double _win_transit[WINDOW]
+    cdef int _win_next
+    cdef readonly double min_delay_ms
+    cdef readonly double max_delay_ms
+    cdef readonly double target_ms
+    # counters
+    cdef readonly long received
+    cdef readonly long played
+    cdef readonly long late
+    cdef readonly long duplicates
+    cdef readonly long discarded      # dropped to keep within max_delay_ms or capacity
+    cdef readonly long concealed      # frames concealed (lost, waited for, ran dry)
+    cdef readonly long fec_recovered  # of those, rebuilt from the next packet's FEC
+    cdef readonly long accelerated
+    cdef readonly long stretched
+    cdef readonly long underruns
+    cdef readonly long ssrc_changes
+    cdef readonly long timestamp_jumps
+    cdef readonly double delay_sum_ms   # packets' time in the buffer, summed over played ones
+
+    def __cinit__(self, int clock_rate, int step, double min_delay_ms=0.0,
+                  double max_delay_ms=500.0, double quantile=0.95, double forget=0.996):
+        if clock_rate <= 0 or step <= 0:
+            raise ValueError("clock rate and packet step must be positive")
+        if not 0.5 <= quantile < 1.0:
+            raise ValueError(f"quantile {quantile} outside 0.5..1")
+        if not 0.9 <= forget < 1.0:
+            raise ValueError(f"forgetting factor {forget} outside 0.9..1")
+        if max_delay_ms < 2.0 * step * 1000.0 / clock_rate or min_delay_ms < 0:
+            raise ValueError("max_delay_ms must hold two packets; min_delay_ms >= 0")
+        self.clock_rate = clock_rate
+        self.step = step
+        self.min_delay_ms = min_delay_ms
+        self.max_delay_ms = max_delay_ms
+        self._quantile = quantile
+        self._forget = forget
+        self._payload = []
+        self.count = 0
+        self._reset_estimate()
+        self._have_stream = False
+        self.playing = False
+        self._started = False
+
+    cdef void _reset_estimate(self):
+        cdef int i
+        for i in range(BUCKETS):
+            self._hist[i] = 0.0
+        for i in range(WINDOW):
+            self._win_arrival[i] = -1e300
+            self._win_transit[i] = 0.0
+        self._win_next = 0
+        self._estimates = 0
+        self.target_ms = max(self.min_delay_ms, self._packet_ms())
+
+    cdef double _packet_ms(self):
+        return self.step * 1000.0 / self.clock_rate
+
+    cdef double _ms(self, int64_t ts_units):
+        return ts_units * 1000.0 / self.clock_rate
+
+    # ----- arrival ---------------------------------------------------------------------
+    def put(self, int seq, uint32_t ts, uint32_t ssrc, object payload, double now_ms):
+        """Store one packet that arrived at ``now_ms``. False if it was dropped."""
+        cdef int64_t ext_seq, ext_ts, d_seq
+        cdef double ts_gap_ms, arrival_gap_ms
+        cdef int pos
+        seq &= 0xFFFF
+        if not self._have_stream or ssrc != self._ssrc:
+            if self._have_stream:
+                self.ssrc_changes += 1
+            self._new_stream(<uint16_t>seq, ts, ssrc, now_ms)
+            ext_seq = self._last_ext_seq
+            ext_ts = self._last_ext_ts
+            d_seq = 1
+        else:
+            d_seq = <int16_t>(<uint16_t>seq - self._last_seq)
+            ext_seq = self._last_ext_seq + d_seq
+            ext_ts = self._last_ext_ts + <int32_t>(ts - self._last_ts)
+            if d_seq > 0:
+                ts_gap_ms = self._ms(ext_ts - self._last_ext_ts)
+                arrival_gap_ms = now_ms - self._last_arrival
+                if ext_ts <= self._last_ext_ts or ts_gap_ms > arrival_gap_ms + 1000.0:
+                    # The timestamp jumped while the sequence ran on: keep the audio
+                    # contiguous by its sequence number instead of waiting for it.
+                    self.timestamp_jumps += 1
+                    ext_ts = self._last_ext_ts + d_seq * self.step
+                elif d_seq <= 4 and ext_ts - self._last_ext_ts <= self.clock_rate // 8 \
+                        and (ext_ts - self._last_ext_ts) % d_seq == 0:
+                    # consecutive packets show the packet length (10, 20, 30... ms)
+                    self.step = <int>((ext_ts - self._last_ext_ts) // d_seq)
+                self._last_seq = <uint16_t>seq
+                self._last_ts = ts
+                self._last_ext_seq = ext_seq
+                self._last_ext_ts = ext_ts
+                self._last_arrival = now_ms
+            elif d_seq == 0 and ts == self._last_ts:
+                self.duplicates += 1
+                return False
+            elif self._stray(ext_ts):
+                # An old sequence number that lands nowhere near the timeline: after
+                # a few in a row, the peer has restarted its stream under the same SSRC.
+                self._strays += 1
+                if self._strays < 3:
+                    self.discarded += 1
+                    return False
+                self.timestamp_jumps += 1
+                self._new_stream(<uint16_t>seq, ts, ssrc, now_ms)
+                ext_seq = self._last_ext_seq
+                ext_ts = self._last_ext_ts
+        self._strays = 0
+        self.received += 1
+        self._estimate(ext_ts, now_ms)
+        if self._started and ext_ts < self.play_ts:
+            self.late += 1
+            return False
+        # insert in timestamp order (nearly always at the end)
+        pos = self.count
+        while pos > 0 and self._ts[pos - 1] >= ext_ts:
+            if self._ts[pos - 1] == ext_ts or self._seq[pos - 1] == ext_seq:
+                self.duplicates += 1
+                return False
+            pos -= 1
+        if self.count == CAPACITY:
+            if pos == 0:
+                self.discarded += 1           # older than all of a full buffer
+                return False
+            self._drop_oldest()
+            self.discarded += 1
+            pos -= 1
+        if pos < self.count:
+            memmove(&self._ts[pos + 1], &self._ts[pos], (self.count - pos) * sizeof(int64_t))
+            memmove(&self._seq[pos + 1], &self._seq[pos], (self.count - pos) * sizeof(int64_t))
+            memmove(&self._arrival[pos + 1], &self._arrival[pos],
+                    (self.count - pos) * sizeof(double))
+        self._ts[pos] = ext_ts
+        self._seq[pos] = ext_seq
+        self._arrival[pos] = now_ms
+        self._payload.insert(pos, payload)
+        self.count += 1
+        return True
+
+    cdef bint _stray(self, int64_t ext_ts):
+        cdef int64_t ref
+        if self.playing:
+            ref = self.play_ts
+        elif self.count:
+            ref = self._ts[0]
+        else:
+            ref = self._last_ext_ts
+        return ext_ts < ref - self.clock_rate or \
+            ext_ts > ref + <int64_t>(self.max_delay_ms * self.clock_rate / 1000) + self.clock_rate
+
+    cdef void _new_stream(self, uint16_t seq, uint32_t ts, uint32_t ssrc, double now_ms):
+        # A new source starts a new timeline: what was buffered is dropped.
+        cdef int64_t base = <int64_t>1 << 40
+        cdef int i
+        self.discarded += self.count
+        self._clear()
+        if self._have_stream:
+            base = self._last_ext_ts + (1 << 32)       # well past anything old
+        self._have_stream = True
+        self._ssrc = ssrc
+        self._last_seq = seq
+        self._last_ts = ts
+        self._last_ext_seq = (<int64_t>1 << 40) + seq
+        self._last_ext_ts = base
+        self._last_arrival = now_ms
+        self.playing = False                            # build up again
+        for i in range(WINDOW):
+            self._win_arrival[i] = -1e300
+
+    cdef void _clear(self):
+        self.count = 0
+        self._payload = []
+
+    cdef void _drop_oldest(self):
+        memmove(&self._ts[0], &self._ts[1], (self.count - 1) * sizeof(int64_t))
+        memmove(&self._seq[0], &self._seq[1], (self.count - 1) * sizeof(int64_t))
+        memmove(&self._arrival[0], &self._arrival[1], (self.count - 1) * sizeof(double))
+        del self._payload[0]
+        self.count -= 1
+
+    cdef void _estimate(self, int64_t ext_ts, double now_ms):
+        """Add this packet's delay relative to the fastest recent one; update the target."""
+        cdef double transit = now_ms - self._ms(ext_ts)
+        cdef double fastest = transit, rel, forget, total, acc
+        cdef int i, bucket
+        for i in range(WINDOW):
+            if self._win_arrival[i] >= now_ms - WINDOW_MS and self._win_transit[i] < fastest:
+                fastest = self._win_transit[i]
+        self._win_arrival[self._win_next] = now_ms
+        self._win_transit[self._win_next] = transit
+        self._win_next = (self._win_next + 1) % WINDOW
+        self._fastest = fastest
+        rel = transit - fastest
+        bucket = <int>(rel / BUCKET_MS)
+        if bucket >= BUCKETS:
+            bucket = BUCKETS - 1
+        # While few packets are in, weigh them equally; then forget at the set rate.
+        self._estimates += 1
+        forget = self._forget
+        if 1.0 - 1.0 / self._estimates < forget:
+            forget = 1.0 - 1.0 / self._estimates
+        for i in range(BUCKETS):
+            self._hist[i] *= forget
+        self._hist[bucket] += 1.0 - forget
+        total = 0.0
+        for i in range(BUCKETS):
+            total += self._hist[i]
+        acc = 0.0
+        for i in range(BUCKETS):
+            acc += self._hist[i]
+            if acc >= self._quantile * total:
+                break
+        self.target_ms = (i + 1) * BUCKET_MS
+        if self.target_ms < self.min_delay_ms:
+            self.target_ms = self.min_delay_ms
+        if self.target_ms > self.max_delay_ms:
+            self.target_ms = self.max_delay_ms
+
+    # ----- playout ---------------------------------------------------------------------
+    cdef double _level_ms(self, double pending_ms):
+        if self.count == 0:
+            return pending_ms
+        return self._ms(self._ts[self.count - 1] + self.step - self.play_ts) + pending_ms
+
+    def level_ms(self, double pending_ms=0.0):
+        """Audio buffered ahead of the play position, with ``pending_ms`` decoded."""
+        return self._level_ms(pending_ms) if self.playing else pending_ms
+
+    cdef double _delay_ms(self, int64_t ts, double now_ms):
+        # how much later than the fastest recent packet the audio at ts is played
+        return now_ms - self._ms(ts) - self._fastest
+
+    def delay_ms(self, double now_ms):
+        """The current play-out delay beyond the fastest packet of the last 2 s."""
+        return self._delay_ms(self.play_ts, now_ms) if self.playing else 0.0
+
+    def get(self, double now_ms, double pending_ms=0.0):
+        """What to play next: ``(operation, payload)``.
+
+        ``pending_ms`` is audio already decoded but not yet played.
+        """
+        cdef double delay
+        cdef object payload
+        # pending_ms plays first, but the packet has to be here now: the delay
+        # that decides whether packets come in time is counted without it.
+        if not self.playing:
+            if self.count == 0 or self._delay_ms(self._ts[0], now_ms) < self.target_ms:
+                return (WAIT if self._started else SILENCE), None
+            # Start (or resume after a stall) at the target: what piled up beyond
+            # it while nothing played was concealed already.
+            while self.count > 1 and \
+                    self._delay_ms(self._ts[0], now_ms) > self.target_ms + TOLERANCE_MS:
+                self._drop_oldest()
+                self.discarded += 1
+            self.playing = True
+            self._started = True
+            self.play_ts = self._ts[0]
+            self._filter_ready = False
+            self._dry_ms = 0
+            self._waits = 0
+        # packets that fell behind the play position (after a jump forward) go
+        while self.count and self._ts[0] < self.play_ts:
+            self._drop_oldest()
+            self.late += 1
+        delay = self._delay_ms(self.play_ts, now_ms)
+        # never more than max_delay_ms: skip ahead to the target
+        if delay > self.max_delay_ms:
+            while self.count and self._delay_ms(self.play_ts, now_ms) > self.target_ms:
+                self.play_ts += self.step
+                self.discarded += 1
+                while self.count and self._ts[0] < self.play_ts:
+                    self._drop_oldest()
+            delay = self._delay_ms(self.play_ts, now_ms)
+        if not self._filter_ready:
+            self.filtered_ms = delay
+            self._filter_ready = True
+        else:
+            self.filtered_ms = 0.7 * self.filtered_ms + 0.3 * delay
+        if self.count == 0:
+            # Ran dry: late packets or a loss burst. Below the target, wait
+            # (conceal without moving on: the delay grows by a frame); otherwise
+            # conceal and keep time, as a fixed buffer would. After REBUFFER_MS of
+            # nothing the peer paused or the network stalled: stop, and start
+            # again at the target when packets return.
+            self.concealed += 1
+            if self._dry_ms == 0:
+                self.underruns += 1
+            self._dry_ms += self._packet_ms()
+            if self._dry_ms >= REBUFFER_MS:
+                self.playing = False
+                return WAIT, None
+            if delay < self.target_ms:
+                return WAIT, None
+            self.play_ts += self.step
+            return CONCEAL, None
+        self._dry_ms = 0
+        if self._ts[0] > self.play_ts:
+            # A gap at the play position: lost, or late. Wait for it (a frame or
+            # two) only while below the target; else it is lost.
+            self.concealed += 1
+            if delay < self.target_ms and self._waits < MAX_WAITS:
+                self._waits += 1
+                return WAIT, None
+            self._waits = 0
+            self.play_ts += self.step
+            if self._ts[0] == self.play_ts:
+                self.fec_recovered += 1
+                return CONCEAL, self._payload[0]
+            return CONCEAL, None
+        # the packet is here
+        self._waits = 0
+        payload = self._payload[0]
+        self.delay_sum_ms += now_ms - self._arrival[0]
+        self.played += 1
+        self._drop_oldest()
+        self.play_ts += self.step
+        if self.filtered_ms > self.target_ms + TOLERANCE_MS:
+            return ACCELERATE, payload
+        if self.filtered_ms < self.target_ms:
+            return STRETCH, payload
+        return NORMAL, payload
+
+    def adjusted(self, double ms):
+        """The player changed the level by ``ms`` (negative: it played faster)."""
+        if ms > 0:
+            self.stretched += 1
+        elif ms < 0:
+            self.accelerated += 1
+        self.filtered_ms += ms
+
+    def fec_unused(self):
+        """The codec could not use the FEC payload it was given."""
+        self.fec_recovered -= 1
+
+    def mean_delay_ms(self):
+        """Mean time a played packet spent in the buffer."""
+        return self.delay_sum_ms / self.played if self.played else 0.0
+
+    def reset(self):
+        self._clear()
+        self._have_stream = False
+        self.playing = False
+        self._started = False
+        self._reset_estimate()
