@@ -26,7 +26,8 @@ player does in the pauses between words unless the level is far off. The
 level may never exceed ``max_delay_ms``: then the oldest packets go.
 
 Robustness: duplicates and packets too late to play are dropped and
-counted; a new SSRC restarts the timeline; a timestamp that jumps while the
+counted; a new SSRC continues the timeline after the old stream; a timestamp
+that jumps while the
 sequence number runs on (a peer's clock restart, a PBX switching streams)
 is re-based onto the timeline instead of being waited for; after the buffer
 ran dry (a loss burst) play resumes at the first packet that arrives, after
@@ -52,6 +53,7 @@ OPERATIONS = ("normal", "accelerate", "stretch", "conceal", "wait", "silence")
 cdef double BUCKET_MS = 2.0
 cdef double WINDOW_MS = 2000.0
 cdef double REBUFFER_MS = 200.0   # dry this long: stop and build up again
+cdef int WARMUP = 25              # packets seen before the target may go below 2 packets
 cdef int MAX_WAITS = 2            # frames waited at most for one missing packet
 cdef double TOLERANCE_MS = 10.0   # the delay may be this far above the target
 
@@ -141,7 +143,7 @@ cdef class JitterBuffer:
             self._win_transit[i] = 0.0
         self._win_next = 0
         self._estimates = 0
-        self.target_ms = max(self.min_delay_ms, self._packet_ms())
+        self.target_ms = max(self.min_delay_ms, 2.0 * self._packet_ms())
 
     cdef double _packet_ms(self):
         return self.step * 1000.0 / self.clock_rate
@@ -242,23 +244,22 @@ cdef class JitterBuffer:
             ext_ts > ref + <int64_t>(self.max_delay_ms * self.clock_rate / 1000) + self.clock_rate
 
     cdef void _new_stream(self, uint16_t seq, uint32_t ts, uint32_t ssrc, double now_ms):
-        # A new source starts a new timeline: what was buffered is dropped.
+        # A new source (or a restarted one) continues the timeline where the old
+        # one ends, as far on as the time since its last packet says: what is
+        # buffered still plays, and nothing waits for timestamps that never come.
         cdef int64_t base = <int64_t>1 << 40
-        cdef int i
-        self.discarded += self.count
-        self._clear()
+        cdef int64_t gap
         if self._have_stream:
-            base = self._last_ext_ts + (1 << 32)       # well past anything old
+            gap = <int64_t>((now_ms - self._last_arrival) * self.clock_rate / 1000.0)
+            gap = (gap + self.step // 2) // self.step * self.step
+            base = self._last_ext_ts + (gap if gap > self.step else self.step)
         self._have_stream = True
         self._ssrc = ssrc
         self._last_seq = seq
         self._last_ts = ts
-        self._last_ext_seq = (<int64_t>1 << 40) + seq
+        self._last_ext_seq += 1 << 17                   # apart from any old number
         self._last_ext_ts = base
         self._last_arrival = now_ms
-        self.playing = False                            # build up again
-        for i in range(WINDOW):
-            self._win_arrival[i] = -1e300
 
     cdef void _clear(self):
         self.count = 0
@@ -304,6 +305,8 @@ cdef class JitterBuffer:
             if acc >= self._quantile * total:
                 break
         self.target_ms = (i + 1) * BUCKET_MS
+        if self._estimates < WARMUP and self.target_ms < 2.0 * self._packet_ms():
+            self.target_ms = 2.0 * self._packet_ms()    # too few packets to go lower yet
         if self.target_ms < self.min_delay_ms:
             self.target_ms = self.min_delay_ms
         if self.target_ms > self.max_delay_ms:
@@ -338,10 +341,13 @@ cdef class JitterBuffer:
         # that decides whether packets come in time is counted without it.
         if not self.playing:
             if self.count == 0 or self._delay_ms(self._ts[0], now_ms) < self.target_ms:
-                return (WAIT if self._started else SILENCE), None
-            # Start (or resume after a stall) at the target: what piled up beyond
-            # it while nothing played was concealed already.
-            while self.count > 1 and \
+                if self._started:
+                    self.concealed += 1
+                    return WAIT, None
+                return SILENCE, None
+            # Resume after a stall at the target: what piled up beyond it while
+            # nothing played was concealed already.
+            while self._started and self.count > 1 and \
                     self._delay_ms(self._ts[0], now_ms) > self.target_ms + TOLERANCE_MS:
                 self._drop_oldest()
                 self.discarded += 1

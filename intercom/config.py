@@ -112,8 +112,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
         "codecs": Field(list, ["opus", "G722", "PCMU", "PCMA"], check="codec_list",
                         help="in order of preference"),
-        "opus_complexity": _i(5, 0, 10, help="Opus encoder complexity: more is better "
-                                             "sound for more CPU"),
+        "opus_complexity": _i(8, 0, 10, help="Opus encoder complexity: more is better "
+                                             "sound for more CPU; libopus 1.3 codes "
+                                             "in-band FEC only from 8 up"),
         "echo_cancel": Field(bool, True, help="cancel the speaker's echo from the microphone"),
         "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
         "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "

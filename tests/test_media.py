@@ -17,7 +17,7 @@ from intercom.media.devices import AudioDeviceError, SimulatedSoundCard
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import loudest_tone_window, read_wav, tone, tone_dbfs, write_wav
-from intercom.media.stream import AudioStream, FrameAssembler, PlayoutQueue
+from intercom.media.stream import AudioStream, FrameAssembler
 from intercom.sip import sdp
 
 BARESIP_OFFER = (b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -96,18 +96,6 @@ def test_dtmf_payload_layout() -> None:
     assert payloads[-1] == payloads[-2] == payloads[-3] == bytes([11, 0x80 | 10, 800 >> 8, 800 & 255])
     with pytest.raises(ValueError):
         event_payloads("x", 800, 160)
-
-
-def test_playout_queue_prefills_drops_oldest_and_counts_underruns() -> None:
-    q = PlayoutQueue(depth=3, prefill=2)
-    frames = [np.full(4, i, dtype=np.int16) for i in range(5)]
-    q.push(frames[0])
-    assert q.pop() is None                             # still prefilling
-    for f in frames[1:]:
-        q.push(f)
-    assert q.dropped == 2
-    assert [int(q.pop()[0]) for _ in range(3)] == [2, 3, 4]
-    assert q.pop() is None and q.underruns == 1
 
 
 def test_frame_assembler_cuts_exact_frames() -> None:

@@ -26,7 +26,8 @@ Conceal = Callable[[int], Pcm]
 Recover = Callable[[bytes, int], Pcm]
 Coders = tuple[Encode, Decode, Conceal, "Recover | None"]
 OPUS_RATE = 16000            # wideband by default: what a door station's speech needs
-OPUS_COMPLEXITY = 5          # 0-10; 5 keeps a Pi Zero 2 W comfortable
+OPUS_COMPLEXITY = 8          # 0-10; libopus 1.3 codes in-band FEC only from 8 up
+OPUS_BITRATE = 24000         # wideband speech with room for in-band FEC
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ def _opus(complexity: int) -> Coders:
     import opuslib.api.encoder as opus_encoder
     encoder = opuslib.Encoder(OPUS_RATE, 1, opuslib.APPLICATION_VOIP)
     encoder.complexity = complexity
+    # An explicit rate: under about 20 kbit/s libopus leaves the FEC out altogether.
+    encoder.bitrate = OPUS_BITRATE
     # In-band FEC on, DTX off (RFC 7587 3.1.3 and 3.1.4); FEC needs an expected loss.
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_inband_fec, 1)
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_packet_loss_perc, 5)

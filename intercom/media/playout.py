@@ -91,6 +91,8 @@ class Playout:
             return self._audio(self.codec.conceal(samples))
         try:
             pcm = self.codec.decode(payload)
+            if not len(pcm):
+                raise ValueError("no audio in the packet")
         except ValueError as exc:               # a broken payload: lost, not fatal
             self.invalid += 1
             log.debug("undecodable %s payload: %s", self.codec.name, exc)

@@ -28,7 +28,7 @@ from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
 KEEPALIVE_SECONDS = 15.0      # well inside common UDP NAT timeouts (30 s and more)
-PacketHandler = Callable[[int, bool, int, int, bytes], None]   # pt, marker, seq, ts, payload
+PacketHandler = Callable[[int, bool, int, int, int, bytes], None]  # pt, marker, seq, ts, ssrc, payload
 
 
 @dataclass
@@ -215,7 +215,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.stats.received += 1
         if self.rtcp is not None:
             self.rtcp.on_rtp_received(ssrc, seq, ts, time.time())
-        self.on_packet(pt, marker, seq, ts, payload)
+        self.on_packet(pt, marker, seq, ts, ssrc, payload)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)

@@ -3,8 +3,9 @@ echo of the speaker taken out of the microphone.
 
 The sound device runs in its own thread and is the clock: each period it
 captures one frame (handed to asyncio through ``call_soon_threadsafe``) and
-plays one frame taken from the PlayoutQueue. Everything else (encoding, RTP,
-DTMF) runs on the asyncio loop. A device that fails to open or breaks is
+plays one period from the play-out path (jitter buffer, decoder, concealment;
+intercom.media.playout). Everything else (encoding, RTP, DTMF) runs on the
+asyncio loop. A device that fails to open or breaks is
 reported and retried; RTP, and so DTMF and the door, carry on without it.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from intercom.media.echo import EchoControl
 from intercom.media.rtcp import Quality
 from intercom.cext.dtmf import DtmfDetector
 from intercom.media.dtmf import DtmfReceiver, event_payloads
+from intercom.media.playout import MAX_DELAY_MS, Playout
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
 
@@ -33,43 +35,6 @@ log = logging.getLogger("intercom.audio")
 DEVICE_RETRY_SECONDS = 2.0
 DTMF_DIGIT_MS = 100
 DTMF_GAP_FRAMES = 3
-
-
-class PlayoutQueue:
-    """A fixed-depth queue of frames between the loop and the device thread.
-
-    It starts playing once ``prefill`` frames are in (and again after it ran
-    dry), and drops the oldest frame when full, so latency stays bounded.
-    The adaptive jitter buffer replaces it with the media engine.
-    """
-
-    def __init__(self, depth: int = 8, prefill: int = 2) -> None:
-        self.depth = depth
-        self.prefill = prefill
-        self._frames: deque[Pcm] = deque()
-        self._lock = threading.Lock()
-        self._playing = False
-        self.underruns = 0
-        self.dropped = 0
-
-    def push(self, frame: Pcm) -> None:
-        with self._lock:
-            if len(self._frames) >= self.depth:
-                self._frames.popleft()
-                self.dropped += 1
-            self._frames.append(frame)
-
-    def pop(self) -> Pcm | None:
-        with self._lock:
-            if not self._playing:
-                if len(self._frames) < self.prefill:
-                    return None
-                self._playing = True
-            if not self._frames:
-                self._playing = False
-                self.underruns += 1
-                return None
-            return self._frames.popleft()
 
 
 def scaled(frame: Pcm, gain: float) -> Pcm:
@@ -123,7 +88,8 @@ class AudioStream:
                  ptime: int = 20, echo: EchoControl | None = None,
                  mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0,
                  telephone_event_rate: int = 8000, inband_dtmf: bool = False,
-                 device_period_ms: int | None = None) -> None:
+                 device_period_ms: int | None = None, jitter_min_ms: float = 0.0,
+                 jitter_max_ms: float = MAX_DELAY_MS) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -140,7 +106,6 @@ class AudioStream:
         self.device_frame = device_rate * (device_period_ms or ptime) // 1000
         same = device_rate == codec.sample_rate
         self._down = None if same else Resampler(device_rate, codec.sample_rate)
-        self._up = None if same else Resampler(codec.sample_rate, device_rate)
         self._mic_frames = FrameAssembler(self.codec_frame)
         # The echo canceller works at the codec's rate on what the speaker played,
         # resampled and cut exactly like the microphone so that the two stay aligned.
@@ -153,8 +118,9 @@ class AudioStream:
         self._ref_down = None if same or self.echo is None else Resampler(device_rate,
                                                                           codec.sample_rate)
         self._ref_frames = FrameAssembler(self.codec_frame)
-        self._speaker_frames = FrameAssembler(self.device_frame)
-        self.playout = PlayoutQueue()
+        self.playout = Playout(codec, self.codec_frame, device_rate, self.device_frame,
+                               min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms,
+                               on_audio=self._on_speaker_audio)
         self.mic_level = LevelMeter(codec.sample_rate // 2)
         self.speaker_level = LevelMeter(codec.sample_rate // 2)
         self.dtmf_in = DtmfReceiver()
@@ -187,15 +153,13 @@ class AudioStream:
     # ----- device thread --------------------------------------------------------
     def _device_loop(self) -> None:
         device: AudioDevice | None = None
-        silence = np.zeros(self.device_frame, dtype=np.int16)
         while not self._stop.is_set():
             try:
                 if device is None:
                     device = self.open_device()
                     device.open()
                 frame = scaled(device.read(), self.mic_gain)
-                out = self.playout.pop()
-                played = silence if out is None else scaled(out, self.speaker_gain)
+                played = scaled(self.playout.pull(), self.speaker_gain)
                 device.write(played)
                 self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
             except AudioDeviceError as exc:
@@ -261,38 +225,36 @@ class AudioStream:
             self._dtmf_out.extend(("event", p) for p in payloads[1:])
             self._dtmf_out.extend(("gap", b"") for _ in range(DTMF_GAP_FRAMES))
 
-    def on_packet(self, pt: int, marker: bool, seq: int, ts: int, payload: bytes) -> None:
+    def on_packet(self, pt: int, marker: bool, seq: int, ts: int, ssrc: int,
+                  payload: bytes) -> None:
         if pt == self.te_pt:
             self._events_seen = True
             for digit in self.dtmf_in.feed(payload, ts):
                 self.on_dtmf(digit)
         elif pt == self.codec.payload_type:
-            try:
-                pcm = self.codec.decode(payload)
-            except ValueError as exc:               # a broken payload: lost, not fatal
-                self.rtp.stats.invalid += 1
-                log.debug("undecodable %s payload: %s", self.codec.name, exc)
-                return
-            if self.inband is not None and not self._events_seen:
-                for digit in self.inband.feed(pcm):
-                    self.on_dtmf(digit)
-            self.speaker_level.add(pcm)
-            if self._up is not None:
-                pcm = self._up.process(pcm)
-            for chunk in self._speaker_frames.push(pcm):
-                self.playout.push(chunk)
+            self.playout.put(seq, ts, ssrc, payload)
+
+    def _on_speaker_audio(self, pcm: Pcm) -> None:
+        """Each decoded or concealed frame, at the codec's rate (audio thread)."""
+        self.speaker_level.add(pcm)
+        if self.inband is not None and not self._events_seen:
+            for digit in self.inband.feed(pcm):
+                try:
+                    self.loop.call_soon_threadsafe(self.on_dtmf, digit)
+                except RuntimeError:                # the loop is closed
+                    return
 
     def quality(self) -> Quality | None:
-        """The call's quality so far, from RTCP and the playout queue."""
+        """The call's quality so far, from RTCP and the jitter buffer."""
         if self.rtp.rtcp is None:
             return None
-        playout_ms = self.playout.prefill * self.codec_frame * 1000 / self.codec.sample_rate
-        return self.rtp.rtcp.summary(self.codec.name, self.playout.underruns, playout_ms)
+        return self.rtp.rtcp.summary(self.codec.name, self.playout.jb.concealed,
+                                     self.playout.jb.mean_delay_ms())
 
     def stats(self) -> dict[str, object]:
         return {"codec": self.codec.name, "rtp_sent": self.rtp.stats.sent,
                 "rtp_received": self.rtp.stats.received,
                 "mic_dbfs": round(self.mic_level.dbfs, 1),
                 "speaker_dbfs": round(self.speaker_level.dbfs, 1),
-                "underruns": self.playout.underruns, "device_error": self.device_error,
+                "jitter": self.playout.stats(), "device_error": self.device_error,
                 "srtp": self.rtp.srtp is not None, "unauthentic": self.rtp.stats.unauthentic}
