@@ -234,14 +234,149 @@ def echo_figures() -> None:
     print(f"  cost of one 20 ms frame at 16 kHz (canceller + preprocessor): {cost * 1e6:.0f} us")
 
 
+def jitter_figures(seeds: int = 5) -> None:
+    """Speech through each receive path under each impairment trace: PESQ and delay."""
+    import numpy as np
+    from pesq import pesq
+
+    from intercom.cext import jitter
+    from intercom.media import netsim
+    speech = synthesized_speech(16000)
+    speech = np.concatenate([speech, np.zeros(8000, dtype=np.int16), speech])
+    _, payloads, n = netsim.encode(speech, "opus")
+    print(f"\nJitter buffer: {len(speech) / 16000:.0f} s of espeak-ng speech, Opus 16 kHz 20 ms "
+          f"with FEC, {seeds} seeded runs per trace (intercom.media.netsim);"
+          f"\n PESQ wideband (mean) and mean added delay (ms beyond the fastest packet);"
+          f"\n target: higher PESQ than both references at no more delay")
+    print(f"  {'trace':<8} {'loss':>5} " + " ".join(f"{r:>16}" for r in netsim.RECEIVERS))
+    for name in netsim.TRACES:
+        cells, losses = [], []
+        for receiver in netsim.RECEIVERS:
+            scores, delays = [], []
+            for seed in range(1, seeds + 1):
+                trace = netsim.make_trace(name, len(payloads), seed)
+                losses.append(trace.loss)
+                result = netsim.run(receiver, trace, payloads, "opus", n)
+                scores.append(pesq(16000, speech, result.audio[:len(speech) + 16000], "wb"))
+                delays.append(result.mean_delay_ms)
+            cells.append(f"{np.mean(scores):5.2f} @{np.mean(delays):5.1f} ms")
+        print(f"  {name:<8} {np.mean(losses) * 100:4.1f}% " + " ".join(f"{c:>16}" for c in cells))
+    jb = jitter.JitterBuffer(48000, 960)
+    k = [0]
+
+    def one_packet() -> None:
+        i = k[0]
+        k[0] += 1
+        jb.put(i & 0xFFFF, (i * 960) & 0xFFFFFFFF, 1, b"x", i * 20.0 + 1.0)
+        jb.get(i * 20.0 + 15.0)
+    print(f"  cost per packet (put + get): {per_call(one_packet, 20000) * 1e6:.1f} us")
+
+
+LATENCY_CLICKS = 12
+
+
+async def device_latency(period_ms: int = 10) -> tuple[list[float], list[float]]:
+    """Click latencies through a call's audio path at zero network jitter (G.722,
+    16 kHz card): microphone to wire, and wire to speaker, in ms."""
+    import numpy as np
+
+    from intercom.media.devices import SimulatedSoundCard
+    from intercom.media.rtp import RtpSession
+    from intercom.media.signal import write_wav
+    from intercom.media.stream import AudioStream
+    rate, frame = 16000, 320
+    card_frames: list[tuple[float, np.ndarray]] = []
+    opened: list[float] = []
+
+    class Card(SimulatedSoundCard):
+        def open(self) -> None:
+            super().open()
+            opened.append(self._start)
+
+        def write(self, pcm: np.ndarray) -> None:
+            card_frames.append((time.monotonic(), pcm.copy()))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # the microphone hears a click every 1.013 s (so it lands all over a frame)
+        mic = np.zeros(int(1.013 * rate), dtype=np.int16)
+        mic[100:104] = 20000
+        write_wav(f"{tmp}/click.wav", mic, rate)
+        sent: list[tuple[float, bytes]] = []
+        peer = await RtpSession.open("127.0.0.1", 36000, 36998,
+                                     lambda pt, m, seq, ts, ssrc, p: sent.append(
+                                         (time.monotonic(), p)))
+        ours = await RtpSession.open("127.0.0.1", 37000, 37998, lambda *a: None)
+        ours.set_remote("127.0.0.1", peer.local_port)
+        peer.set_remote("127.0.0.1", ours.local_port)
+        codec = codec_for(spec("G722").format)
+        stream = AudioStream(lambda: Card(rate, rate * period_ms // 1000,
+                                          mic_file=f"{tmp}/click.wav"),
+                             rate, ours, codec, None, lambda d: None, lambda e: None,
+                             device_period_ms=period_ms)
+        stream.start()
+        # the peer sends 20 ms packets on time, a click at a different place each second
+        far = codec_for(spec("G722").format)
+        signal = np.zeros(rate * (LATENCY_CLICKS + 2), dtype=np.int16)
+        click_at = [rate * (k + 1) + (k * 37) % frame for k in range(LATENCY_CLICKS)]
+        for c in click_at:
+            signal[c:c + 4] = 20000
+        arrivals = []
+        start = time.monotonic() + 0.05
+        for i in range(len(signal) // frame):
+            await asyncio.sleep(max(0.0, start + i * 0.020 - time.monotonic()))
+            arrivals.append(time.monotonic())
+            peer.send(9, far.encode(signal[i * frame:(i + 1) * frame]), i * frame // 2)
+        await asyncio.sleep(0.3)
+        stream.stop()
+        peer.close()
+        ours.close()
+    period_s = period_ms / 1000
+    # microphone -> wire: when the card's sample clock captured each click, against
+    # when the packet carrying it left
+    decoder = codec_for(spec("G722").format)
+    mic_to_wire = []
+    for when, payload in sent:
+        if np.abs(decoder.decode(payload)).max() > 8000:
+            captured = [opened[0] + (k * len(mic) + 100) / rate for k in range(100)]
+            mic_to_wire.append((when - max(c for c in captured if c <= when)) * 1000)
+    # wire -> speaker: a packet's arrival against the card playing its first sample
+    # (one period after the period holding it was written)
+    wire_to_speaker = []
+    for c in click_at:
+        arrival = arrivals[c // frame]
+        for when, pcm in card_frames:
+            hit = np.flatnonzero(np.abs(pcm) > 8000)
+            if len(hit) and when >= arrival:
+                heard = when + period_s + hit[0] / rate - (c % frame) / rate
+                wire_to_speaker.append((heard - arrival) * 1000)
+                break
+    return mic_to_wire, wire_to_speaker
+
+
+def latency_figures() -> None:
+    import numpy as np
+    print("\nDevice-added latency at zero network jitter (clicks through the simulated card,"
+          "\n G.722 16 kHz, 20 ms packets; target: each <= ptime + one period + 5 ms):")
+    for period in (10, 20):
+        mic, speaker = asyncio.run(device_latency(period))
+        print(f"  {period} ms periods: microphone -> wire {np.mean(mic):5.1f} ms mean, "
+              f"{np.max(mic):5.1f} max; wire -> speaker {np.mean(speaker):5.1f} ms mean, "
+              f"{np.max(speaker):5.1f} max (target {20 + period + 5} ms; "
+              f"{len(mic)}/{len(speaker)} clicks)")
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip", "echo"):
-        raise SystemExit("usage: scripts/bench [sip|echo]")
+    if only not in ("", "sip", "echo", "jitter", "latency"):
+        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency]")
     if only in ("", "sip"):
         sip_parsing()
     if only in ("", "echo"):
         echo_figures()
+    if only in ("", "jitter"):
+        jitter_figures()
+    if only in ("", "latency"):
+        latency_figures()
     if only:
         return
     micro()

@@ -34,7 +34,7 @@ import numpy as np
 
 from intercom.cext import speexjb
 from intercom.media.codecs import Codec, Pcm, codec_for, spec
-from intercom.media.playout import Playout
+from intercom.media.playout import QUANTILE, Playout
 
 PACKET_MS = 20
 TRACES = ("mild", "bursty", "wifi")
@@ -101,7 +101,7 @@ def encode(speech: Pcm, codec_name: str = "opus") -> tuple[Codec, list[bytes], i
 
 
 def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
-        samples: int, **options: float) -> Result:
+        samples: int, quantile: float = QUANTILE) -> Result:
     """The speaker's output for ``payloads`` sent every 20 ms through ``trace``."""
     codec = codec_for(spec(codec_name).format)     # a fresh decoder
     step = codec.timestamp_step(samples)
@@ -111,7 +111,7 @@ def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
     end_ms = len(payloads) * PACKET_MS + 400.0
     if receiver == "adaptive":
         return _adaptive(codec, payloads, arrivals, step, samples, trace.phase_ms, end_ms,
-                         **options)
+                         quantile)
     if receiver == "speex":
         return _speex(codec, payloads, arrivals, step, samples, trace.phase_ms, end_ms)
     if receiver == "fixed":
@@ -121,13 +121,13 @@ def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
 
 def _adaptive(codec: Codec, payloads: list[bytes], arrivals: list[tuple[float, int]],
               step: int, samples: int, phase: float, end_ms: float,
-              **options: float) -> Result:
+              quantile: float) -> Result:
     now = [0.0]
     period = codec.sample_rate // 100                  # the card moves 10 ms at a time
     index = {id(p): i for i, p in enumerate(payloads)}
     starts: dict[int, float] = {}
     playout = Playout(codec, samples, codec.sample_rate, period, clock=lambda: now[0] / 1000,
-                      **options)
+                      quantile=quantile)
     decode = codec.decode
 
     def decode_and_note(payload: bytes) -> Pcm:

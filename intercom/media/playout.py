@@ -90,6 +90,8 @@ class Playout:
                     self.jb.fec_unused()
             return self._audio(self.codec.conceal(samples))
         try:
+            if payload is None:
+                raise ValueError("no payload")
             pcm = self.codec.decode(payload)
             if not len(pcm):
                 raise ValueError("no audio in the packet")
