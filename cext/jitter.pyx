@@ -18,12 +18,13 @@ the player needs the next packet's worth of audio and says what to do:
 The target delay follows the network: for every packet its delay relative
 to the fastest packet of the last two seconds goes into a histogram that
 forgets old values (the way WebRTC's NetEq does), and the target is a high
-percentile of it plus one packet. Between talk spurts the play-out clock
+percentile of it: the play-out delay beyond the fastest packet that lets
+that share of packets come in time. Between talk spurts the play-out clock
 keeps time like a fixed buffer's (a missing packet is concealed, not waited
 for, since waiting moves the speech in time and the listener hears it); the
 delay moves towards the target by accelerating or stretching, which the
-player does in the pauses between words unless the level is far off. The
-level may never exceed ``max_delay_ms``: then the oldest packets go.
+player does in the pauses between words unless the delay is far off. The
+delay may never exceed ``max_delay_ms``: then play skips ahead to the target.
 
 Robustness: duplicates and packets too late to play are dropped and
 counted; a new SSRC continues the timeline after the old stream; a timestamp
@@ -35,7 +36,6 @@ building up the target again, so a burst never adds to the delay.
 """
 from libc.stdint cimport int64_t, uint32_t, uint16_t, int32_t, int16_t
 from libc.string cimport memmove
-from libc.math cimport floor
 
 cdef enum:
     CAPACITY = 128                # packets held at most
@@ -313,14 +313,11 @@ cdef class JitterBuffer:
             self.target_ms = self.max_delay_ms
 
     # ----- playout ---------------------------------------------------------------------
-    cdef double _level_ms(self, double pending_ms):
-        if self.count == 0:
-            return pending_ms
-        return self._ms(self._ts[self.count - 1] + self.step - self.play_ts) + pending_ms
-
-    def level_ms(self, double pending_ms=0.0):
-        """Audio buffered ahead of the play position, with ``pending_ms`` decoded."""
-        return self._level_ms(pending_ms) if self.playing else pending_ms
+    def level_ms(self):
+        """Audio buffered ahead of the play position."""
+        if not self.playing or self.count == 0:
+            return 0.0
+        return self._ms(self._ts[self.count - 1] + self.step - self.play_ts)
 
     cdef double _delay_ms(self, int64_t ts, double now_ms):
         # how much later than the fastest recent packet the audio at ts is played
@@ -330,15 +327,11 @@ cdef class JitterBuffer:
         """The current play-out delay beyond the fastest packet of the last 2 s."""
         return self._delay_ms(self.play_ts, now_ms) if self.playing else 0.0
 
-    def get(self, double now_ms, double pending_ms=0.0):
-        """What to play next: ``(operation, payload)``.
-
-        ``pending_ms`` is audio already decoded but not yet played.
-        """
+    def get(self, double now_ms):
+        """What to play next: ``(operation, payload)``. Whether a packet is here in
+        time is judged at ``now_ms``, when it is asked for."""
         cdef double delay
         cdef object payload
-        # pending_ms plays first, but the packet has to be here now: the delay
-        # that decides whether packets come in time is counted without it.
         if not self.playing:
             if self.count == 0 or self._delay_ms(self._ts[0], now_ms) < self.target_ms:
                 if self._started:
@@ -434,10 +427,3 @@ cdef class JitterBuffer:
     def mean_delay_ms(self):
         """Mean time a played packet spent in the buffer."""
         return self.delay_sum_ms / self.played if self.played else 0.0
-
-    def reset(self):
-        self._clear()
-        self._have_stream = False
-        self.playing = False
-        self._started = False
-        self._reset_estimate()

@@ -102,19 +102,26 @@ cdef int _tsm_lag(const sample_t[:] x, int rate, bint voiced, bint force) noexce
     return 0
 
 
+cdef void _crossfade(sample_t[:] out, int at, const sample_t[:] x, int fading, int rising,
+                     int L) noexcept:
+    """out[at:at+L] = x[fading:fading+L] fading out while x[rising:rising+L] fades in."""
+    cdef int i
+    cdef double w
+    for i in range(L):
+        w = (i + 0.5) / L
+        out[at + i] = _clip(x[fading + i] * (1.0 - w) + x[rising + i] * w)
+
+
 def accelerate(const sample_t[:] frame, int rate, bint voiced=True, bint force=False):
     """The frame with one period removed (shorter), or a copy of it unchanged."""
     cdef int n = frame.shape[0]
     cdef int L = _tsm_lag(frame, rate, voiced, force)
     cdef cnp.ndarray[sample_t, ndim=1] out
     cdef int i
-    cdef double w
     if L == 0:
         return np.asarray(frame).copy()
     out = np.empty(n - L, dtype=np.int16)
-    for i in range(L):                # x[0:L] fades out while x[L:2L] fades in
-        w = (i + 0.5) / L
-        out[i] = _clip(frame[i] * (1.0 - w) + frame[L + i] * w)
+    _crossfade(out, 0, frame, 0, L, L)        # x[0:L] out, x[L:2L] in
     for i in range(2 * L, n):
         out[i - L] = frame[i]
     return out
@@ -126,15 +133,12 @@ def stretch(const sample_t[:] frame, int rate, bint voiced=True, bint force=Fals
     cdef int L = _tsm_lag(frame, rate, voiced, force)
     cdef cnp.ndarray[sample_t, ndim=1] out
     cdef int i
-    cdef double w
     if L == 0:
         return np.asarray(frame).copy()
     out = np.empty(n + L, dtype=np.int16)
     for i in range(L):
         out[i] = frame[i]
-    for i in range(L):                # x[L:2L] fades out while x[0:L] fades back in
-        w = (i + 0.5) / L
-        out[L + i] = _clip(frame[L + i] * (1.0 - w) + frame[i] * w)
+    _crossfade(out, L, frame, L, 0, L)        # x[L:2L] out, x[0:L] back in
     for i in range(L, n):
         out[L + i] = frame[i]
     return out

@@ -132,8 +132,7 @@ def _adaptive(codec: Codec, payloads: list[bytes], arrivals: list[tuple[float, i
 
     def decode_and_note(payload: bytes) -> Pcm:
         # played once what is already waiting for the card has gone out
-        pending = len(playout._pending) * 1000.0 / codec.sample_rate
-        starts.setdefault(index[id(payload)], now[0] + pending)
+        starts.setdefault(index[id(payload)], now[0] + playout.pending_ms())
         return decode(payload)
     playout.codec = Codec(codec.name, codec.sample_rate, codec.clock_rate,
                           codec.payload_type, codec.encode, decode_and_note, codec.conceal,

@@ -69,9 +69,8 @@ class Playout:
     def _next(self) -> Pcm:
         """One packet's worth of audio at the codec's rate (more or less, when
         the buffer is adjusting)."""
-        pending_ms = len(self._pending) * 1000.0 / self.device_rate
         with self._lock:
-            op, payload = self.jb.get(self.clock() * 1000.0, pending_ms)
+            op, payload = self.jb.get(self.clock() * 1000.0)
             samples = self.jb.step * self.codec.sample_rate // self.codec.clock_rate
         self.operations[op] += 1
         rate = self.codec.sample_rate
@@ -100,27 +99,28 @@ class Playout:
             log.debug("undecodable %s payload: %s", self.codec.name, exc)
             return self._audio(self.codec.conceal(samples))
         # Time-scale changes go into the pauses between words, where nobody hears
-        # them, unless the level is far off the target.
-        if op == jitter.ACCELERATE:
-            urgent = self.jb.filtered_ms > self.jb.target_ms + URGENT_MS
-            shorter = accelerate(pcm, rate, voiced=urgent)
-            if len(shorter) != len(pcm):
+        # them, unless the delay is far off the target.
+        if op in (jitter.ACCELERATE, jitter.STRETCH):
+            jb = self.jb
+            if op == jitter.ACCELERATE:
+                changed = accelerate(pcm, rate, voiced=jb.filtered_ms > jb.target_ms + URGENT_MS)
+            else:
+                changed = stretch(pcm, rate,
+                                  voiced=jb.filtered_ms < jb.target_ms - URGENT_BELOW_MS)
+            if len(changed) != len(pcm):
                 with self._lock:
-                    self.jb.adjusted((len(shorter) - len(pcm)) * 1000.0 / rate)
-            pcm = shorter
-        elif op == jitter.STRETCH:
-            urgent = self.jb.filtered_ms < self.jb.target_ms - URGENT_BELOW_MS
-            longer = stretch(pcm, rate, voiced=urgent)
-            if len(longer) != len(pcm):
-                with self._lock:
-                    self.jb.adjusted((len(longer) - len(pcm)) * 1000.0 / rate)
-            pcm = longer
+                    jb.adjusted((len(changed) - len(pcm)) * 1000.0 / rate)
+            pcm = changed
         return self._audio(pcm)
 
     def _audio(self, pcm: Pcm) -> Pcm:
         if self.on_audio is not None:
             self.on_audio(pcm)
         return pcm
+
+    def pending_ms(self) -> float:
+        """Audio decoded and waiting for the card."""
+        return len(self._pending) * 1000.0 / self.device_rate
 
     def stats(self) -> dict[str, float]:
         jb = self.jb
