@@ -26,6 +26,14 @@ delay moves towards the target by accelerating or stretching, which the
 player does in the pauses between words unless the delay is far off. The
 delay may never exceed ``max_delay_ms``: then play skips ahead to the target.
 
+Delay spikes (a Wi-Fi link that stalls, holds packets back, then lets them
+go at once) are kept out of that histogram, so one spike does not swing the
+target up and, seconds later, down again. Packets far behind the usual delay
+(twice it, and 40 ms more) are grouped into spikes while they stay rare; once
+two spikes fall within 20 s, the target covers their height up to
+``spike_max_ms`` and stays there, steady, until 20 s pass without one.
+Beyond that the rest of a spike is concealed, as a fixed buffer would.
+
 Robustness: duplicates and packets too late to play are dropped and
 counted; a new SSRC continues the timeline after the old stream; a timestamp
 that jumps while the
@@ -41,6 +49,7 @@ cdef enum:
     CAPACITY = 128                # packets held at most
     BUCKETS = 250                 # delay histogram: 2 ms buckets up to 500 ms
     WINDOW = 128                  # arrival history for the relative delay
+    PEAKS = 8                     # delay spikes remembered
 
 NORMAL = 0
 ACCELERATE = 1
@@ -56,6 +65,11 @@ cdef double REBUFFER_MS = 200.0   # dry this long: stop and build up again
 cdef int WARMUP = 25              # packets seen before the target may go below 2 packets
 cdef int MAX_WAITS = 2            # frames waited at most for one missing packet
 cdef double TOLERANCE_MS = 10.0   # the delay may be this far above the target
+cdef double SPIKE_MARGIN_MS = 40.0   # a spike: this much (and twice) above the usual delay
+cdef double SPIKE_GROUP_MS = 1000.0  # spike packets this close together are one spike
+cdef double SPIKE_MEMORY_MS = 20000.0  # spikes remembered this long
+cdef double SPIKE_SHARE = 0.15    # above this share of packets, it is jitter, not spikes
+cdef int SPIKES_NEEDED = 2       # spikes in memory before the target covers them
 
 
 cdef class JitterBuffer:
@@ -96,6 +110,13 @@ cdef class JitterBuffer:
     cdef readonly double min_delay_ms
     cdef readonly double max_delay_ms
     cdef readonly double target_ms
+    cdef readonly double base_ms      # the target the usual delays alone ask for
+    cdef readonly double spike_ms     # the target recurring spikes ask for (0: none)
+    cdef readonly double spike_max_ms
+    cdef double _spike_share
+    cdef double _spike_time[PEAKS]
+    cdef double _spike_height[PEAKS]
+    cdef int _spike_next
     # counters
     cdef readonly long received
     cdef readonly long played
@@ -109,10 +130,12 @@ cdef class JitterBuffer:
     cdef readonly long underruns
     cdef readonly long ssrc_changes
     cdef readonly long timestamp_jumps
+    cdef readonly long spikes         # delay spikes seen (a stall, then a burst)
     cdef readonly double delay_sum_ms   # packets' time in the buffer, summed over played ones
 
     def __cinit__(self, int clock_rate, int step, double min_delay_ms=0.0,
-                  double max_delay_ms=500.0, double quantile=0.95, double forget=0.996):
+                  double max_delay_ms=500.0, double quantile=0.95, double forget=0.996,
+                  double spike_max_ms=40.0):
         if clock_rate <= 0 or step <= 0:
             raise ValueError("clock rate and packet step must be positive")
         if not 0.5 <= quantile < 1.0:
@@ -126,6 +149,7 @@ cdef class JitterBuffer:
         self.min_delay_ms = min_delay_ms
         self.max_delay_ms = max_delay_ms
         self._quantile = quantile
+        self.spike_max_ms = spike_max_ms
         self._forget = forget
         self._payload = []
         self.count = 0
@@ -143,7 +167,14 @@ cdef class JitterBuffer:
             self._win_transit[i] = 0.0
         self._win_next = 0
         self._estimates = 0
+        for i in range(PEAKS):
+            self._spike_time[i] = -1e300
+            self._spike_height[i] = 0.0
+        self._spike_next = 0
+        self._spike_share = 0.0
+        self.spike_ms = 0.0
         self.target_ms = max(self.min_delay_ms, 2.0 * self._packet_ms())
+        self.base_ms = self.target_ms
 
     cdef double _packet_ms(self):
         return self.step * 1000.0 / self.clock_rate
@@ -275,8 +306,8 @@ cdef class JitterBuffer:
     cdef void _estimate(self, int64_t ext_ts, double now_ms):
         """Add this packet's delay relative to the fastest recent one; update the target."""
         cdef double transit = now_ms - self._ms(ext_ts)
-        cdef double fastest = transit, rel, forget, total, acc
-        cdef int i, bucket
+        cdef double fastest = transit, rel
+        cdef int i
         for i in range(WINDOW):
             if self._win_arrival[i] >= now_ms - WINDOW_MS and self._win_transit[i] < fastest:
                 fastest = self._win_transit[i]
@@ -285,11 +316,27 @@ cdef class JitterBuffer:
         self._win_next = (self._win_next + 1) % WINDOW
         self._fastest = fastest
         rel = transit - fastest
-        bucket = <int>(rel / BUCKET_MS)
+        self._estimates += 1
+        if self._is_spike(rel, now_ms):
+            self._spike_share = 0.998 * self._spike_share + 0.002
+        else:
+            self._spike_share *= 0.998
+            self._histogram(rel)
+        self._spike_target(now_ms)
+        self.target_ms = self.base_ms if self.base_ms > self.spike_ms else self.spike_ms
+        if self._estimates < WARMUP and self.target_ms < 2.0 * self._packet_ms():
+            self.target_ms = 2.0 * self._packet_ms()    # too few packets to go lower yet
+        if self.target_ms < self.min_delay_ms:
+            self.target_ms = self.min_delay_ms
+        if self.target_ms > self.max_delay_ms:
+            self.target_ms = self.max_delay_ms
+
+    cdef void _histogram(self, double rel):
+        cdef double forget, total, acc
+        cdef int i, bucket = <int>(rel / BUCKET_MS)
         if bucket >= BUCKETS:
             bucket = BUCKETS - 1
         # While few packets are in, weigh them equally; then forget at the set rate.
-        self._estimates += 1
         forget = self._forget
         if 1.0 - 1.0 / self._estimates < forget:
             forget = 1.0 - 1.0 / self._estimates
@@ -304,13 +351,48 @@ cdef class JitterBuffer:
             acc += self._hist[i]
             if acc >= self._quantile * total:
                 break
-        self.target_ms = (i + 1) * BUCKET_MS
-        if self._estimates < WARMUP and self.target_ms < 2.0 * self._packet_ms():
-            self.target_ms = 2.0 * self._packet_ms()    # too few packets to go lower yet
-        if self.target_ms < self.min_delay_ms:
-            self.target_ms = self.min_delay_ms
-        if self.target_ms > self.max_delay_ms:
-            self.target_ms = self.max_delay_ms
+        self.base_ms = (i + 1) * BUCKET_MS
+
+    cdef bint _is_spike(self, double rel, double now_ms):
+        """A packet far behind the usual delays, while such packets are rare: part
+        of a delay spike (the network held packets back, then let them go at
+        once). Spikes stay out of the histogram, so the usual target does not
+        swing with each one; when they recur, the spike target covers them."""
+        cdef double limit = self.base_ms + SPIKE_MARGIN_MS
+        cdef int last
+        if self._estimates < WARMUP or self._spike_share > SPIKE_SHARE:
+            return False
+        if limit < 2.0 * self.base_ms:
+            limit = 2.0 * self.base_ms
+        if rel <= limit:
+            return False
+        last = (self._spike_next + PEAKS - 1) % PEAKS
+        if now_ms - self._spike_time[last] <= SPIKE_GROUP_MS:
+            self._spike_time[last] = now_ms
+            if rel > self._spike_height[last]:
+                self._spike_height[last] = rel
+        else:
+            self.spikes += 1
+            self._spike_time[self._spike_next] = now_ms
+            self._spike_height[self._spike_next] = rel
+            self._spike_next = (self._spike_next + 1) % PEAKS
+        return True
+
+    cdef void _spike_target(self, double now_ms):
+        # Recurring spikes (two or more in memory) set a steady target that covers
+        # them, up to spike_max_ms: a steady delay rather than one that jumps
+        # with each spike.
+        cdef int i, recent = 0
+        cdef double height = 0.0
+        for i in range(PEAKS):
+            if now_ms - self._spike_time[i] <= SPIKE_MEMORY_MS:
+                recent += 1
+                if self._spike_height[i] > height:
+                    height = self._spike_height[i]
+        if recent < SPIKES_NEEDED:
+            self.spike_ms = 0.0
+        else:
+            self.spike_ms = height if height < self.spike_max_ms else self.spike_max_ms
 
     # ----- playout ---------------------------------------------------------------------
     def level_ms(self):

@@ -136,6 +136,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         "without it"),
         "rtp_port_min": _i(16384, 1024, 65534),
         "rtp_port_max": _i(32766, 1025, 65535),
+        "jitter_min_ms": _n(0, 0, 400, help="the jitter buffer's delay never goes below "
+                                            "this; 0: as low as the network allows"),
+        "jitter_max_ms": _n(500, 60, 1000, help="nor above this: older audio is dropped"),
+        "jitter_spike_max_ms": _n(40, 0, 300, help="delay spikes that recur (a Wi-Fi "
+                                                   "link stalling) are covered up to this "
+                                                   "delay; 0: always conceal them"),
     },
     "door": {
         "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]; empty: never opens'),
@@ -251,6 +257,9 @@ def validate(raw: dict[str, Any]) -> Config:
     media = out["media"]
     if media["rtp_port_min"] + 2 > media["rtp_port_max"]:
         raise ConfigError("media.rtp_port_max: must be at least rtp_port_min + 2")
+    if media["jitter_min_ms"] + 40 > media["jitter_max_ms"]:
+        raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
+                          "(two packets)")
     return out
 
 

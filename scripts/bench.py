@@ -248,15 +248,17 @@ def jitter_figures(seeds: int = 5) -> None:
           f"with FEC, {seeds} seeded runs per trace (intercom.media.netsim);"
           f"\n PESQ wideband (mean) and mean added delay (ms beyond the fastest packet);"
           f"\n target: higher PESQ than both references at no more delay")
-    print(f"  {'trace':<8} {'loss':>5} " + " ".join(f"{r:>16}" for r in netsim.RECEIVERS))
+    columns = [("ours", "adaptive", 0.0), ("libspeexdsp", "speex", 0.0),
+               ("fixed 60 ms", "fixed", 0.0), ("ours, min 60 ms", "adaptive", 60.0)]
+    print(f"  {'trace':<8} {'loss':>5} " + " ".join(f"{c[0]:>16}" for c in columns))
     for name in netsim.TRACES:
         cells, losses = [], []
-        for receiver in netsim.RECEIVERS:
+        for _, receiver, floor in columns:
             scores, delays = [], []
             for seed in range(1, seeds + 1):
                 trace = netsim.make_trace(name, len(payloads), seed)
                 losses.append(trace.loss)
-                result = netsim.run(receiver, trace, payloads, "opus", n)
+                result = netsim.run(receiver, trace, payloads, "opus", n, min_delay_ms=floor)
                 scores.append(pesq(16000, speech, result.audio[:len(speech) + 16000], "wb"))
                 delays.append(result.mean_delay_ms)
             cells.append(f"{np.mean(scores):5.2f} @{np.mean(delays):5.1f} ms")

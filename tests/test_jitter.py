@@ -156,6 +156,57 @@ def test_the_target_follows_the_jitter_up_and_back_down() -> None:
     assert run.jb.target_ms <= 10 < high
 
 
+def stalls(every_ms: float, stall_ms: float, first_ms: float = 2000.0
+           ) -> Callable[[int], float]:
+    """Delays of a link that stalls for ``stall_ms`` every ``every_ms``: what is
+    sent during a stall arrives when it ends, 1 ms apart; 0-8 ms otherwise."""
+    rng = random.Random(11)
+
+    def delay(i: int) -> float:
+        t = i * 20.0
+        since = (t - first_ms) % every_ms if t >= first_ms else every_ms
+        if since < stall_ms:
+            return stall_ms - since + since / 20.0
+        return rng.uniform(0, 8)
+    return delay
+
+
+def test_recurring_delay_spikes_set_a_steady_target_up_to_the_cap() -> None:
+    def after(seconds: float) -> jitter.JitterBuffer:
+        jb = jitter.JitterBuffer(8000, STEP, quantile=0.98, spike_max_ms=40)
+        Run(jb).go(stream(1000), stalls(3000, 200), seconds)
+        return jb
+    jb = after(1.9)                                      # before the first stall
+    assert jb.spikes == 0 and jb.spike_ms == 0 and jb.target_ms <= 12
+    jb = after(2.5)                                      # one stall: not yet a pattern
+    assert jb.spikes == 1 and jb.spike_ms == 0 and jb.target_ms <= 12
+    assert jb.base_ms <= 12                              # the spike stayed out of it
+    jb = after(19.0)
+    assert jb.spikes == 6
+    assert jb.base_ms <= 12                              # the usual jitter, still
+    assert jb.spike_ms == 40 and jb.target_ms == 40      # spikes covered up to the cap
+    assert 35 <= jb.delay_ms(19007.0) <= 55
+
+
+def test_spikes_are_forgotten_when_they_stop() -> None:
+    jb = jitter.JitterBuffer(8000, STEP, spike_max_ms=40)
+    run = Run(jb)
+    delay = stalls(3000, 200)
+    run.go(stream(2000), lambda i: delay(i) if i < 500 else 4.0, 40.0)
+    assert jb.spikes >= 2
+    assert jb.spike_ms == 0 and jb.target_ms <= 12       # 20 s after the last one
+
+
+def test_jitter_that_grows_for_good_is_not_mistaken_for_spikes() -> None:
+    rng = random.Random(2)
+    jb = jitter.JitterBuffer(8000, STEP, spike_max_ms=40)
+    run = Run(jb)
+    run.go(stream(1500), lambda i: rng.uniform(0, 5) if i < 500 else rng.uniform(0, 150),
+           30.0)
+    assert jb.base_ms >= 120                             # the histogram took it in
+    assert jb.target_ms >= 120
+
+
 def test_delay_never_exceeds_its_bound() -> None:
     # The sender's clock runs 10 % fast, so packets pile up: the buffer sheds them.
     jb = jitter.JitterBuffer(8000, STEP, max_delay_ms=200)

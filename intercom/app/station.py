@@ -390,13 +390,16 @@ class DoorStation:
         codec = codec_for(chosen.codec, self.config["audio"]["opus_complexity"])
         if call.stream is not None:
             call.stream.stop()
-        a = self.config["audio"]
+        a, m = self.config["audio"], self.config["media"]
         te_rate = chosen.telephone_event.clock_rate if chosen.telephone_event else 8000
         call.stream = AudioStream(self._open_audio_device, a["rate"], call.rtp, codec, te,
                                   lambda digit: self._on_dtmf(call, digit), self._on_audio_error,
                                   PTIME, self._echo_control(codec.sample_rate),
                                   a["mic_gain_db"], a["speaker_gain_db"], te_rate,
-                                  self.config["door"]["inband_dtmf"], a["period_ms"])
+                                  self.config["door"]["inband_dtmf"], a["period_ms"],
+                                  jitter_min_ms=m["jitter_min_ms"],
+                                  jitter_max_ms=m["jitter_max_ms"],
+                                  jitter_spike_max_ms=m["jitter_spike_max_ms"])
         call.stream.start()
         return True
 

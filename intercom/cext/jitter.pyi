@@ -15,6 +15,9 @@ class JitterBuffer:
     min_delay_ms: float
     max_delay_ms: float
     target_ms: float
+    base_ms: float
+    spike_ms: float
+    spike_max_ms: float
     filtered_ms: float
     received: int
     played: int
@@ -28,9 +31,11 @@ class JitterBuffer:
     underruns: int
     ssrc_changes: int
     timestamp_jumps: int
+    spikes: int
     delay_sum_ms: float
     def __init__(self, clock_rate: int, step: int, min_delay_ms: float = ...,
-                 max_delay_ms: float = ..., quantile: float = ..., forget: float = ...) -> None: ...
+                 max_delay_ms: float = ..., quantile: float = ..., forget: float = ...,
+                 spike_max_ms: float = ...) -> None: ...
     def put(self, seq: int, ts: int, ssrc: int, payload: object, now_ms: float) -> bool: ...
     def get(self, now_ms: float) -> tuple[int, bytes | None]: ...
     def level_ms(self) -> float: ...

@@ -101,8 +101,9 @@ def encode(speech: Pcm, codec_name: str = "opus") -> tuple[Codec, list[bytes], i
 
 
 def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
-        samples: int, quantile: float = QUANTILE) -> Result:
-    """The speaker's output for ``payloads`` sent every 20 ms through ``trace``."""
+        samples: int, quantile: float = QUANTILE, min_delay_ms: float = 0.0) -> Result:
+    """The speaker's output for ``payloads`` sent every 20 ms through ``trace``
+    (``quantile`` and ``min_delay_ms`` for ours)."""
     codec = codec_for(spec(codec_name).format)     # a fresh decoder
     step = codec.timestamp_step(samples)
     arrivals = [(i * PACKET_MS + d, i) for i, d in enumerate(trace.delays[:len(payloads)])
@@ -111,7 +112,7 @@ def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
     end_ms = len(payloads) * PACKET_MS + 400.0
     if receiver == "adaptive":
         return _adaptive(codec, payloads, arrivals, step, samples, trace.phase_ms, end_ms,
-                         quantile)
+                         quantile, min_delay_ms)
     if receiver == "speex":
         return _speex(codec, payloads, arrivals, step, samples, trace.phase_ms, end_ms)
     if receiver == "fixed":
@@ -121,13 +122,13 @@ def run(receiver: str, trace: Trace, payloads: list[bytes], codec_name: str,
 
 def _adaptive(codec: Codec, payloads: list[bytes], arrivals: list[tuple[float, int]],
               step: int, samples: int, phase: float, end_ms: float,
-              quantile: float) -> Result:
+              quantile: float, min_delay_ms: float) -> Result:
     now = [0.0]
     period = codec.sample_rate // 100                  # the card moves 10 ms at a time
     index = {id(p): i for i, p in enumerate(payloads)}
     starts: dict[int, float] = {}
     playout = Playout(codec, samples, codec.sample_rate, period, clock=lambda: now[0] / 1000,
-                      quantile=quantile)
+                      quantile=quantile, min_delay_ms=min_delay_ms)
     decode = codec.decode
 
     def decode_and_note(payload: bytes) -> Pcm:

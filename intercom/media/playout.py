@@ -24,7 +24,8 @@ from intercom.media.codecs import Codec, Pcm
 
 log = logging.getLogger("intercom.media")
 MAX_DELAY_MS = 500.0
-QUANTILE = 0.97          # of the packets' delays that the target covers
+QUANTILE = 0.98          # of the packets' delays that the target covers
+SPIKE_MAX_MS = 40.0       # recurring delay spikes are covered up to this delay
 URGENT_MS = 60.0          # this far above the target, speech is time-scaled too
 URGENT_BELOW_MS = 5.0     # and this far below it (packets come too late)
 
@@ -33,12 +34,13 @@ class Playout:
     def __init__(self, codec: Codec, packet_samples: int, device_rate: int,
                  device_frame: int, min_delay_ms: float = 0.0,
                  max_delay_ms: float = MAX_DELAY_MS, quantile: float = QUANTILE,
+                 spike_max_ms: float = SPIKE_MAX_MS,
                  clock: Callable[[], float] = time.monotonic,
                  on_audio: Callable[[Pcm], None] | None = None) -> None:
         self.codec = codec
         self.jb = jitter.JitterBuffer(codec.clock_rate, codec.timestamp_step(packet_samples),
                                       min_delay_ms=min_delay_ms, max_delay_ms=max_delay_ms,
-                                      quantile=quantile)
+                                      quantile=quantile, spike_max_ms=spike_max_ms)
         self.device_rate = device_rate
         self.device_frame = device_frame
         self.clock = clock
@@ -124,7 +126,8 @@ class Playout:
 
     def stats(self) -> dict[str, float]:
         jb = self.jb
-        return {"target_ms": round(jb.target_ms, 1), "level_ms": round(jb.level_ms(), 1),
+        return {"target_ms": round(jb.target_ms, 1), "spike_target_ms": round(jb.spike_ms, 1),
+                "spikes": jb.spikes, "level_ms": round(jb.level_ms(), 1),
                 "mean_delay_ms": round(jb.mean_delay_ms(), 1), "played": jb.played,
                 "concealed": jb.concealed, "fec_recovered": jb.fec_recovered,
                 "late": jb.late, "duplicates": jb.duplicates, "discarded": jb.discarded,

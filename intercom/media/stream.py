@@ -27,7 +27,7 @@ from intercom.media.echo import EchoControl
 from intercom.media.rtcp import Quality
 from intercom.cext.dtmf import DtmfDetector
 from intercom.media.dtmf import DtmfReceiver, event_payloads
-from intercom.media.playout import MAX_DELAY_MS, Playout
+from intercom.media.playout import MAX_DELAY_MS, SPIKE_MAX_MS, Playout
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
 
@@ -89,7 +89,8 @@ class AudioStream:
                  mic_gain_db: float = 0.0, speaker_gain_db: float = 0.0,
                  telephone_event_rate: int = 8000, inband_dtmf: bool = False,
                  device_period_ms: int | None = None, jitter_min_ms: float = 0.0,
-                 jitter_max_ms: float = MAX_DELAY_MS) -> None:
+                 jitter_max_ms: float = MAX_DELAY_MS,
+                 jitter_spike_max_ms: float = SPIKE_MAX_MS) -> None:
         self.loop = asyncio.get_running_loop()
         self.open_device = open_device
         self.rtp = rtp
@@ -120,6 +121,7 @@ class AudioStream:
         self._ref_frames = FrameAssembler(self.codec_frame)
         self.playout = Playout(codec, self.codec_frame, device_rate, self.device_frame,
                                min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms,
+                               spike_max_ms=jitter_spike_max_ms,
                                on_audio=self._on_speaker_audio)
         self.mic_level = LevelMeter(codec.sample_rate // 2)
         self.speaker_level = LevelMeter(codec.sample_rate // 2)
