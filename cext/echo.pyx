@@ -10,8 +10,12 @@ that uses the canceller's state, so the two share one view of the echo.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int16_t, int32_t
+from libc.stdint cimport int16_t, int32_t, uint32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memmove, memset
 from libspeexdsp cimport (
+    SpeexResamplerState, speex_resampler_init, speex_resampler_destroy,
+    speex_resampler_process_int,
     SpeexEchoState, SPEEX_ECHO_SET_SAMPLING_RATE, speex_echo_state_init,
     speex_echo_state_destroy, speex_echo_cancellation, speex_echo_state_reset, speex_echo_ctl,
     SpeexPreprocessState, SPEEX_PREPROCESS_SET_DENOISE, SPEEX_PREPROCESS_SET_AGC,
@@ -125,3 +129,141 @@ cdef class Preprocessor:
         with nogil:
             speech = speex_preprocess_run(self._state, &frame[0])
         return bool(speech)
+
+
+cdef inline int16_t _clip(double x) noexcept nogil:
+    if x > 32767.0:
+        return 32767
+    if x < -32768.0:
+        return -32768
+    return <int16_t>x
+
+
+cdef class MicPath:
+    """The microphone side of a call, one sound-card period at a time, in C.
+
+    Each period the microphone's samples (times the microphone gain) and what
+    the speaker played in the same period are brought to the codec's rate by
+    libspeexdsp's resampler at its VoIP quality, and cut into codec frames.
+    The reference runs ``lag`` samples behind (the playback-to-capture delay
+    the canceller does not have to learn). Each microphone frame goes through
+    the echo canceller with its reference frame and then the preprocessor,
+    and comes out ready to encode. Without a canceller the frames come out as
+    they were recorded (the preprocessor, if given, still runs).
+    """
+    cdef SpeexResamplerState* _mic_rs
+    cdef SpeexResamplerState* _ref_rs
+    cdef int16_t* _mic
+    cdef int16_t* _ref
+    cdef int16_t* _scratch
+    cdef int _mic_n, _ref_n, _cap, _scratch_cap
+    cdef readonly int device_rate, rate, frame, lag
+    cdef double _gain
+    cdef EchoCanceller _canceller
+    cdef Preprocessor _pre
+
+    def __cinit__(self, int device_rate, int rate, int frame, double mic_gain=1.0,
+                  EchoCanceller canceller=None, Preprocessor preprocessor=None, int lag=0,
+                  int quality=3):
+        cdef int err = 0
+        if device_rate <= 0 or rate <= 0 or frame <= 0 or lag < 0:
+            raise ValueError("rates and frame must be positive, lag not negative")
+        if canceller is not None and canceller.frame_size != frame:
+            raise ValueError(f"echo canceller frames are {canceller.frame_size} samples, "
+                             f"the codec's {frame}")
+        if preprocessor is not None and preprocessor.frame_size != frame:
+            raise ValueError(f"preprocessor frames are {preprocessor.frame_size} samples, "
+                             f"the codec's {frame}")
+        self.device_rate, self.rate, self.frame, self.lag = device_rate, rate, frame, lag
+        self._gain = mic_gain
+        self._canceller, self._pre = canceller, preprocessor
+        # room for a second of audio beyond the lag: periods are 10-20 ms
+        self._cap = lag + rate + 4 * frame
+        self._scratch_cap = device_rate
+        self._mic = <int16_t*>calloc(self._cap, sizeof(int16_t))
+        self._ref = <int16_t*>calloc(self._cap, sizeof(int16_t))
+        self._scratch = <int16_t*>calloc(self._scratch_cap, sizeof(int16_t))
+        if self._mic == NULL or self._ref == NULL or self._scratch == NULL:
+            raise MemoryError()
+        self._ref_n = lag                       # the reference starts with the lag's silence
+        if device_rate != rate:
+            self._mic_rs = speex_resampler_init(1, device_rate, rate, quality, &err)
+            if self._mic_rs == NULL:
+                raise SpeexError(f"libspeexdsp: cannot create a resampler ({err})")
+            if canceller is not None:
+                self._ref_rs = speex_resampler_init(1, device_rate, rate, quality, &err)
+                if self._ref_rs == NULL:
+                    raise SpeexError(f"libspeexdsp: cannot create a resampler ({err})")
+
+    def __dealloc__(self):
+        if self._mic_rs != NULL:
+            speex_resampler_destroy(self._mic_rs)
+        if self._ref_rs != NULL:
+            speex_resampler_destroy(self._ref_rs)
+        free(self._mic)
+        free(self._ref)
+        free(self._scratch)
+
+    cdef int _append(self, SpeexResamplerState* rs, int16_t* buf, int* n,
+                     const int16_t* src, uint32_t count) noexcept nogil:
+        # Add ``count`` device-rate samples to ``buf`` at the codec's rate; when
+        # full, the oldest give way (the other side stopped taking frames).
+        cdef uint32_t in_len = count, out_len
+        cdef int room = self._cap - n[0]
+        if room < <int>count + 16:
+            memmove(buf, buf + (n[0] - self._cap // 2), (self._cap // 2) * sizeof(int16_t))
+            n[0] = self._cap // 2
+            room = self._cap - n[0]
+        if rs == NULL:
+            memcpy(buf + n[0], src, count * sizeof(int16_t))
+            n[0] += count
+            return 0
+        out_len = room
+        speex_resampler_process_int(rs, 0, src, &in_len, buf + n[0], &out_len)
+        n[0] += out_len
+        return 0
+
+    def process(self, const int16_t[::1] mic, const int16_t[::1] played):
+        """One period: the microphone's samples and the speaker's, at the card's
+        rate. Returns the codec frames completed, cleaned, ready to encode."""
+        cdef int count = mic.shape[0], i, k, frames
+        cdef int16_t* src
+        cdef cnp.ndarray out
+        cdef int16_t[::1] dst
+        cdef list result = []
+        if count > self._scratch_cap or played.shape[0] > self._scratch_cap:
+            raise ValueError(f"a period of at most {self._scratch_cap} samples")
+        with nogil:
+            if count:
+                src = <int16_t*>&mic[0]
+                if self._gain != 1.0:
+                    for i in range(count):
+                        self._scratch[i] = _clip(mic[i] * self._gain)
+                    src = self._scratch
+                self._append(self._mic_rs, self._mic, &self._mic_n, src, count)
+            if self._canceller is not None and played.shape[0]:
+                self._append(self._ref_rs, self._ref, &self._ref_n, &played[0],
+                             played.shape[0])
+        frames = self._mic_n // self.frame
+        for k in range(frames):
+            out = np.empty(self.frame, dtype=np.int16)
+            dst = out
+            with nogil:
+                if self._canceller is not None:
+                    if self._ref_n < self.frame:        # nothing played yet: silence
+                        memset(self._ref + self._ref_n, 0,
+                               (self.frame - self._ref_n) * sizeof(int16_t))
+                        self._ref_n = self.frame
+                    speex_echo_cancellation(self._canceller._state, self._mic + k * self.frame,
+                                            self._ref, &dst[0])
+                    self._ref_n -= self.frame
+                    memmove(self._ref, self._ref + self.frame, self._ref_n * sizeof(int16_t))
+                else:
+                    memcpy(&dst[0], self._mic + k * self.frame, self.frame * sizeof(int16_t))
+                if self._pre is not None:
+                    speex_preprocess_run(self._pre._state, &dst[0])
+            result.append(out)
+        if frames:
+            self._mic_n -= frames * self.frame
+            memmove(self._mic, self._mic + frames * self.frame, self._mic_n * sizeof(int16_t))
+        return result

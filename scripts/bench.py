@@ -21,6 +21,7 @@ import time
 import timeit
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 from intercom.cext import g711, rtp
@@ -39,6 +40,7 @@ with warnings.catch_warnings():
     import audioop
 
 CALL_SECONDS = 30.0
+BARESIP_CALL_SECONDS = 60.0
 
 
 def per_call(stmt: object, number: int) -> float:
@@ -138,6 +140,45 @@ level = "warning"
         proc.wait(10)
         phone.close()
     return {"idle": idle, "call": busy, "rss": rss}
+
+
+def cpu_against_baresip(seconds: float = BARESIP_CALL_SECONDS, audio: str = "") -> dict[str, Any]:
+    """CPU seconds of the station and of baresip in one Opus call between them, both
+    on file audio (the station's simulated card at 48 kHz with the echo canceller
+    and preprocessor on, baresip's aufile source and aubridge player)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from conftest import free_port, free_port_pair_gap
+    from peers import Baresip, Station, intercom
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        baresip = Baresip(work, free_port_pair_gap(2), free_port(),
+                          "<sip:resident@127.0.0.1>;regint=0;answermode=auto", 660.0,
+                          seconds + 60, codec="opus")
+        station = None
+        try:
+            station = Station(work, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
+                              ring_timeout=20, log_level="warning",
+                              extra='[media]\nsrtp = "off"\n',
+                              # the simulated room is the simulator's work, not the station's
+                              audio="sim_echo_gain_db = -120\n" + audio)
+            station.press()
+            station.wait_event(15, event="call", state="answered")
+            time.sleep(1.0)
+            s0, b0, t0 = proc_cpu(station.proc.pid), proc_cpu(baresip.proc.pid), time.monotonic()
+            time.sleep(seconds)
+            s1, b1, t1 = proc_cpu(station.proc.pid), proc_cpu(baresip.proc.pid), time.monotonic()
+            rss = proc_rss_mb(station.proc.pid), proc_rss_mb(baresip.proc.pid)
+            status = intercom("ctl", "--socket", str(station.socket), "status")
+            intercom("ctl", "--socket", str(station.socket), "hangup")
+            quality = station.wait_event(10, event="quality")
+        finally:
+            if station is not None:
+                station.stop()
+            baresip.stop()
+    per_minute = 60.0 / (t1 - t0)
+    return {"station": (s1 - s0) * per_minute, "baresip": (b1 - b0) * per_minute,
+            "station_rss": rss[0], "baresip_rss": rss[1], "codec": quality["codec"],
+            "packets": quality["packets_received"], "status": status.stdout}
 
 
 # An INVITE as a phone gets it through a proxy: two Vias, Record-Route, SDP.
@@ -367,10 +408,24 @@ def latency_figures() -> None:
               f"{len(mic)}/{len(speaker)} clicks)")
 
 
+def cpu_figures() -> None:
+    print(f"\nCPU per call against baresip: one {BARESIP_CALL_SECONDS:.0f} s Opus call between "
+          f"the station\n (intercom run: simulated board, 48 kHz file-backed card, echo "
+          f"canceller and preprocessor on)\n and baresip 1.0 (aufile source, aubridge "
+          f"player, sndfile recording), both on this machine;\n target: the station at most "
+          f"baresip's CPU seconds")
+    for label, audio in (("opus_complexity 8 (default, FEC)", ""),
+                         ("opus_complexity 5 (no FEC coded)", "opus_complexity = 5")):
+        r = cpu_against_baresip(BARESIP_CALL_SECONDS, audio)
+        assert r["codec"] == "opus" and r["packets"] > 40 * BARESIP_CALL_SECONDS
+        print(f"  {label:<34} station {r['station']:5.2f} CPU-s/min ({r['station_rss']:.0f} MB)"
+              f"   baresip {r['baresip']:5.2f} CPU-s/min ({r['baresip_rss']:.0f} MB)")
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip", "echo", "jitter", "latency"):
-        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency]")
+    if only not in ("", "sip", "echo", "jitter", "latency", "cpu"):
+        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|cpu]")
     if only in ("", "sip"):
         sip_parsing()
     if only in ("", "echo"):
@@ -379,6 +434,8 @@ def main() -> None:
         jitter_figures()
     if only in ("", "latency"):
         latency_figures()
+    if only in ("", "cpu"):
+        cpu_figures()
     if only:
         return
     micro()

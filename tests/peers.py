@@ -523,8 +523,9 @@ class Station:
 
     def __init__(self, work: Path, sip: str, targets: list[str], ring_timeout: int = 20,
                  tone_hz: float = 440.0, pulse: float = 1.5, port: int | None = None,
-                 extra: str = "") -> None:
-        """``extra`` is more TOML appended to the config (other sections)."""
+                 extra: str = "", log_level: str = "debug", audio: str = "") -> None:
+        """``extra`` is more TOML appended to the config (other sections); ``audio``
+        more lines for its [audio] section."""
         self.work = work
         self.port = port or free_port()
         self.socket = work / "control.sock"
@@ -546,6 +547,7 @@ ring_timeout = {ring_timeout}
 device = "simulated"
 mic_tone_hz = {tone_hz}
 speaker_file = "{self.speaker}"
+{audio}
 [door]
 codes = ["1234#"]
 pulse_seconds = {pulse}
@@ -554,7 +556,7 @@ type = "simulated"
 [control]
 socket = "{self.socket}"
 [log]
-level = "debug"
+level = "{log_level}"
 {extra}
 """)
         self.log = open(work / "station.log", "wb")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import need_espeak
 
-from intercom.cext.echo import EchoCanceller, Preprocessor
+from intercom.cext.echo import EchoCanceller, MicPath, Preprocessor
 from intercom.media.devices import SimulatedSoundCard
 from intercom.media.echo import EchoControl, EchoPath, EchoPathSpec, measure
 from intercom.media.signal import synthesized_speech, tone, tone_dbfs
@@ -103,3 +103,52 @@ def test_wrong_sizes_are_refused() -> None:
         canceller.process(np.zeros(100, dtype=np.int16), np.zeros(160, dtype=np.int16))
     with pytest.raises(ValueError):
         Preprocessor(320, 16000).use_echo_state(canceller)
+    with pytest.raises(ValueError):
+        MicPath(48000, 16000, 320, canceller=canceller)
+    with pytest.raises(ValueError):
+        MicPath(48000, 16000, 320).process(np.zeros(48001, dtype=np.int16),
+                                           np.zeros(0, dtype=np.int16))
+
+
+def test_the_calls_mic_path_in_c_does_what_the_frame_by_frame_steps_do(
+        speech: np.ndarray) -> None:
+    """MicPath (a card period at a time, in C) against EchoControl.played/clean (a
+    frame at a time): the same echo path, the same output, sample for sample."""
+    spec = EchoPathSpec(delay_ms=60, room_ms=150)
+    reference = EchoControl(RATE, FRAME, 200, spec.delay_ms)
+    fast = EchoControl(RATE, FRAME, 200, spec.delay_ms).mic_path(RATE)
+    path = EchoPath(spec, RATE)
+    period = RATE // 100                                 # a card with 10 ms periods
+    expected, got = [], []
+    for i in range(0, 8 * RATE, period):
+        played = speech[i:i + period]
+        mic = path.microphone(played)
+        got += fast.process(mic, played)
+        if (i + period) % FRAME == 0:                    # a whole frame: the slow way
+            whole = slice(i + period - FRAME, i + period)
+            reference.played(speech[whole])
+            expected.append(reference.clean(np.concatenate(mic_frames + [mic])))
+            mic_frames = []
+        else:
+            mic_frames = [mic]
+    assert len(got) == len(expected) == 8 * RATE // FRAME
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    energy = float(np.sum(np.concatenate(got[-100:]).astype(np.float64) ** 2))
+    assert energy < 1e-3 * float(np.sum(speech[6 * RATE:8 * RATE].astype(np.float64) ** 2))
+
+
+def test_the_mic_path_resamples_from_the_card_and_applies_the_gain() -> None:
+    path = MicPath(48000, 16000, 320, mic_gain=4.0)
+    mic = tone(1000, 1.0, 48000, amplitude=0.5)          # 4x: clipped, still 1 kHz
+    frames = []
+    for i in range(0, 48000, 480):                       # 10 ms periods
+        frames += path.process(mic[i:i + 480], np.zeros(480, dtype=np.int16))
+    assert len(frames) == 50 and all(len(f) == 320 for f in frames)
+    out = np.concatenate(frames)[1600:].astype(np.float64)
+    assert out.max() == 32767 and out.min() == -32768
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.argmax(spectrum) * 16000 / len(out) - 1000) < 5
+    quiet = MicPath(48000, 16000, 320, mic_gain=0.5)
+    half = np.concatenate([f for i in range(0, 48000, 960)
+                           for f in quiet.process(mic[i:i + 960], mic[:0])])
+    assert 0.45 < np.abs(half[1600:]).max() / 16384 < 0.55

@@ -17,7 +17,7 @@ from intercom.media.devices import AudioDeviceError, SimulatedSoundCard
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import loudest_tone_window, read_wav, tone, tone_dbfs, write_wav
-from intercom.media.stream import AudioStream, FrameAssembler
+from intercom.media.stream import AudioStream
 from intercom.sip import sdp
 
 BARESIP_OFFER = (b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -96,12 +96,6 @@ def test_dtmf_payload_layout() -> None:
     assert payloads[-1] == payloads[-2] == payloads[-3] == bytes([11, 0x80 | 10, 800 >> 8, 800 & 255])
     with pytest.raises(ValueError):
         event_payloads("x", 800, 160)
-
-
-def test_frame_assembler_cuts_exact_frames() -> None:
-    fa = FrameAssembler(160)
-    out = fa.push(np.arange(159, dtype=np.int16)) + fa.push(np.arange(200, dtype=np.int16))
-    assert [len(f) for f in out] == [160, 160] and out[1][0] == 1
 
 
 def test_simulated_card_is_paced_by_its_clock_and_records(tmp_path: Path) -> None:
@@ -200,7 +194,23 @@ pcm.intercom_playback {{
     assert np.array_equal(played, source[:10 * period])
 
 
-async def _two_streams(tmp_path: Path, mic_a: str = "", period_ms: int = 20) -> dict[str, object]:
+class StallingCard(SimulatedSoundCard):
+    """A simulated card whose reader is held up once, ``stall`` s at period ``at``:
+    the card's clock runs on, so the periods missed are an overrun."""
+
+    def __init__(self, *args: object, at: int, stall: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.at, self.stall, self.reads = at, stall, 0
+
+    def read(self) -> np.ndarray:
+        self.reads += 1
+        if self.reads == self.at:
+            time.sleep(self.stall)
+        return super().read()
+
+
+async def _two_streams(tmp_path: Path, mic_a: str = "", period_ms: int = 20,
+                       stall_a: float = 0.0) -> dict[str, object]:
     digits: list[str] = []
     errors: list[str] = []
     rtp_a = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *a: None)
@@ -208,9 +218,9 @@ async def _two_streams(tmp_path: Path, mic_a: str = "", period_ms: int = 20) -> 
     rtp_a.set_remote("127.0.0.1", rtp_b.local_port)
     rtp_b.set_remote("127.0.0.1", rtp_a.local_port)
     codec = codec_for(CODECS["PCMA"].format)
-    a = AudioStream(lambda: SimulatedSoundCard(48000, 48 * period_ms, mic_file=mic_a,
-                                               mic_tone_hz=440,
-                                               speaker_file=str(tmp_path / "a.wav")),
+    a = AudioStream(lambda: StallingCard(48000, 48 * period_ms, mic_file=mic_a,
+                                         mic_tone_hz=440, speaker_file=str(tmp_path / "a.wav"),
+                                         at=30 if stall_a else 0, stall=stall_a),
                     48000, rtp_a, codec, 101, digits.append, errors.append,
                     device_period_ms=period_ms)
     b = AudioStream(lambda: SimulatedSoundCard(8000, 160, mic_tone_hz=1000,
@@ -238,6 +248,53 @@ def test_two_streams_carry_tones_both_ways_and_dtmf(tmp_path: Path, period_ms: i
         level, rms = loudest_tone_window(pcm, freq, rate)
         assert level > -25 and level > rms - 3, (wav, level, rms)
     assert result["stats"]["rtp_sent"] > 80             # ~2.4 s of 20 ms packets
+
+
+def test_an_overrun_is_counted_and_the_audio_thread_carries_on(tmp_path: Path) -> None:
+    """The audio thread held up for 400 ms in a call: the card overruns; the stream
+    counts it, takes up the card's clock again and keeps sending and playing."""
+    result = asyncio.run(_two_streams(tmp_path, stall_a=0.4))
+    stats = result["stats"]
+    assert isinstance(stats, dict)
+    assert stats["xruns"] == 1 and stats["device_error"] is None
+    assert result["digits"] == ["4", "2", "#"] and result["errors"] == []
+    # 2.4 s of 20 ms frames less the 0.4 s stall, give or take start and stop
+    assert 90 <= stats["rtp_sent"] <= 125, stats
+    pcm, rate = read_wav(str(tmp_path / "a.wav"))
+    level, rms = loudest_tone_window(pcm[-rate // 2:], 1000, rate)   # still playing at the end
+    assert level > -25, level
+
+
+def test_alsa_xruns_are_recovered_in_place() -> None:
+    """pyalsaaudio reports an overrun as a negative length from read() and an
+    underrun as a negative count from write(), having re-prepared the PCM: the
+    card counts each and goes on. (No clocked ALSA device exists on a CI machine,
+    so the PCMs here are stand-ins that answer as pyalsaaudio does.)"""
+    from intercom.media.devices import AlsaSoundCard
+
+    class Capture:
+        def __init__(self) -> None:
+            self.answers = [(160, b"\x01\x00" * 160), (-32, b""), (160, b"\x02\x00" * 160)]
+
+        def read(self) -> tuple[int, bytes]:
+            return self.answers.pop(0)
+
+    class Playback:
+        def __init__(self) -> None:
+            self.answers, self.data = [-32, 160, 160], []
+
+        def write(self, data: bytes) -> int:
+            self.data.append(data)
+            return self.answers.pop(0)
+
+    card = AlsaSoundCard(8000, 160)
+    card._capture, card._playback = Capture(), Playback()
+    frames = [card.read() for _ in range(3)]
+    assert [int(f[0]) for f in frames] == [1, 0, 2] and all(len(f) == 160 for f in frames)
+    card.write(np.full(160, 7, dtype=np.int16))       # underrun: written again
+    card.write(np.full(160, 8, dtype=np.int16))
+    assert card.xruns == 2
+    assert [d[:2] for d in card._playback.data] == [b"\x07\x00", b"\x07\x00", b"\x08\x00"]
 
 
 def test_broken_device_is_reported_and_dtmf_still_arrives(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from intercom.cext.echo import EchoCanceller, Preprocessor
+from intercom.cext.echo import EchoCanceller, MicPath, Preprocessor
 from intercom.media.signal import Pcm
 
 ALIGN_MARGIN_MS = 10         # start the filter a little before the measured delay
@@ -81,13 +81,20 @@ class EchoControl:
         self.preprocessor = Preprocessor(frame, rate)
         self.preprocessor.configure(denoise=denoise, agc=agc)
         self.preprocessor.use_echo_state(self.canceller)
-        self._lag = max(0, int((delay_ms - ALIGN_MARGIN_MS) * rate / 1000))
+        self.lag = max(0, int((delay_ms - ALIGN_MARGIN_MS) * rate / 1000))
         # The reference for each microphone frame is the speaker signal ``lag`` samples ago.
-        self._played = np.zeros(self._lag, dtype=np.int16)
+        self._played = np.zeros(self.lag, dtype=np.int16)
 
     def restart(self) -> None:
         """A new call: realign the reference, keep what the filter learnt of the room."""
-        self._played = np.zeros(self._lag, dtype=np.int16)
+        self._played = np.zeros(self.lag, dtype=np.int16)
+
+    def mic_path(self, device_rate: int, mic_gain: float = 1.0) -> MicPath:
+        """A call's microphone path through this canceller and preprocessor, in C,
+        fed a sound-card period at a time (``played``/``clean`` are the same steps
+        a frame at a time, at the codec's rate)."""
+        return MicPath(device_rate, self.rate, self.frame, mic_gain, self.canceller,
+                       self.preprocessor, self.lag)
 
     def played(self, frame: Pcm) -> None:
         """A frame went to the speaker."""

@@ -24,6 +24,7 @@ from intercom.media.codecs import Codec, Pcm
 
 log = logging.getLogger("intercom.media")
 MAX_DELAY_MS = 500.0
+VOIP_QUALITY = 3          # libspeexdsp's resampler setting for VoIP (the mic path's too)
 QUANTILE = 0.98          # of the packets' delays that the target covers
 SPIKE_MAX_MS = 40.0       # recurring delay spikes are covered up to this delay
 URGENT_MS = 60.0          # this far above the target, speech is time-scaled too
@@ -46,7 +47,7 @@ class Playout:
         self.clock = clock
         self.on_audio = on_audio                   # every frame decoded, at the codec's rate
         self._up = None if device_rate == codec.sample_rate else \
-            Resampler(codec.sample_rate, device_rate)
+            Resampler(codec.sample_rate, device_rate, quality=VOIP_QUALITY)
         self._lock = threading.Lock()
         self._pending = np.zeros(0, dtype=np.int16)     # at the card's rate
         self.invalid = 0                                # payloads the decoder refused

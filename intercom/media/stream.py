@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from intercom.cext.resample import Resampler
+from intercom.cext.echo import MicPath
 from intercom.media.codecs import Codec
 from intercom.media.devices import AudioDevice, AudioDeviceError
 from intercom.media.echo import EchoControl
@@ -43,20 +43,6 @@ def scaled(frame: Pcm, gain: float) -> Pcm:
         return frame
     out: Pcm = np.clip(frame * gain, -32768, 32767).astype(np.int16)
     return out
-
-
-class FrameAssembler:
-    """Cuts a stream of samples into frames of exactly ``size`` samples."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pending = np.zeros(0, dtype=np.int16)
-
-    def push(self, samples: Pcm) -> list[Pcm]:
-        data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
-        whole = len(data) // self.size * self.size
-        self._pending = data[whole:].copy()
-        return [data[i:i + self.size] for i in range(0, whole, self.size)]
 
 
 class LevelMeter:
@@ -105,20 +91,16 @@ class AudioStream:
         # The card may move 10 ms periods while RTP carries 20 ms frames: frames are
         # assembled both ways, so the two need not match.
         self.device_frame = device_rate * (device_period_ms or ptime) // 1000
-        same = device_rate == codec.sample_rate
-        self._down = None if same else Resampler(device_rate, codec.sample_rate)
-        self._mic_frames = FrameAssembler(self.codec_frame)
-        # The echo canceller works at the codec's rate on what the speaker played,
-        # resampled and cut exactly like the microphone so that the two stay aligned.
+        # The microphone path (gain, resampling, framing, echo canceller and
+        # preprocessor) runs in C a card period at a time: cext/echo.pyx MicPath.
         if echo is not None and echo.frame != self.codec_frame:
             raise ValueError(f"echo control frames are {echo.frame} samples, the codec's "
                              f"{self.codec_frame}")
         self.echo = echo
-        self.mic_gain = 10 ** (mic_gain_db / 20)
+        self.mic = echo.mic_path(device_rate, 10 ** (mic_gain_db / 20)) if echo is not None \
+            else MicPath(device_rate, codec.sample_rate, self.codec_frame,
+                         10 ** (mic_gain_db / 20))
         self.speaker_gain = 10 ** (speaker_gain_db / 20)
-        self._ref_down = None if same or self.echo is None else Resampler(device_rate,
-                                                                          codec.sample_rate)
-        self._ref_frames = FrameAssembler(self.codec_frame)
         self.playout = Playout(codec, self.codec_frame, device_rate, self.device_frame,
                                min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms,
                                spike_max_ms=jitter_spike_max_ms,
@@ -136,6 +118,8 @@ class AudioStream:
         self._first_packet = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._device: AudioDevice | None = None     # the open card (audio thread)
+        self.xruns = 0                               # of cards closed since
         self.device_error: str | None = None
         rtp.on_packet = self.on_packet
         rtp.start_rtcp(codec.clock_rate, f"intercom-{secrets.token_hex(6)}")   # RFC 7022
@@ -160,7 +144,8 @@ class AudioStream:
                 if device is None:
                     device = self.open_device()
                     device.open()
-                frame = scaled(device.read(), self.mic_gain)
+                    self._device = device
+                frame = device.read()
                 played = scaled(self.playout.pull(), self.speaker_gain)
                 device.write(played)
                 self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
@@ -168,7 +153,8 @@ class AudioStream:
                 self._report(str(exc))
                 if device is not None:
                     device.close()
-                device = None
+                    self.xruns += device.xruns          # kept across a reopened device
+                device = self._device = None
                 self._stop.wait(DEVICE_RETRY_SECONDS)
             except RuntimeError:                    # the loop is closed: we are done
                 break
@@ -188,13 +174,7 @@ class AudioStream:
 
     # ----- asyncio side ---------------------------------------------------------
     def _on_mic_frame(self, frame: Pcm, played: Pcm) -> None:
-        pcm = frame if self._down is None else self._down.process(frame)
-        chunks = self._mic_frames.push(pcm)
-        if self.echo is not None:
-            ref = played if self._ref_down is None else self._ref_down.process(played)
-            for reference in self._ref_frames.push(ref):
-                self.echo.played(reference)
-            chunks = [self.echo.clean(chunk) for chunk in chunks]
+        chunks = self.mic.process(frame, played)
         for chunk in chunks:
             self.mic_level.add(chunk)
             if self._dtmf_out and self.te_pt is not None:
@@ -259,4 +239,5 @@ class AudioStream:
                 "mic_dbfs": round(self.mic_level.dbfs, 1),
                 "speaker_dbfs": round(self.speaker_level.dbfs, 1),
                 "jitter": self.playout.stats(), "device_error": self.device_error,
+                "xruns": self.xruns + (self._device.xruns if self._device is not None else 0),
                 "srtp": self.rtp.srtp is not None, "unauthentic": self.rtp.stats.unauthentic}
