@@ -119,18 +119,16 @@ def test_the_calls_mic_path_in_c_does_what_the_frame_by_frame_steps_do(
     fast = EchoControl(RATE, FRAME, 200, spec.delay_ms).mic_path(RATE)
     path = EchoPath(spec, RATE)
     period = RATE // 100                                 # a card with 10 ms periods
-    expected, got = [], []
+    expected, got, pending = [], [], []
     for i in range(0, 8 * RATE, period):
         played = speech[i:i + period]
         mic = path.microphone(played)
         got += fast.process(mic, played)
+        pending.append(mic)
         if (i + period) % FRAME == 0:                    # a whole frame: the slow way
-            whole = slice(i + period - FRAME, i + period)
-            reference.played(speech[whole])
-            expected.append(reference.clean(np.concatenate(mic_frames + [mic])))
-            mic_frames = []
-        else:
-            mic_frames = [mic]
+            reference.played(speech[i + period - FRAME:i + period])
+            expected.append(reference.clean(np.concatenate(pending)))
+            pending = []
     assert len(got) == len(expected) == 8 * RATE // FRAME
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
     energy = float(np.sum(np.concatenate(got[-100:]).astype(np.float64) ** 2))
