@@ -147,6 +147,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]; empty: never opens'),
         "pulse_seconds": _n(3.0, 0.1, 30),
         "digit_timeout": _n(5.0, 1, 60, help="seconds a partly keyed code is kept"),
+        "max_wrong_codes": _i(3, 1, 20, help="wrong codes in one call that end code "
+                                             "entry for the call; as many from one caller "
+                                             "over any calls lock that caller out"),
+        "max_wrong_codes_overall": _i(10, 1, 100, help="wrong codes from everyone that "
+                                                       "lock code entry for all callers"),
+        "lockout_seconds": _n(60, 1, 86400, help="the first lockout; each next one from "
+                                                 "the same cause is twice as long"),
+        "lockout_max_seconds": _n(3600, 1, 604800, help="the longest lockout"),
         "inband_dtmf": Field(bool, False, help="also take code digits from tones in the "
                                                "audio (for phones without RFC 4733); "
                                                "anyone near the phone can play them"),
@@ -257,6 +265,9 @@ def validate(raw: dict[str, Any]) -> Config:
     media = out["media"]
     if media["rtp_port_min"] + 2 > media["rtp_port_max"]:
         raise ConfigError("media.rtp_port_max: must be at least rtp_port_min + 2")
+    door = out["door"]
+    if door["lockout_max_seconds"] < door["lockout_seconds"]:
+        raise ConfigError("door.lockout_max_seconds: must be at least lockout_seconds")
     if media["jitter_min_ms"] + 40 > media["jitter_max_ms"]:
         raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
                           "(two packets)")

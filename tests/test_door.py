@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intercom.app.door import Decision, DoorCodes
+from intercom.app.door import Decision, DoorCodes, Lock, Lockout
 
 
 def key(codes: DoorCodes, digits: str, start: float = 0.0, step: float = 0.3) -> list[Decision]:
@@ -80,3 +80,55 @@ def test_only_a_whole_attempt_equal_to_the_code_opens(digits: str) -> None:
         assert opened == (attempt == "1234#")
         if decisions:                    # the attempt ended: the next digit starts a new one
             attempt = ""
+
+
+def wrong(lockout: Lockout, call: str, caller: str, now: float, times: int = 1) -> list[Lock]:
+    locks: list[Lock] = []
+    for _ in range(times):
+        locks += lockout.wrong(call, caller, now)
+    return locks
+
+
+def test_three_wrong_codes_end_code_entry_for_the_call_and_lock_the_caller() -> None:
+    lockout = Lockout(per_call=3, overall=10, base=60, longest=3600)
+    assert wrong(lockout, "c1", "sip:a@x", 0.0, 2) == []
+    assert lockout.locked("c1", "sip:a@x", 1.0) is None
+    assert wrong(lockout, "c1", "sip:a@x", 2.0) == [Lock("call", 0.0), Lock("caller", 60.0)]
+    assert lockout.locked("c1", "sip:a@x", 3.0) == Lock("call", 0.0)
+    # a redial does not start afresh
+    lockout.call_ended("c1")
+    assert lockout.locked("c2", "sip:a@x", 10.0) == Lock("caller", 52.0)
+    # another caller is not affected
+    assert lockout.locked("c3", "sip:b@x", 10.0) is None
+
+
+def test_each_lockout_of_a_caller_is_twice_as_long_up_to_the_longest() -> None:
+    lockout = Lockout(per_call=3, overall=1000, base=60, longest=300)
+    now, lengths = 0.0, []
+    for i in range(5):
+        locks = wrong(lockout, f"c{i}", "sip:a@x", now, 3)
+        lengths.append(next(lock.seconds for lock in locks if lock.scope == "caller"))
+        now += lengths[-1] + 1                       # redial once it has passed
+        assert lockout.locked(f"c{i + 1}", "sip:a@x", now) is None
+    assert lengths == [60, 120, 240, 300, 300]
+
+
+def test_the_right_code_clears_its_callers_backoff_and_a_long_quiet_spell_too() -> None:
+    lockout = Lockout(per_call=3, overall=1000, base=60, longest=600)
+    wrong(lockout, "c1", "sip:a@x", 0.0, 3)
+    wrong(lockout, "c2", "sip:a@x", 61.0, 3)                     # second lock: 120 s
+    assert lockout.locked("c3", "sip:a@x", 100.0) == Lock("caller", 81.0)
+    lockout.right("sip:a@x")
+    assert lockout.locked("c3", "sip:a@x", 100.0) is None
+    assert wrong(lockout, "c3", "sip:a@x", 100.0, 3)[1] == Lock("caller", 60.0)
+    wrong(lockout, "c4", "sip:a@x", 161.0, 3)                    # 120 s again
+    locks = wrong(lockout, "c5", "sip:a@x", 161.0 + 120 + 600 + 1, 3)
+    assert locks[1] == Lock("caller", 60.0)                     # quiet > longest: afresh
+
+
+def test_many_callers_guessing_lock_everyone_out() -> None:
+    lockout = Lockout(per_call=3, overall=10, base=60, longest=3600)
+    locks = [lock for i in range(10) for lock in wrong(lockout, f"c{i}", f"sip:{i}@x", 5.0)]
+    assert locks == [Lock("all", 60.0)]
+    assert lockout.locked("c99", "sip:resident@x", 6.0) == Lock("all", 59.0)
+    assert lockout.locked("c99", "sip:resident@x", 66.0) is None

@@ -109,6 +109,38 @@ def test_broken_sound_file_is_reported_and_the_door_still_opens(tmp_path: Path) 
     run_rig(tmp_path, body, audio={"mic_file": str(tmp_path / "nothere.wav")})
 
 
+def test_wrong_codes_lock_the_caller_out_even_with_the_right_code_and_a_redial(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        def count(action: str) -> int:
+            return sum(e["event"] == "door" and e["action"] == action for e in rig.events)
+        phone = rig.phones[0]
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        for attempt in range(3):
+            phone.send_dtmf("1111#")
+            assert await wait_until(lambda: count("rejected") == attempt + 1, 5)
+        assert await wait_until(lambda: count("locked_out") == 2, 2)      # the call, the caller
+        phone.send_dtmf("1234#")                                         # the right code
+        assert await wait_until(lambda: count("rejected") == 3 and
+                                sum(e["event"] == "dtmf" for e in rig.events) == 20, 5)
+        phone.hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        # the same caller again at once: still locked out
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: sum(e["event"] == "call" and e["state"] == "answered"
+                                            for e in rig.events) == 2, 5)
+        phone.send_dtmf("1234#")
+        assert await wait_until(lambda: sum(e["event"] == "dtmf" for e in rig.events) == 25, 5)
+        await asyncio.sleep(0.3)
+        assert count("opened") == 0 and count("rejected") == 3
+        assert not rig.seen("relay", energised=True)
+        events = [e for e in rig.events if e["event"] == "door" and e["action"] == "locked_out"]
+        assert [e["reason"].split()[0] for e in events] == ["call", "caller"]
+        assert "for 600 s" in events[1]["reason"]
+    run_rig(tmp_path, body, door={"codes": ["1234#"], "lockout_seconds": 600})
+
+
 def test_malformed_sip_gets_400_and_the_station_carries_on(tmp_path: Path) -> None:
     async def body(rig: Rig) -> None:
         port = rig.station.config["sip"]["port"]

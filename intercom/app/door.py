@@ -56,3 +56,88 @@ class DoorCodes:
     def reset(self) -> None:
         self._digits = ""
         self._last = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    scope: str             # "call", "caller" or "all"
+    seconds: float         # how long; for a call: the rest of it (0)
+
+
+class Lockout:
+    """Wrong codes lock code entry, so that guessing a code takes years, not minutes.
+
+    * In one call, ``per_call`` wrong codes end code entry for the rest of it.
+    * The same caller's wrong codes count across calls (a redial does not
+      start afresh): every ``per_call`` of them locks that caller out, for
+      ``base`` seconds the first time and twice as long each time after, up
+      to ``longest``.
+    * Everyone's wrong codes count together too: every ``overall`` of them
+      locks code entry for all callers the same way (a guesser with many
+      caller names).
+    While locked, no code is even compared, the right one included. A right
+    code clears its caller's count and backoff; only time clears the global
+    one. Times are the caller's clock (seconds), so tests run on a virtual one.
+    """
+
+    def __init__(self, per_call: int = 3, overall: int = 10, base: float = 60.0,
+                 longest: float = 3600.0) -> None:
+        self.per_call, self.overall = per_call, overall
+        self.base, self.longest = base, longest
+        self._call_wrong: dict[str, int] = {}
+        self._caller: dict[str, _Backoff] = {}
+        self._all = _Backoff()
+
+    def locked(self, call: str, caller: str, now: float) -> Lock | None:
+        """Why code entry is locked for this call now, if it is."""
+        if self._call_wrong.get(call, 0) >= self.per_call:
+            return Lock("call", 0.0)
+        if (left := self._all.left(now)) > 0:
+            return Lock("all", left)
+        backoff = self._caller.get(caller)
+        if backoff is not None and (left := backoff.left(now)) > 0:
+            return Lock("caller", left)
+        return None
+
+    def wrong(self, call: str, caller: str, now: float) -> list[Lock]:
+        """A wrong code: the locks it sets off (none, or some of call, caller, all)."""
+        locks = []
+        self._call_wrong[call] = self._call_wrong.get(call, 0) + 1
+        if self._call_wrong[call] == self.per_call:
+            locks.append(Lock("call", 0.0))
+        backoff = self._caller.setdefault(caller, _Backoff())
+        if backoff.count(now, self.per_call, self.base, self.longest):
+            locks.append(Lock("caller", backoff.left(now)))
+        if self._all.count(now, self.overall, self.base, self.longest):
+            locks.append(Lock("all", self._all.left(now)))
+        return locks
+
+    def right(self, caller: str) -> None:
+        self._caller.pop(caller, None)
+
+    def call_ended(self, call: str) -> None:
+        self._call_wrong.pop(call, None)
+
+
+class _Backoff:
+    """Wrong codes since the last lock; each lock twice as long as the one before."""
+
+    def __init__(self) -> None:
+        self.wrong = 0
+        self.locks = 0
+        self.until = 0.0
+
+    def left(self, now: float) -> float:
+        return max(0.0, self.until - now)
+
+    def count(self, now: float, limit: int, base: float, longest: float) -> bool:
+        """Count one wrong code; True when it sets off a lock."""
+        if self.locks and now > self.until + longest:
+            self.locks = 0                      # quiet for long enough: start over
+        self.wrong += 1
+        if self.wrong < limit:
+            return False
+        self.wrong = 0
+        self.locks += 1
+        self.until = now + min(longest, base * 2 ** (self.locks - 1))
+        return True

@@ -14,7 +14,7 @@ from intercom.media.rtcp import Quality
 
 CALL_STATES = ("calling", "ringing", "answered", "updated", "ended", "failed")
 REGISTRATION_STATES = ("registered", "failed", "unregistered")
-DOOR_ACTIONS = ("opened", "rejected")
+DOOR_ACTIONS = ("opened", "rejected", "locked_out")
 
 
 @dataclass(frozen=True)

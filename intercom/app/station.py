@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from intercom.app.door import Decision, DoorCodes
+from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorContactEvent, DoorEvent,
                                  DtmfEvent, Event, QualityEvent, RegistrationEvent, RelayEvent)
 from intercom.config import Config
@@ -68,6 +68,9 @@ class DoorStation:
         self.registration = "none"
         d = config["door"]
         self.door = DoorCodes(d["codes"], d["digit_timeout"])
+        self.lockout = Lockout(d["max_wrong_codes"], d["max_wrong_codes_overall"],
+                               d["lockout_seconds"], d["lockout_max_seconds"])
+        self._lock_reported: str | None = None
         self._door_timer: asyncio.TimerHandle | None = None
         self._relay_release: asyncio.TimerHandle | None = None
         self._relay_since = 0.0
@@ -439,6 +442,8 @@ class DoorStation:
         if call is None:
             return
         self.call = None
+        self.lockout.call_ended(call.call_id)
+        self.door.reset()
         for t in call.timers:
             t.cancel()
         if call.audio_report is not None:
@@ -493,24 +498,43 @@ class DoorStation:
             log.warning("DTMF %r from %s before the call was answered: ignored", digit, call.peer)
             return
         self.publish(DtmfEvent(digit, call.peer))
-        self._decide(call.peer, self.door.digit(digit, self.loop.time()))
+        now = self.loop.time()
+        lock = self.lockout.locked(call.call_id, call.peer, now)
+        if lock is not None:
+            # Locked out: the digits are not even compared, the right code's neither.
+            self.door.reset()
+            reason = f"locked out ({lock.scope}" + \
+                (f", {lock.seconds:.0f} s left)" if lock.seconds else ", for this call)")
+            if self._lock_reported != call.call_id + lock.scope:
+                self._lock_reported = call.call_id + lock.scope
+                log.warning("door code ignored from %s: %s", call.peer, reason)
+            return
+        self._decide(call, self.door.digit(digit, now))
         if self._door_timer is not None:
             self._door_timer.cancel()
         deadline = self.door.deadline()
         if deadline is not None:
             self._door_timer = self.loop.call_at(
-                deadline, lambda: self._decide(call.peer, [d for d in [
+                deadline, lambda: self._decide(call, [d for d in [
                     self.door.expire(self.loop.time())] if d]))
 
-    def _decide(self, caller: str, decisions: list[Decision]) -> None:
+    def _decide(self, call: ActiveCall, decisions: list[Decision]) -> None:
+        caller = call.peer
         for decision in decisions:
             if decision.action == "open":
                 log.warning("door opened by code from %s", caller)
+                self.lockout.right(caller)
                 self.publish(DoorEvent("opened", caller))
                 self._energise_relay()
-            else:
-                log.warning("door code rejected from %s: %s", caller, decision.reason)
-                self.publish(DoorEvent("rejected", caller, decision.reason))
+                continue
+            # One line per rejected code, in a fixed form that fail2ban can match.
+            log.warning("door code rejected from %s: %s", caller, decision.reason)
+            self.publish(DoorEvent("rejected", caller, decision.reason))
+            for lock in self.lockout.wrong(call.call_id, caller, self.loop.time()):
+                how = "for the rest of the call" if lock.scope == "call" else \
+                    f"for {lock.seconds:.0f} s"
+                log.warning("door code entry locked (%s) for %s %s", lock.scope, caller, how)
+                self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}"))
 
     def _energise_relay(self) -> None:
         seconds = float(self.config["door"]["pulse_seconds"])
