@@ -50,7 +50,12 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    station = DoorStation(cfg, board)
+    try:
+        station = DoorStation(cfg, board)
+    except config_mod.ConfigError as exc:
+        log.error("config: %s", exc)
+        board.close()
+        return 1
     control = ControlServer(station, socket_path(cfg["control"]["socket"]))
     try:
         await station.start()

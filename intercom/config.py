@@ -39,7 +39,8 @@ class Field:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         name = "a number" if float in kinds else {str: "a string", int: "an integer",
-                                                  bool: "true or false", list: "a list"}[kinds[0]]
+                                                  bool: "true or false", list: "a list",
+                                                  dict: "a table"}[kinds[0]]
         if self.low is not None and self.high is not None:
             return f"{name} from {self.low:g} to {self.high:g}"
         return name
@@ -98,6 +99,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "call": {
         "targets": Field(list, None, required=True, check="sip_uri_list",
                          help='who the bell calls, e.g. ["sip:resident@pbx.local"]'),
+        "button_targets": Field(dict, {}, check="button_targets",
+                                help='per bell button its own targets, e.g. '
+                                     '{ bell2 = ["sip:flat2@pbx.local"] }; buttons not '
+                                     'named here call targets'),
+        "press_holdoff": _n(3, 0, 60, help="seconds after a press starts a call in which "
+                                           "the bells are not heeded again, so a held or "
+                                           "bouncing button places one call"),
+        "press_during_call": _s("ignore", choices=("ignore", "restart"),
+                                help="a bell pressed while a call rings or is up: ignored, "
+                                     "or the call is ended and that bell's call starts"),
         "ring_timeout": _n(30, 5, 300, help="seconds before an unanswered call is cancelled"),
         "max_duration": _n(300, 10, 7200, help="seconds before a call is hung up"),
     },
@@ -196,6 +207,9 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
             if not isinstance(item, str):
                 raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
             _check_uri(f"{key}[{i}]", item)
+    elif field.check == "button_targets":
+        for button, targets in value.items():
+            _check_value(f"{key}.{button}", Field(list, check="sip_uri_list"), targets)
     elif field.check == "optional_file" and value and not Path(value).is_file():
         raise ConfigError(f"{key}: {value!r} is not a readable file")
     elif field.check == "optional_hostport" and value:
@@ -260,8 +274,8 @@ def validate(raw: dict[str, Any]) -> Config:
             elif field.required:
                 raise ConfigError(f"{name}: required ({field.help or field.describe()})")
             else:
-                out[section][key] = list(field.default) if isinstance(field.default, list) \
-                    else field.default
+                out[section][key] = type(field.default)(field.default) \
+                    if isinstance(field.default, (list, dict)) else field.default
     media = out["media"]
     if media["rtp_port_min"] + 2 > media["rtp_port_max"]:
         raise ConfigError("media.rtp_port_max: must be at least rtp_port_min + 2")

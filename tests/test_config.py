@@ -47,6 +47,8 @@ def test_minimal_config_gets_every_default() -> None:
     ({**MINIMAL, "sip": {"registrar": "pbx.local"}}, "sip.registrar: 'pbx.local' is not a SIP URI"),
     ({**MINIMAL, "media": {"rtp_port_min": 20000, "rtp_port_max": 20001}},
      "media.rtp_port_max: must be at least rtp_port_min + 2"),
+    ({**MINIMAL, "call": {"targets": ["sip:a@b"], "button_targets": {"bell2": ["flat2"]}}},
+     "call.button_targets.bell2[0]: 'flat2' is not a SIP URI"),
     ({**MINIMAL, "door": {"lockout_seconds": 600, "lockout_max_seconds": 60}},
      "door.lockout_max_seconds: must be at least lockout_seconds"),
     ({**MINIMAL, "media": {"jitter_min_ms": 300, "jitter_max_ms": 320}},

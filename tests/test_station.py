@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import free_port, need_espeak
 
 from intercom.app.station import DoorStation
@@ -188,6 +189,66 @@ def test_bell_during_a_call_does_not_start_another(tmp_path: Path) -> None:
         rig.phones[0].hangup()
         assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
     run_rig(tmp_path, body)
+
+
+def test_each_bell_calls_its_own_targets_and_one_press_places_one_call(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        def calls() -> list[str]:
+            return [e["peer"] for e in rig.events if e["event"] == "call"
+                    and e["state"] == "calling"]
+        first, second = (f"sip:resident@127.0.0.1:{p.port}" for p in rig.phones)
+        await rig.ctl({"cmd": "press", "button": "bell2"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        assert calls() == [second]
+        rig.phones[1].hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        # pressed again within the hold-off (a held or bouncing button): no call
+        station = rig.station
+        assert station.loop.time() < station._holdoff_until - 0.5
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        await asyncio.sleep(0.3)
+        assert calls() == [second]
+        await asyncio.sleep(station._holdoff_until - station.loop.time() + 0.1)
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: len(calls()) == 2, 5)
+        assert calls() == [second, first]
+    rig_phones = [free_port(), free_port()]
+    run_rig(tmp_path, body, phones=2, phone_ports=rig_phones,
+            call={"targets": [f"sip:resident@127.0.0.1:{rig_phones[0]}"],
+                  "button_targets": {"bell2": [f"sip:resident@127.0.0.1:{rig_phones[1]}"]},
+                  "press_holdoff": 4})
+
+
+def test_a_bell_during_a_call_can_restart_it_with_that_bells_targets(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        await rig.ctl({"cmd": "press", "button": "bell2"})
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        second = f"sip:resident@127.0.0.1:{rig.phones[1].port}"
+        assert await wait_until(lambda: rig.seen("call", state="answered", peer=second), 5)
+    ports = [free_port(), free_port()]
+    run_rig(tmp_path, body, phones=2, phone_ports=ports,
+            call={"targets": [f"sip:resident@127.0.0.1:{ports[0]}"],
+                  "button_targets": {"bell2": [f"sip:resident@127.0.0.1:{ports[1]}"]},
+                  "press_holdoff": 0, "press_during_call": "restart"})
+
+
+def test_targets_for_a_button_the_board_lacks_are_refused(tmp_path: Path) -> None:
+    from intercom.config import ConfigError
+    raw = {"call": {"targets": ["sip:a@127.0.0.1"],
+                    "button_targets": {"gate": ["sip:b@127.0.0.1"]}}}
+    board = SimulatedBoard(BoardProfile.load("simulator"))
+
+    async def make() -> None:
+        DoorStation(validate(raw), board)
+    try:
+        with pytest.raises(ConfigError, match="call.button_targets.gate: the board has no "
+                                              "such button; it has bell, bell2"):
+            asyncio.run(make())
+    finally:
+        board.close()
 
 
 def test_incoming_calls_are_declined(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorContactEvent, DoorEvent,
                                  DtmfEvent, Event, QualityEvent, RegistrationEvent, RelayEvent)
-from intercom.config import Config
+from intercom.config import Config, ConfigError
 from intercom.hal.board import Board
 from intercom.media.codecs import codec_for, offer_formats
 from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
@@ -44,6 +44,7 @@ RECENT_EVENTS = 200           # replayed to a new `intercom ctl events` watcher
 
 @dataclass
 class ActiveCall:
+    targets: list[str]                     # this bell's targets, tried in order
     target_index: int
     peer: str
     rtp: RtpSession
@@ -71,6 +72,12 @@ class DoorStation:
         self.lockout = Lockout(d["max_wrong_codes"], d["max_wrong_codes_overall"],
                                d["lockout_seconds"], d["lockout_max_seconds"])
         self._lock_reported: str | None = None
+        self._holdoff_until = 0.0
+        self._restart_button: str | None = None
+        for button in config["call"]["button_targets"]:
+            if button not in board.buttons:
+                raise ConfigError(f"call.button_targets.{button}: the board has no such "
+                                  f"button; it has {', '.join(sorted(board.buttons))}")
         self._door_timer: asyncio.TimerHandle | None = None
         self._relay_release: asyncio.TimerHandle | None = None
         self._relay_since = 0.0
@@ -113,7 +120,7 @@ class DoorStation:
         forced = None if s["transport"] == "auto" else s["transport"]
         uris = list(self.ua.settings.servers)
         if self.ua.outbound is None:
-            uris += [SipUri.parse(t) for t in self.config["call"]["targets"]]
+            uris += [SipUri.parse(t) for t in self._all_targets()]
         for uri in uris:
             if uri.host not in self.ua.targets:
                 self.ua.set_targets(uri.host, await locate(uri, resolver, transport=forced))
@@ -248,16 +255,37 @@ class DoorStation:
                 "buttons": sorted(self.board.buttons)}
 
     # ----- buttons and calls ----------------------------------------------------
+    def _all_targets(self) -> list[str]:
+        c = self.config["call"]
+        return list(c["targets"]) + [t for ts in c["button_targets"].values() for t in ts]
+
+    def targets_for(self, button: str) -> list[str]:
+        c = self.config["call"]
+        return list(c["button_targets"].get(button, c["targets"]))
+
     def press_event(self, button: str) -> None:
         self.publish(ButtonPressed(button))
+        now = self.loop.time()
+        if now < self._holdoff_until:
+            log.info("bell %s pressed %.1f s after a call started: ignored (hold-off)",
+                     button, self._holdoff_until - now)
+            return
         if self.call is None and not self._starting:
-            self._starting = True
-            self.loop.create_task(self._start_call(0))
+            self._begin(button)
+        elif self.config["call"]["press_during_call"] == "restart" and self.call is not None:
+            log.info("bell %s pressed during a call: ending it, calling again", button)
+            self._restart_button = button
+            if not self.hangup("the bell was pressed again"):
+                self._restart_button = None
         else:
-            log.info("bell pressed during a call: ignored")
+            log.info("bell %s pressed during a call: ignored", button)
 
-    async def _start_call(self, index: int) -> None:
-        targets = self.config["call"]["targets"]
+    def _begin(self, button: str) -> None:
+        self._holdoff_until = self.loop.time() + self.config["call"]["press_holdoff"]
+        self._starting = True
+        self.loop.create_task(self._start_call(self.targets_for(button), 0))
+
+    async def _start_call(self, targets: list[str], index: int) -> None:
         m = self.config["media"]
         try:
             rtp = await RtpSession.open(self.config["sip"]["listen"], m["rtp_port_min"],
@@ -269,7 +297,7 @@ class DoorStation:
         host, port = await self._media_address(rtp)
         media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
                                      ptime=PTIME, rtcp_mux=True)
-        call = ActiveCall(index, targets[index], rtp, media)
+        call = ActiveCall(targets, index, targets[index], rtp, media)
         srtp = self.config["media"]["srtp"]
         if srtp != "off":
             # Required: RTP/SAVP, which a phone without SRTP refuses. Optional: RTP/AVP
@@ -347,12 +375,20 @@ class DoorStation:
             if call.no_answer:
                 reason = f"no answer ({reason})"
             self._finish_call("failed", reason)
-            if call.target_index + 1 < len(self.config["call"]["targets"]):
+            if self._restart_button is None and call.target_index + 1 < len(call.targets):
                 self._starting = True
-                self.loop.create_task(self._start_call(call.target_index + 1))
+                self.loop.create_task(self._start_call(call.targets, call.target_index + 1))
+            self._restarted()
         elif isinstance(event, sip_events.CallEnded):
             who = "by the resident" if event.by_remote else "by the station"
             self._finish_call("ended", f"{event.reason} {who}")
+            self._restarted()
+
+    def _restarted(self) -> None:
+        """A call ended because a bell was pressed again: that bell's call now."""
+        button, self._restart_button = self._restart_button, None
+        if button is not None and self.call is None and not self._starting:
+            self._begin(button)
 
     def _on_answered(self, call: ActiveCall, body: bytes) -> None:
         if not self._apply_sdp(call, body):
