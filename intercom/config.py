@@ -31,7 +31,9 @@ class Field:
     choices: tuple[Any, ...] = ()
     check: str = ""                 # extra checks: "sip_uri", "sip_uri_list", "dtmf_codes",
                                     # "codec_list", "optional_sip_uri", "session_interval",
-                                    # "optional_hostport", "hostport_list", "optional_file"
+                                    # "optional_hostport", "hostport_list", "optional_file",
+                                    # "optional_sip_uri_list", "button_targets",
+                                    # "caller_codes"
     help: str = ""
 
     def describe(self) -> str:
@@ -61,6 +63,9 @@ def _i(default: int, low: int, high: int, **kw: Any) -> Field:
 SCHEMA: dict[str, dict[str, Field]] = {
     "station": {
         "name": _s("Door station", help="shown to the resident as the caller's name"),
+        "country": _s("us", choices=("at", "au", "ch", "de", "es", "fr", "gb", "it", "jp",
+                                     "nl", "us"),
+                      help="whose ringback and busy tones the visitor hears"),
     },
     "sip": {
         "user": _s("door", help="our SIP user name (the user part of our address)"),
@@ -101,16 +106,42 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          help='who the bell calls, e.g. ["sip:resident@pbx.local"]'),
         "button_targets": Field(dict, {}, check="button_targets",
                                 help='per bell button its own targets, e.g. '
-                                     '{ bell2 = ["sip:flat2@pbx.local"] }; buttons not '
-                                     'named here call targets'),
+                                     '{ bell2 = ["sip:flat2@pbx.local"] }, or a table '
+                                     'with targets and any of strategy, ring_time, cycles '
+                                     'and fallback_targets; buttons not named here call '
+                                     'targets'),
+        "strategy": _s("sequential", choices=("sequential", "parallel"),
+                       help="ring the targets one after another, or all at once (the first "
+                            "to answer wins, the others get CANCEL)"),
+        "ring_time": _n(30, 5, 300, help="seconds each target (in parallel: the group) "
+                                         "rings before the next one"),
+        "cycles": _i(1, 1, 10, help="times through the targets before the fallback"),
+        "fallback_targets": Field(list, [], check="optional_sip_uri_list",
+                                  help="rung after the targets, e.g. a mobile"),
+        "ring_timeout": _n(120, 5, 900, help="seconds after the press before the station "
+                                             "gives up, however far it got"),
         "press_holdoff": _n(3, 0, 60, help="seconds after a press starts a call in which "
                                            "the bells are not heeded again, so a held or "
                                            "bouncing button places one call"),
         "press_during_call": _s("ignore", choices=("ignore", "restart"),
                                 help="a bell pressed while a call rings or is up: ignored, "
                                      "or the call is ended and that bell's call starts"),
-        "ring_timeout": _n(30, 5, 300, help="seconds before an unanswered call is cancelled"),
         "max_duration": _n(300, 10, 7200, help="seconds before a call is hung up"),
+        "warning_seconds": _n(20, 0, 300, help="a warning tone this long before the "
+                                               "maximum; 0: none"),
+        "extend_key": _s("*", choices=("", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+                                       "*", "#", "A", "B", "C", "D"),
+                         help="DTMF key that extends the call after the warning (not "
+                              "taken as a code digit then); empty: no extension"),
+        "extend_seconds": _n(120, 10, 3600, help="how much longer the call may go on "
+                                                 "per extension"),
+    },
+    "incoming": {
+        "callers": Field(list, [], check="optional_sip_uri_list",
+                         help="who may call the station (answered at once, to listen at "
+                              "the door or key a door code); everyone else gets 403"),
+        "talk": Field(bool, False, help="the caller is heard on the station's speaker; "
+                                        "false: the caller only listens"),
     },
     "audio": {
         "device": _s("simulated", choices=("simulated", "alsa")),
@@ -121,6 +152,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
         "mic_tone_hz": _n(440, 50, 3400),
         "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
+        "tones": Field(bool, True, help="ringback, busy, door-opened, wrong-code and "
+                                        "call-ending tones"),
         "codecs": Field(list, ["opus", "G722", "PCMU", "PCMA"], check="codec_list",
                         help="in order of preference"),
         "opus_complexity": _i(8, 0, 10, help="Opus encoder complexity: more is better "
@@ -155,8 +188,18 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                                    "delay; 0: always conceal them"),
     },
     "door": {
-        "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]; empty: never opens'),
-        "pulse_seconds": _n(3.0, 0.1, 30),
+        "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]: open the door '
+                                                          'in any call; empty: none'),
+        "caller_codes": Field(dict, {}, check="caller_codes",
+                              help='codes that open only in a call with that target or '
+                                   'caller, e.g. { "sip:flat2@pbx.local" = ["4711#"] }'),
+        "pulse_seconds": _n(3.0, 0.1, 30, help="how long a right code energises the relay"),
+        "hangup_after_open": _n(0, 0, 600, help="hang up this many seconds after the door "
+                                                "opened by code; 0: the resident hangs up"),
+        "hold_max_seconds": _n(3600, 10, 86400, help="a door held open (intercom ctl door "
+                                                     "hold) locks again after this long"),
+        "open_alarm_seconds": _n(60, 0, 3600, help="a door (contact) open this long raises "
+                                                   "an alarm; 0: never"),
         "digit_timeout": _n(5.0, 1, 60, help="seconds a partly keyed code is kept"),
         "max_wrong_codes": _i(3, 1, 20, help="wrong codes in one call that end code "
                                              "entry for the call; as many from one caller "
@@ -183,6 +226,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
 }
 
 Config = dict[str, dict[str, Any]]
+# What a bell's own table in call.button_targets may set; the rest is [call]'s.
+BUTTON_KEYS = ("targets", "strategy", "ring_time", "cycles", "fallback_targets")
 
 
 def _is_kind(value: Any, field: Field) -> bool:
@@ -200,16 +245,32 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
         raise ConfigError(f"{key}: {value!r} is outside the allowed range {field.low:g}..{field.high:g}")
     if field.check in ("sip_uri", "optional_sip_uri") and (value or field.check == "sip_uri"):
         _check_uri(key, value)
-    elif field.check == "sip_uri_list":
-        if not value:
+    elif field.check in ("sip_uri_list", "optional_sip_uri_list"):
+        if not value and field.check == "sip_uri_list":
             raise ConfigError(f"{key}: needs at least one SIP URI")
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
             _check_uri(f"{key}[{i}]", item)
+            if item in value[:i]:
+                raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
     elif field.check == "button_targets":
         for button, targets in value.items():
-            _check_value(f"{key}.{button}", Field(list, check="sip_uri_list"), targets)
+            if isinstance(targets, dict):
+                for name in targets:
+                    if name not in BUTTON_KEYS:
+                        raise ConfigError(f"{key}.{button}.{name}: unknown key; allowed: "
+                                          f"{', '.join(BUTTON_KEYS)}")
+                if "targets" not in targets:
+                    raise ConfigError(f"{key}.{button}.targets: required")
+                for name, item in targets.items():
+                    _check_value(f"{key}.{button}.{name}", SCHEMA["call"][name], item)
+            else:
+                _check_value(f"{key}.{button}", Field(list, check="sip_uri_list"), targets)
+    elif field.check == "caller_codes":
+        for uri, codes in value.items():
+            _check_uri(f"{key}.{uri}", uri)
+            _check_value(f'{key}."{uri}"', Field(list, check="dtmf_codes"), codes)
     elif field.check == "optional_file" and value and not Path(value).is_file():
         raise ConfigError(f"{key}: {value!r} is not a readable file")
     elif field.check == "optional_hostport" and value:

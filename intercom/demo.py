@@ -45,7 +45,7 @@ def demo_config(work: Path, station_port: int, phone_port: int) -> dict[str, Any
         "station": {"name": "Demo door"},
         "sip": {"user": "door", "password": "demo-secret", "listen": "127.0.0.1",
                 "port": station_port, "registrar": f"sip:127.0.0.1:{phone_port}"},
-        "call": {"targets": [f"sip:resident@127.0.0.1:{phone_port}"], "ring_timeout": 15},
+        "call": {"targets": [f"sip:resident@127.0.0.1:{phone_port}"], "ring_time": 15},
         "audio": {"device": "simulated", "mic_tone_hz": STATION_TONE,
                   "speaker_file": str(work / "station-speaker.wav")},
         "door": {"codes": [CODE], "pulse_seconds": PULSE},

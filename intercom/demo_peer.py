@@ -125,6 +125,7 @@ class DemoPhone:
         self.ua = UserAgent(UaSettings("resident", "127.0.0.1", "127.0.0.1", port))
         self.endpoint: SipEndpoint | None = None
         self.call: PhoneCall | None = None
+        self._offer: sdp.MediaDescription | None = None      # ours, in a call we placed
         self.dtmf_received: list[str] = []
 
     async def start(self) -> None:
@@ -148,9 +149,34 @@ class DemoPhone:
             call_id = self.call.call_id
             self.endpoint.run(lambda now: self.ua.hangup(call_id, now))
 
+    async def dial(self, target: str) -> str:
+        """Call ``target`` (the resident calling the door station); returns the Call-ID.
+        Audio starts when it answers; ``on_event`` hears of the answer and the end."""
+        assert self.endpoint is not None
+        rtp = await RtpSession.open("127.0.0.1", 40000, 49998, lambda *a: None)
+        offer = sdp.MediaDescription("127.0.0.1", rtp.local_port,
+                                     [spec("PCMU").format, spec("PCMA").format,
+                                      TELEPHONE_EVENT], ptime=PTIME)
+        body = sdp.build(secrets.randbelow(2**31), 1, "127.0.0.1", offer)
+        call_id = str(self.endpoint.run(lambda now: self.ua.invite(target, body, now)))
+        self.call = PhoneCall(call_id, target, rtp)
+        self._offer = offer
+        return call_id
+
     def _on_ua_event(self, event: ev.UaEvent) -> None:
         if isinstance(event, ev.IncomingCall):
             asyncio.get_running_loop().create_task(self._answer(event))
+        elif isinstance(event, ev.CallAnswered) and self.call is not None:
+            try:
+                assert self._offer is not None
+                chosen = sdp.negotiate(self._offer, sdp.parse(event.sdp), we_offered=True)
+            except SipError as exc:
+                self.on_event("unusable answer:", str(exc))
+                self.hangup()
+                return
+            te = chosen.telephone_event.payload_type if chosen.telephone_event else None
+            self._start_media(self.call, chosen, te)
+            self.on_event("answered with", chosen.codec.name)
         elif isinstance(event, ev.CallEnded):
             self._end_media()
             self.on_event("call ended", event.reason)
@@ -190,20 +216,22 @@ class DemoPhone:
                                                        "Not Acceptable Here", t))
             self.on_event("rejected the offer:", str(exc))
             return
-        rtp.set_remote(chosen.remote_address, chosen.remote_port)
-        rtp.rtcp_mux = chosen.rtcp_mux
         te = next((f.payload_type for f in answer.formats if f.name == "telephone-event"), None)
-        period = self.rate * PTIME // 1000
-        stream = AudioStream(
-            lambda: SimulatedSoundCard(self.rate, period, self.mic_file, self.tone_hz,
-                                       self.speaker_file),
-            self.rate, rtp, codec_for(chosen.codec), te, self.dtmf_received.append,
-            lambda message: log.error("demo phone audio: %s", message), PTIME)
-        self.call.stream = stream
         body = sdp.build(secrets.randbelow(2**31), 1, "127.0.0.1", answer)
         self.endpoint.run(lambda t: self.ua.answer(incoming.call_id, body, t))
-        stream.start()
+        self._start_media(self.call, chosen, te)
         self.on_event("answered with", chosen.codec.name)
+
+    def _start_media(self, call: PhoneCall, chosen: sdp.Negotiated, te: int | None) -> None:
+        call.rtp.set_remote(chosen.remote_address, chosen.remote_port)
+        call.rtp.rtcp_mux = chosen.rtcp_mux
+        period = self.rate * PTIME // 1000
+        call.stream = AudioStream(
+            lambda: SimulatedSoundCard(self.rate, period, self.mic_file, self.tone_hz,
+                                       self.speaker_file),
+            self.rate, call.rtp, codec_for(chosen.codec), te, self.dtmf_received.append,
+            lambda message: log.error("demo phone audio: %s", message), PTIME)
+        call.stream.start()
 
     def _end_media(self) -> None:
         call, self.call = self.call, None

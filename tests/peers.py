@@ -320,6 +320,8 @@ class DnsServer:
 
 
 LINPHONERC = """[sip]
+contact="Resident" <sip:resident@127.0.0.1:{port}>
+guess_hostname=0
 sip_port={port}
 sip_tcp_port=0
 sip_tls_port=0
@@ -523,9 +525,10 @@ class Station:
 
     def __init__(self, work: Path, sip: str, targets: list[str], ring_timeout: int = 20,
                  tone_hz: float = 440.0, pulse: float = 1.5, port: int | None = None,
-                 extra: str = "", log_level: str = "debug", audio: str = "") -> None:
+                 extra: str = "", log_level: str = "debug", audio: str = "",
+                 call: str = "") -> None:
         """``extra`` is more TOML appended to the config (other sections); ``audio``
-        more lines for its [audio] section."""
+        and ``call`` more lines for its [audio] and [call] sections."""
         self.work = work
         self.port = port or free_port()
         self.socket = work / "control.sock"
@@ -542,7 +545,8 @@ register_expires = 120
 {sip}
 [call]
 targets = {json.dumps(targets)}
-ring_timeout = {ring_timeout}
+ring_time = {ring_timeout}
+{call}
 [audio]
 device = "simulated"
 mic_tone_hz = {tone_hz}
@@ -613,13 +617,16 @@ class Sipp:
     message trace is kept in the work directory for a failing test to show.
     """
 
-    def __init__(self, work: Path, scenario: str, port: int, remote: str | None = None,
+    def __init__(self, work: Path, scenario: str | Path, port: int, remote: str | None = None,
                  *extra: str, timeout: int = 40) -> None:
+        """``scenario`` is a name in tests/sipp/, or the path of a scenario file."""
+        path = scenario if isinstance(scenario, Path) else SCENARIOS / f"{scenario}.xml"
+        scenario = path.stem
         self.name = scenario
         self.trace = work / f"sipp-{scenario}-{port}.msg"
         self.errors = work / f"sipp-{scenario}-{port}.err"
         self.screen = open(work / f"sipp-{scenario}-{port}.out", "wb")
-        cmd = [need("sipp"), *([remote] if remote else []), "-sf", str(SCENARIOS / f"{scenario}.xml"),
+        cmd = [need("sipp"), *([remote] if remote else []), "-sf", str(path),
                "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port()), "-m", "1",
                "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
                "-trace_msg", "-message_file", str(self.trace),

@@ -25,7 +25,8 @@ PULSE = 1.5
 
 
 @contextlib.contextmanager
-def start_peers(work: Path, answermode: str, ring_timeout: int) -> Iterator[Any]:
+def start_peers(work: Path, answermode: str, ring_timeout: int,
+                station_extra: str = "") -> Iterator[Any]:
     kport = free_port()
     kamailio = Kamailio(work, kport, {"door": "doorpass", "resident": "respass"})
     baresip = None
@@ -37,7 +38,7 @@ def start_peers(work: Path, answermode: str, ring_timeout: int) -> Iterator[Any]
         baresip.wait_registered(15)
         station = Station(work, f'registrar = "sip:127.0.0.1:{kport}"\npassword = "doorpass"',
                           ["sip:resident@127.0.0.1"], ring_timeout=ring_timeout,
-                          tone_hz=STATION_TONE, pulse=PULSE)
+                          tone_hz=STATION_TONE, pulse=PULSE, extra=station_extra)
         wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
                  "the station to register with Kamailio (401 then 200)")
         yield kamailio, baresip, station
@@ -128,27 +129,49 @@ def test_unanswered_call_is_cancelled_through_kamailio(tmp_path: Path) -> None:
         assert station.state()["leds"]["call"] == "blink"
         # Nobody answers: after ring_timeout the station sends CANCEL; baresip's call closes.
         closed = baresip.wait_event("CALL_CLOSED", 12, after=n)
-        failed = station.wait_event(5, event="call", state="failed")
+        cancelled = station.wait_event(5, event="call", state="cancelled")
         # CANCEL went through Kamailio and baresip answered the INVITE with 487.
-        assert failed["reason"] == "no answer (487 Request Terminated)"
+        assert cancelled["reason"] == "no answer within the ring time"
+        assert station.wait_event(5, event="call_record")["outcome"] == "no answer"
         assert closed["param"] == "Connection reset by peer"    # how libre reports a CANCEL
         assert station.state()["call"]["state"] == "idle"
         assert station.state()["leds"]["call"] == "off"
 
 
-def test_baresip_calling_the_station_through_kamailio_is_declined(tmp_path: Path) -> None:
+def test_baresip_calling_the_station_through_kamailio_is_refused_unless_allowed(
+        tmp_path: Path) -> None:
     """baresip as the caller: Kamailio finds the station's registration and relays the
-    INVITE (Record-Route); the station only calls out, so it answers 603 and nothing opens."""
-    with start_peers(tmp_path, "manual", 20) as (kamailio, baresip, station):
-        n = len(baresip.events)
-        port = kamailio.port
-        baresip.command("dial", f"sip:door@127.0.0.1:{port}")
-        closed = baresip.wait_event("CALL_CLOSED", 10, after=n)
-        assert "603" in closed["param"] or "Decline" in closed["param"], closed
-        log = station.log_text()
-        assert "incoming call from sip:resident@127.0.0.1" in log and "declined" in log
-        assert station.state()["call"]["state"] == "idle"
-        assert not station.state()["relay"]["energised"]
+    INVITE (Record-Route). Not an allowed caller: 403, and nothing rings or opens.
+    Allowed (incoming.callers): the station answers at once, and the resident's code
+    keyed in that call opens the door."""
+    for allowed in (False, True):
+        work = tmp_path / str(allowed)
+        work.mkdir()
+        extra = '[incoming]\ncallers = ["sip:resident@127.0.0.1"]' if allowed else ""
+        with start_peers(work, "manual", 20, extra) as (kamailio, baresip, station):
+            n = len(baresip.events)
+            baresip.command("dial", f"sip:door@127.0.0.1:{kamailio.port}")
+            if not allowed:
+                closed = baresip.wait_event("CALL_CLOSED", 10, after=n)
+                assert "403" in closed["param"] or "Forbidden" in closed["param"], closed
+                log = station.log_text()
+                assert "incoming call refused from sip:resident@127.0.0.1:" in log
+                assert station.state()["call"]["state"] == "idle"
+                assert not any(e["event"] == "relay" for e in station.events())
+                continue
+            baresip.wait_event("CALL_ESTABLISHED", 10, after=n)
+            answered = station.wait_event(10, event="call", state="answered")
+            assert answered["reason"].endswith("(incoming)")
+            time.sleep(1.0)
+            baresip.command("sndcode", "1234#")
+            station.wait_event(10, event="door", action="opened")
+            n = len(baresip.events)
+            baresip.command("hangup")
+            baresip.wait_event("CALL_CLOSED", 10, after=n)
+            record = station.wait_event(10, event="call_record")
+            assert record["direction"] == "incoming" and record["outcome"] == "answered"
+        assert_heard(next(f for f in baresip.records.glob("*.wav") if "dec" in f.name),
+                     STATION_TONE, "baresip listening at the door")
 
 
 @pytest.mark.parametrize("codec", ["opus", "G722", "PCMA"])

@@ -1,9 +1,9 @@
 """linphonec (liblinphone 5.1) as the callee and as the caller, directly by IP.
 
 As callee it auto-answers the station, hears its tone, and keys the door code
-with RFC 4733. As caller it calls the station (which declines: it only calls
-out until incoming calls are configured) and calls a bare user agent of
-ours that answers, to check our UAS side against a real phone.
+with RFC 4733. As caller it calls the station (refused unless it is an
+allowed caller; then answered, and its code opens the door) and calls a bare
+user agent of ours that answers, to check our UAS side against a real phone.
 """
 from __future__ import annotations
 
@@ -64,20 +64,40 @@ def test_station_calls_linphone_which_opens_the_door(tmp_path: Path) -> None:
     assert "Traceback" not in station.log_text()
 
 
-def test_linphone_calling_the_station_is_declined(tmp_path: Path) -> None:
-    linphone = Linphone(tmp_path, free_port(), phone_audio(tmp_path), auto_answer=False)
-    station = None
-    try:
-        station = Station(tmp_path, "", ["sip:resident@127.0.0.1:9"])
-        linphone.command(f"call sip:door@127.0.0.1:{station.port}")
-        wait_for(lambda: "declined" in station.log_text(), 10, "the station to decline")
-        linphone.wait_output("declined", 10)
-        assert station.state()["call"]["state"] == "idle"
-        assert not station.state()["relay"]["energised"]
-    finally:
-        if station is not None:
-            station.stop()
-        linphone.stop()
+def test_linphone_calling_the_station_is_refused_unless_allowed_then_opens(
+        tmp_path: Path) -> None:
+    """linphonec calls the station by IP. Not an allowed caller: 403 and nothing
+    happens. Allowed: answered at once; it hears the door, and its code opens it."""
+    for allowed in (False, True):
+        work = tmp_path / str(allowed)
+        work.mkdir()
+        linphone = Linphone(work, free_port(), phone_audio(work), auto_answer=False)
+        station = None
+        try:
+            station = Station(work, "", ["sip:resident@127.0.0.1:9"], tone_hz=STATION_TONE,
+                              extra='[incoming]\ncallers = ["sip:resident@127.0.0.1"]'
+                              if allowed else "")
+            linphone.command(f"call sip:door@127.0.0.1:{station.port}")
+            if not allowed:
+                wait_for(lambda: "incoming call refused from sip:resident@127.0.0.1" in
+                         station.log_text(), 10, "the station to refuse")
+                linphone.wait_output(f"with sip:door@127.0.0.1:{station.port} error", 10)
+                assert station.state()["call"]["state"] == "idle"
+                assert not station.state()["relay"]["energised"]
+                continue
+            station.wait_event(10, event="call", state="answered")
+            time.sleep(1.5)
+            for digit in "1234#":
+                linphone.command(digit)
+                time.sleep(0.3)
+            station.wait_event(10, event="door", action="opened")
+            linphone.command("terminate")
+            station.wait_event(10, event="call_record", direction="incoming")
+        finally:
+            if station is not None:
+                station.stop()
+            linphone.stop()
+    assert_heard(linphone.record, STATION_TONE, "linphone listening at the door")
 
 
 def test_linphone_calls_our_user_agent_which_answers(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from peers import LossyRelay, Sipp, Station, wait_for
+from peers import SCENARIOS, LossyRelay, Sipp, Station, wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -128,6 +128,46 @@ def test_407_from_the_outbound_proxy_is_answered_with_credentials(tmp_path: Path
         assert sipp.wait(20) == 0, sipp.report()
         station.wait_event(5, event="call", state="answered")
         station.wait_event(5, event="call", state="ended")
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "parallel"])
+def test_busy_declined_and_unavailable_targets_move_on_and_are_not_rung_again(
+        tmp_path: Path, strategy: str) -> None:
+    """Three phones refuse (486, 603, 480). In sequence each refusal rings the next
+    at once; in parallel all ring together. Two cycles are configured, yet no
+    phone that refused is rung again, and the record says why nobody talked."""
+    refusals = [("486", "Busy Here"), ("603", "Decline"), ("480", "Temporarily Unavailable")]
+    phones, station = [], None
+    try:
+        for status, reason in refusals:
+            port = free_port()
+            # SIPp reads the status line when it loads the scenario: one copy each.
+            scenario = tmp_path / f"phone_refuses_{status}.xml"
+            scenario.write_text((SCENARIOS / "phone_refuses.xml").read_text()
+                                .replace("STATUS REASON", f"{status} {reason}"))
+            phones.append(Sipp(tmp_path, scenario, port))
+        targets = [f"sip:resident@127.0.0.1:{p.port}" for p in phones]
+        station = Station(tmp_path, "session_expires = 0", targets, ring_timeout=10,
+                          call=f'strategy = "{strategy}"\ncycles = 2')
+        station.press()
+        for phone in phones:
+            assert phone.wait(15) == 0, phone.report()
+        record = station.wait_event(10, event="call_record")
+        assert record["outcome"] == "declined" and record["tried"] == targets
+        calls = [e for e in station.events() if e["event"] == "call"]
+        failed = [(e["peer"], e["reason"]) for e in calls if e["state"] == "failed"]
+        expected = [(t, f"{s} {r}") for t, (s, r) in zip(targets, refusals)]
+        assert sorted(failed) == sorted(expected) and len(failed) == 3
+        states = [e["state"] for e in calls]
+        if strategy == "sequential":   # each rings only once the one before refused
+            assert states == ["calling", "ringing", "failed"] * 3
+        else:                          # all three placed before any refused
+            assert states[:3] == ["calling"] * 3
+    finally:
+        if station is not None:
+            station.stop()
+        for phone in phones:
+            phone.stop()
 
 
 def test_wrong_password_is_refused_by_the_proxy_and_the_call_fails(tmp_path: Path) -> None:

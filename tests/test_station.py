@@ -57,7 +57,7 @@ def run_rig(tmp_path: Path, body: Callable[[Rig], Awaitable[None]], phones: int 
         raw: dict[str, Any] = {
             "sip": {"listen": "127.0.0.1", "port": free_port()},
             "call": {"targets": [f"sip:resident@127.0.0.1:{p}" for p in ports],
-                     "ring_timeout": 5},
+                     "ring_time": 5},
             "audio": {"speaker_file": str(tmp_path / "speaker.wav")},
             "door": {"codes": ["1234#"], "pulse_seconds": 0.5},
             "control": {"socket": str(tmp_path / "ctl" / "control.sock")}}
@@ -83,13 +83,171 @@ def test_unanswered_call_is_cancelled_and_the_next_target_rings(tmp_path: Path) 
     async def body(rig: Rig) -> None:
         assert (await rig.ctl({"cmd": "press", "button": "bell"})) == {"ok": True}
         assert await wait_until(lambda: rig.seen("call", state="answered"), 12)
-        failed = [e for e in rig.events if e["event"] == "call" and e["state"] == "failed"]
-        assert failed and failed[0]["reason"] == "no answer (487 Request Terminated)"
+        failed = [e for e in rig.events if e["event"] == "call" and e["state"] == "cancelled"]
+        assert failed and failed[0]["reason"] == "no answer within the ring time"
         assert failed[0]["peer"].endswith(str(rig.phones[0].port))
         answered = [e for e in rig.events if e["event"] == "call" and e["state"] == "answered"]
         assert answered[0]["peer"].endswith(str(rig.phones[1].port))
         assert rig.phones[0].call is None              # the first phone saw the CANCEL
     run_rig(tmp_path, body, phones=2, answer_after=(60.0, 0.3))
+
+
+def test_parallel_ringing_the_first_to_answer_wins_and_the_others_get_cancel(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        peers = [f"sip:resident@127.0.0.1:{p.port}" for p in rig.phones]
+        calls = [e for e in rig.events if e["event"] == "call"]
+        assert [e["peer"] for e in calls if e["state"] == "calling"] == peers
+        assert rig.seen("call", state="answered", peer=peers[1])
+        assert await wait_until(lambda: all(rig.seen("call", state="cancelled", peer=p,
+                                                     reason="answered elsewhere")
+                                            for p in (peers[0], peers[2])), 3)
+        assert rig.phones[0].call is None and rig.phones[2].call is None
+        assert rig.phones[1].call is not None
+        rig.phones[1].hangup()
+        assert await wait_until(lambda: rig.seen("call_record"), 5)
+        record = next(e for e in rig.events if e["event"] == "call_record")
+        assert (record["outcome"], record["answered_by"], list(record["tried"])) == \
+            ("answered", peers[1], peers)
+    run_rig(tmp_path, body, phones=3, answer_after=(60.0, 0.5, 60.0),
+            call={"strategy": "parallel"})
+
+
+def test_parallel_ringing_two_answers_at_once_one_call_and_the_other_released(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        # The loser's 200 OK crossed our CANCEL: it is ACKed and ended with BYE.
+        assert await wait_until(lambda: sum(p.call is not None for p in rig.phones) == 1, 5)
+        await asyncio.sleep(0.5)
+        answered = [e for e in rig.events if e["event"] == "call" and e["state"] == "answered"]
+        assert len(answered) == 1
+        winner = next(p for p in rig.phones if p.call is not None)
+        assert answered[0]["peer"].endswith(str(winner.port))
+        winner.send_dtmf("1234#")
+        assert await wait_until(lambda: rig.seen("door", action="opened"), 5)
+    run_rig(tmp_path, body, phones=2, answer_after=(0.4, 0.4), call={"strategy": "parallel"})
+
+
+def test_nobody_answers_in_time_so_the_fallback_target_rings(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        fallback = f"sip:resident@127.0.0.1:{rig.phones[2].port}"
+        assert await wait_until(lambda: rig.seen("call", state="answered", peer=fallback), 12)
+        cancelled = [e for e in rig.events if e["event"] == "call" and e["state"] == "cancelled"]
+        assert len(cancelled) == 2
+        assert all(e["reason"] == "no answer within the ring time" for e in cancelled)
+        assert rig.phones[0].call is None and rig.phones[1].call is None
+    ports = [free_port() for _ in range(3)]
+    run_rig(tmp_path, body, phones=3, phone_ports=ports, answer_after=(60.0, 60.0, 0.3),
+            call={"strategy": "parallel", "ring_time": 5,
+                  "targets": [f"sip:resident@127.0.0.1:{p}" for p in ports[:2]],
+                  "fallback_targets": [f"sip:resident@127.0.0.1:{ports[2]}"]})
+
+
+def test_nobody_at_all_answers_and_the_station_gives_up_at_the_ring_timeout(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call_record"), 10)
+        record = next(e for e in rig.events if e["event"] == "call_record")
+        assert record["outcome"] == "no answer" and record["answered_by"] == ""
+        assert await wait_until(lambda: rig.seen("call", state="cancelled",
+                                                 reason="ring timeout"), 3)
+        assert rig.phones[0].call is None and not rig.station.busy
+    run_rig(tmp_path, body, answer_after=(60.0,), call={"ring_time": 20, "ring_timeout": 5})
+
+
+def test_call_time_warning_extension_by_key_and_hang_up_at_the_maximum(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        phone = rig.phones[0]
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        assert await wait_until(lambda: rig.seen("call", state="expiring"), 4)
+        expiring = next(e for e in rig.events if e["event"] == "call"
+                        and e["state"] == "expiring")
+        assert expiring["reason"] == "ends in 8 s; * extends it"
+        phone.send_dtmf("*")
+        assert await wait_until(lambda: rig.seen("call", state="extended", reason="by 10 s"), 3)
+        left = (await rig.ctl({"cmd": "state"}))["state"]["call"]["ends_in"]
+        assert 14 < left < 18                       # 10 + 10 s from the answer, ~3 s ago
+        assert not rig.seen("door", action="rejected")   # the key was not a code digit
+        phone.hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        # the next call is not extended: hung up by the station at 10 s
+        rig.station._holdoff_until = 0
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: sum(e["event"] == "call" and e["state"] == "answered"
+                                            for e in rig.events) == 2, 5)
+        start = rig.station.loop.time()
+        assert await wait_until(lambda: sum(e["event"] == "call" and e["state"] == "ended"
+                                            for e in rig.events) == 2, 14)
+        assert 9 < rig.station.loop.time() - start < 11.5
+        ended = [e for e in rig.events if e["event"] == "call" and e["state"] == "ended"]
+        assert ended[1]["reason"].endswith("by the station")
+        assert phone.call is None
+    run_rig(tmp_path, body, call={"max_duration": 10, "warning_seconds": 8,
+                                  "extend_seconds": 10})
+
+
+def test_the_visitor_hears_ringback_then_busy_in_the_countrys_tones(tmp_path: Path) -> None:
+    """Nobody answers: while the target rings the door's speaker plays the British
+    ringback (400+450 Hz, double ring), and once the station gives up, the busy
+    tone (400 Hz, 0.375 s on and off)."""
+    from intercom.media.signal import read_wav, tone_dbfs
+
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call_record", outcome="no answer"), 10)
+        await asyncio.sleep(2.0)
+    run_rig(tmp_path, body, answer_after=(60.0,), station={"country": "gb"},
+            call={"ring_timeout": 5}, audio={"rate": 16000})
+    pcm, rate = read_wav(str(tmp_path / "speaker.wav"))
+
+    def level(start: float, end: float, freq: float) -> float:
+        return tone_dbfs(pcm[round(start * rate):round(end * rate)], freq, rate)
+    # ringback from the press: 0.4 s on, 0.2 off, 0.4 on, 2 s off
+    assert level(0.05, 0.35, 400) > -25 and level(0.05, 0.35, 450) > -25
+    assert level(0.45, 0.55, 400) < -60
+    assert level(0.65, 0.95, 450) > -25
+    assert level(1.2, 2.9, 400) < -60
+    # busy after the give-up (5 s): whole seconds of 400 Hz alone, half on
+    busy = pcm[round(5.3 * rate):round(7.3 * rate)]
+    assert tone_dbfs(busy, 400, rate) > -26 and tone_dbfs(busy, 450, rate) < -50
+
+
+def test_the_resident_hears_the_door_open_and_a_wrong_code_in_the_call(tmp_path: Path) -> None:
+    from intercom.media.signal import read_wav, tone_dbfs
+
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        await asyncio.sleep(1.0)
+        rig.phones[0].send_dtmf("99#")
+        assert await wait_until(lambda: rig.seen("door", action="rejected"), 5)
+        await asyncio.sleep(1.0)
+        rig.phones[0].send_dtmf("1234#")
+        assert await wait_until(lambda: rig.seen("door", action="opened"), 5)
+        await asyncio.sleep(1.0)
+        rig.phones[0].hangup()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+    run_rig(tmp_path, body)
+    heard, rate = read_wav(str(tmp_path / "phone0.wav"))
+    door, door_rate = read_wav(str(tmp_path / "speaker.wav"))
+
+    def loudest(pcm: object, freq: float, r: int) -> float:
+        import numpy as np
+        x = np.asarray(pcm)
+        return max(tone_dbfs(x[i:i + r // 10], freq, r) for i in range(0, len(x) - r // 10,
+                                                                         r // 20))
+    assert loudest(heard, 330, rate) > -30           # the wrong-code tone, to the resident
+    assert loudest(heard, 1320, rate) > -30          # the door chime's last note
+    assert loudest(door, 1320, door_rate) > -30      # and the visitor hears it too
+    assert loudest(door, 330, door_rate) < -40       # but not the wrong code (-19 if so)
 
 
 def test_broken_sound_file_is_reported_and_the_door_still_opens(tmp_path: Path) -> None:
@@ -251,17 +409,83 @@ def test_targets_for_a_button_the_board_lacks_are_refused(tmp_path: Path) -> Non
         board.close()
 
 
-def test_incoming_calls_are_declined(tmp_path: Path) -> None:
+def station_uri(rig: Rig) -> str:
+    return f"sip:door@127.0.0.1:{rig.station.config['sip']['port']}"
+
+
+def test_a_caller_not_configured_gets_403_and_nothing_rings_or_opens(tmp_path: Path) -> None:
     async def body(rig: Rig) -> None:
         phone = rig.phones[0]
-        assert phone.endpoint is not None
-        ended: list[object] = []
-        phone.on_event = lambda kind, data: ended.append(data)
-        target = f"sip:door@127.0.0.1:{rig.station.config['sip']['port']}"
-        phone.endpoint.run(lambda now: phone.ua.invite(target, b"", now))
-        assert await wait_until(lambda: bool(ended), 3)
-        assert "603" in str(ended[0])
+        heard: list[str] = []
+        phone.on_event = lambda kind, data: heard.append(f"{kind} {data}")
+        await phone.dial(station_uri(rig))
+        assert await wait_until(lambda: bool(heard), 3)
+        assert heard == ["call failed 403 Forbidden"]
+        refused = [e for e in rig.events if e["event"] == "call"]
+        assert [e["state"] for e in refused] == ["refused"]
+        assert refused[0]["peer"] == "sip:resident@127.0.0.1"
+        assert not rig.seen("relay") and rig.station.call is None
     run_rig(tmp_path, body)
+
+
+def test_a_configured_resident_calls_in_listens_at_the_door_and_opens_it(
+        tmp_path: Path) -> None:
+    """The station answers at once; the resident hears the door (the station's
+    microphone tone) but the door does not hear the resident (listen only, the
+    default); a door code keyed in the call opens the door."""
+    from peers import assert_heard
+
+    from intercom.media.signal import read_wav, rms_dbfs
+
+    async def body(rig: Rig) -> None:
+        phone = rig.phones[0]
+        heard: list[str] = []
+        phone.on_event = lambda kind, data: heard.append(f"{kind} {data}")
+        await phone.dial(station_uri(rig))
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 3)
+        assert rig.seen("call", state="answered", reason="PCMU (incoming)")
+        assert heard == ["answered with PCMU"]
+        await asyncio.sleep(1.5)
+        phone.send_dtmf("1234#")
+        assert await wait_until(lambda: rig.seen("door", action="opened",
+                                                 caller="sip:resident@127.0.0.1"), 5)
+        phone.hangup()
+        assert await wait_until(lambda: rig.seen("call_record", direction="incoming"), 5)
+        record = next(e for e in rig.events if e["event"] == "call_record")
+        assert record["outcome"] == "answered" and record["seconds"] > 1.5
+        assert rig.station.call is None and not rig.station.busy
+    run_rig(tmp_path, body, incoming={"callers": ["sip:resident@127.0.0.1"]},
+            audio={"speaker_file": str(tmp_path / "speaker.wav"), "rate": 8000})
+    assert_heard(tmp_path / "phone0.wav", 440, "the resident")
+    door_speaker, _ = read_wav(str(tmp_path / "speaker.wav"))
+    assert len(door_speaker) > 8000 and rms_dbfs(door_speaker) < -80
+
+
+def test_a_caller_is_not_believed_on_its_from_header_alone(tmp_path: Path) -> None:
+    """An INVITE that claims to come from an allowed phone at 192.0.2.7 but comes
+    from somewhere else (here 127.0.0.1, not our registrar) gets 403."""
+    async def body(rig: Rig) -> None:
+        port = rig.station.config["sip"]["port"]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        me = sock.getsockname()[1]
+        invite = (f"INVITE sip:door@127.0.0.1:{port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-forged1\r\n"
+                  "Max-Forwards: 70\r\nFrom: <sip:resident@192.0.2.7>;tag=f1\r\n"
+                  f"To: <sip:door@127.0.0.1:{port}>\r\nCall-ID: forged-1@127.0.0.1\r\n"
+                  f"CSeq: 1 INVITE\r\nContact: <sip:resident@127.0.0.1:{me}>\r\n"
+                  "Content-Length: 0\r\n\r\n")
+        sock.setblocking(False)
+        sock.sendto(invite.encode(), ("127.0.0.1", port))
+        loop = asyncio.get_running_loop()
+        statuses = []
+        for _ in range(2):
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), 3)
+            statuses.append(data.split(b"\r\n")[0].decode())
+        sock.close()
+        assert statuses == ["SIP/2.0 100 Trying", "SIP/2.0 403 Forbidden"]
+        assert rig.seen("call", state="refused", peer="sip:resident@192.0.2.7")
+    run_rig(tmp_path, body, incoming={"callers": ["sip:resident@192.0.2.7"]})
 
 
 def test_ctl_cli_press_state_and_events(tmp_path: Path) -> None:

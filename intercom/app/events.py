@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 from intercom.media.rtcp import Quality
 
-CALL_STATES = ("calling", "ringing", "answered", "updated", "ended", "failed")
+CALL_STATES = ("calling", "ringing", "answered", "updated", "expiring", "extended", "ended",
+               "failed", "cancelled", "refused")
+CALL_OUTCOMES = ("answered", "no answer", "busy", "declined", "unavailable", "stopped")
 REGISTRATION_STATES = ("registered", "failed", "unregistered")
 DOOR_ACTIONS = ("opened", "rejected", "locked_out")
 
@@ -61,6 +63,24 @@ class CallEvent(Event):
 
     def __post_init__(self) -> None:
         self._one_of("call state", self.state, CALL_STATES)
+
+
+@dataclass(frozen=True)
+class CallRecord(Event):
+    """One press of a bell, or one call from a resident, once it is over."""
+
+    kind: ClassVar[str] = "call_record"
+    direction: str                      # "bell" or "incoming"
+    button: str                         # the bell pressed ("" for an incoming call)
+    outcome: str
+    tried: tuple[str, ...]              # the targets rung, in order (the caller if incoming)
+    answered_by: str = ""
+    seconds: float = 0.0                # how long the call was up
+    quality: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self._one_of("call direction", self.direction, ("bell", "incoming"))
+        self._one_of("call outcome", self.outcome, CALL_OUTCOMES)
 
 
 @dataclass(frozen=True)

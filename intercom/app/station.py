@@ -1,61 +1,55 @@
 """The door station: board, SIP and media events in; calls, LEDs and the relay out.
 
-One call at a time. A bell press while idle calls the configured targets in
-turn (the next when one fails or does not answer within ring_timeout). In an
-answered call, DTMF digits go to the door codes; a right code pulses the relay.
+A bell press starts a visit: its ring plan (intercom.app.ringing) says which
+targets ring when; each is a call leg of its own, and the first to answer
+becomes the call. A configured resident may call the station too. In the
+call, DTMF digits go to the door codes; a right code pulses the relay. A
+call is hung up at its maximum time, after a warning the resident can
+answer with the extend key.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.door import Decision, DoorCodes, Lockout
-from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, DoorContactEvent, DoorEvent,
-                                 DtmfEvent, Event, QualityEvent, RegistrationEvent, RelayEvent)
+from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
+                                 DoorContactEvent, DoorEvent, DtmfEvent, Event, QualityEvent,
+                                 RegistrationEvent, RelayEvent)
+from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.config import Config, ConfigError
 from intercom.hal.board import Board
-from intercom.media.codecs import codec_for, offer_formats
-from intercom.media.devices import AlsaSoundCard, AudioDevice, AudioDeviceError, SimulatedSoundCard
-from intercom.media import calibrate
-from intercom.media.echo import EchoControl, EchoPathSpec
-from intercom.media.rtp import RtpSession
-from intercom.media.srtp import Crypto, SrtpContext, crypto_or_none
-from intercom.media.stream import AudioStream
+from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE, Tone, \
+    TonePlayer
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
-from intercom.sip.address import parse_hostport
+from intercom.sip.locate import Dest
 from intercom.sip.resolver import locate, make_resolver
 from intercom.sip.transaction import TimerValues
 from intercom.sip.transport import SipEndpoint, local_address_towards, tls_context
 from intercom.sip.ua import UaSettings, UserAgent
 
 log = logging.getLogger("intercom.station")
-PTIME = 20
 RECENT_EVENTS = 200           # replayed to a new `intercom ctl events` watcher
+BUSY_SECONDS = 4.0            # the busy tone once nobody answered
 
 
 @dataclass
-class ActiveCall:
-    targets: list[str]                     # this bell's targets, tried in order
-    target_index: int
-    peer: str
-    rtp: RtpSession
-    media: sdp.MediaDescription
-    call_id: str = ""
-    state: str = "calling"
-    stream: AudioStream | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-    crypto: Crypto | None = None           # our SDES key, when we offer SRTP
-    audio_report: asyncio.TimerHandle | None = None
-    no_answer: bool = False
+class Visit:
+    """One press of a bell: its ring plan, the legs rung so far, and the call it led to."""
+
+    button: str
+    plan: RingPlan
+    legs: dict[int, CallLeg] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
 
 
 class DoorStation:
@@ -65,7 +59,14 @@ class DoorStation:
         self.loop = asyncio.get_running_loop()
         self.subscribers: list[Callable[[Event], None]] = []
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
-        self.call: ActiveCall | None = None
+        self.visit: Visit | None = None
+        self.legs: dict[str, CallLeg] = {}       # every live SIP call, by Call-ID
+        self.call: CallLeg | None = None         # the one that was answered
+        self._answering = False                  # an incoming call is being set up
+        self._ends_at = 0.0                      # loop time the call will be hung up
+        self._limit: list[asyncio.TimerHandle] = []
+        self._audio_report: asyncio.TimerHandle | None = None
+        self._tones: TonePlayer | None = None    # ringback or busy, on the card alone
         self.registration = "none"
         d = config["door"]
         self.door = DoorCodes(d["codes"], d["digit_timeout"])
@@ -81,7 +82,6 @@ class DoorStation:
         self._door_timer: asyncio.TimerHandle | None = None
         self._relay_release: asyncio.TimerHandle | None = None
         self._relay_since = 0.0
-        self._starting = False
         self.audio_error: str | None = None
         s = config["sip"]
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
@@ -101,7 +101,8 @@ class DoorStation:
             contact_rewrite=s["contact_rewrite"], timers=TimerValues(t1=float(s["t1"]))))
         self.sip: SipEndpoint | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._echo: dict[int, EchoControl] = {}
+        self.media = CallMedia(config, lambda: self.ua.settings.local_host, self._on_dtmf,
+                               self._on_audio_error)
 
     def _route_address(self, toward: tuple[str, int] | None = None) -> str:
         """Our address on the route to the registrar (or the first call target)."""
@@ -140,18 +141,8 @@ class DoorStation:
                          current)
                 self.sip.run(lambda now: self.ua.set_local_address(current, now))
 
-    async def _media_address(self, rtp: RtpSession) -> tuple[str, int]:
-        """Where the peer should send our audio: STUN's answer when configured (RFC 5389)."""
-        server = self.config["sip"]["stun_server"]
-        if server:
-            host, port = parse_hostport(server, 3478)
-            found = await rtp.public_address((host.strip("[]"), port or 3478))
-            if found is not None:
-                return found
-        return self.ua.settings.local_host, rtp.local_port
-
-    async def _readdress_call(self, call: ActiveCall) -> None:
-        host, port = await self._media_address(call.rtp)
+    async def _readdress_call(self, call: CallLeg) -> None:
+        host, port = await self.media.address(call.rtp)
         if self.call is not call or self.sip is None or call.call_id not in self.ua.calls:
             return
         body = sdp.readdress(self.ua.call(call.call_id).local_sdp, host, port)
@@ -172,7 +163,9 @@ class DoorStation:
             self._watch = self.loop.create_task(self._watch_address(float(s["address_check"])))
         self.board.on_button = self._button_from_board
         self.board.on_door = self._door_from_board
-        await self._probe_audio()
+        self.audio_error = await self.media.probe()
+        if self.audio_error is not None:
+            log.error("audio device: %s; calls will go ahead and retry it", self.audio_error)
         if self.registrar is not None:
             self.board.set_led("status", "blink")
             self.sip.run(self.ua.register)
@@ -180,19 +173,6 @@ class DoorStation:
             self.board.set_led("status", "on")
         log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
                  s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
-
-    async def _probe_audio(self) -> None:
-        """Open and close the sound device once, so a bad one is reported at start
-        rather than at the first ring. Calls still go ahead (and retry the device)."""
-        device = self._open_audio_device()
-        try:
-            await asyncio.to_thread(device.open)
-        except AudioDeviceError as exc:
-            self.audio_error = str(exc)
-            log.error("audio device: %s; calls will go ahead and retry it", exc)
-            return
-        device.close()
-        self.audio_error = None
 
     # gpiozero calls these on its own threads: hand over to the loop.
     def _button_from_board(self, name: str) -> None:
@@ -203,14 +183,13 @@ class DoorStation:
 
     async def stop(self) -> None:
         assert self.sip is not None
-        if self.call is not None:
-            self.hangup("station stopping")
-            for _ in range(40):                       # up to 2 s for the BYE/CANCEL to finish
-                if self.call is None:
+        if self.hangup("station stopping"):
+            for _ in range(40):                       # up to 2 s for the BYEs/CANCELs
+                if not self.legs:
                     break
                 await asyncio.sleep(0.05)
-            if self.call is not None:
-                self._finish_call("ended", "station stopped")
+        for call_id in list(self.legs):
+            self._leg_over(self.legs[call_id], "ended", "station stopped")
         if self.registration == "registered":
             self.sip.run(self.ua.unregister)
             for _ in range(20):                       # up to 1 s for the registrar's answer
@@ -218,6 +197,7 @@ class DoorStation:
                     break
                 await asyncio.sleep(0.05)
         self._release_relay()
+        self._play_local(None)
         if self._watch is not None:
             self._watch.cancel()
         self.sip.close()
@@ -240,9 +220,16 @@ class DoorStation:
     def state(self) -> dict[str, Any]:
         call: dict[str, Any] = {"state": "idle"}
         if self.call is not None:
-            call = {"state": self.call.state, "peer": self.call.peer}
+            call = {"state": self.call.state, "peer": self.call.peer,
+                    "incoming": self.call.incoming,
+                    "ends_in": round(self._ends_at - self.loop.time(), 1)}
             if self.call.stream is not None:
                 call["audio"] = self.call.stream.stats()
+        elif self.visit is not None:
+            ringing = self.visit.plan.ringing
+            call = {"state": "ringing" if any(leg.state == "ringing" for leg in
+                                              self.visit.legs.values()) else "calling",
+                    "peer": ", ".join(ringing.values()), "button": self.visit.button}
         return {"station": self.config["station"]["name"],
                 "registration": {"state": self.registration,
                                  "registrar": str(self.ua.registration.server)
@@ -254,14 +241,27 @@ class DoorStation:
                 "leds": self.board.led_modes(),
                 "buttons": sorted(self.board.buttons)}
 
-    # ----- buttons and calls ----------------------------------------------------
+    # ----- bells and the calls they place -----------------------------------------
     def _all_targets(self) -> list[str]:
         c = self.config["call"]
-        return list(c["targets"]) + [t for ts in c["button_targets"].values() for t in ts]
+        every = list(c["targets"]) + list(c["fallback_targets"])
+        for own in c["button_targets"].values():
+            table = own if isinstance(own, dict) else {"targets": own}
+            every += list(table["targets"]) + list(table.get("fallback_targets", []))
+        return list(dict.fromkeys(every))
 
-    def targets_for(self, button: str) -> list[str]:
-        c = self.config["call"]
-        return list(c["button_targets"].get(button, c["targets"]))
+    def ring_settings(self, button: str) -> RingSettings:
+        """How ``button`` rings: its own table in call.button_targets over [call]'s."""
+        c = dict(self.config["call"])
+        own = c["button_targets"].get(button)
+        if own is not None:
+            c.update(own if isinstance(own, dict) else {"targets": own})
+        return RingSettings(tuple(c["targets"]), c["strategy"], float(c["ring_time"]),
+                            c["cycles"], tuple(c["fallback_targets"]), float(c["ring_timeout"]))
+
+    @property
+    def busy(self) -> bool:
+        return self.visit is not None or self.call is not None or self._answering
 
     def press_event(self, button: str) -> None:
         self.publish(ButtonPressed(button))
@@ -270,271 +270,362 @@ class DoorStation:
             log.info("bell %s pressed %.1f s after a call started: ignored (hold-off)",
                      button, self._holdoff_until - now)
             return
-        if self.call is None and not self._starting:
-            self._begin(button)
-        elif self.config["call"]["press_during_call"] == "restart" and self.call is not None:
+        if self.busy and self.config["call"]["press_during_call"] == "restart":
             log.info("bell %s pressed during a call: ending it, calling again", button)
-            self._restart_button = button
-            if not self.hangup("the bell was pressed again"):
-                self._restart_button = None
-        else:
+            self.hangup("the bell was pressed again")
+        elif self.busy:
             log.info("bell %s pressed during a call: ignored", button)
+            return
+        self._holdoff_until = now + self.config["call"]["press_holdoff"]
+        visit = self.visit = Visit(button, RingPlan(self.ring_settings(button), now))
+        self._play_local(RINGBACK[self.config["station"]["country"]])
+        self._act(visit, visit.plan.start(now))
 
-    def _begin(self, button: str) -> None:
-        self._holdoff_until = self.loop.time() + self.config["call"]["press_holdoff"]
-        self._starting = True
-        self.loop.create_task(self._start_call(self.targets_for(button), 0))
+    def _act(self, visit: Visit, actions: list[Action]) -> None:
+        """Carry out what the ring plan says, and wake it when it wants."""
+        for action in actions:
+            if isinstance(action, Ring):
+                self.loop.create_task(self._ring(visit, action.leg, action.target))
+            elif isinstance(action, Cancel):
+                leg = visit.legs.get(action.leg)
+                if leg is not None and not leg.cancelled:
+                    leg.cancelled = action.reason
+                    self._hangup_leg(leg)
+            elif isinstance(action, GiveUp):
+                self._visit_over(visit, action.reason)
+        if visit.timer is not None:
+            visit.timer.cancel()
+        deadline = visit.plan.deadline()
+        visit.timer = None if deadline is None else self.loop.call_at(
+            deadline, lambda: self._act(visit, visit.plan.timer(self.loop.time())))
 
-    async def _start_call(self, targets: list[str], index: int) -> None:
-        m = self.config["media"]
+    async def _ring(self, visit: Visit, number: int, target: str) -> None:
         try:
-            rtp = await RtpSession.open(self.config["sip"]["listen"], m["rtp_port_min"],
-                                        m["rtp_port_max"], lambda *a: None)
+            leg = await self.media.open(target)
         except OSError as exc:
-            self._starting = False
-            self.publish(CallEvent("failed", targets[index], f"no RTP port: {exc}"))
+            self.publish(CallEvent("failed", target, f"no RTP port: {exc}"))
+            self._act(visit, visit.plan.failed(number, 503, self.loop.time()))
             return
-        host, port = await self._media_address(rtp)
-        media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
-                                     ptime=PTIME, rtcp_mux=True)
-        call = ActiveCall(targets, index, targets[index], rtp, media)
-        srtp = self.config["media"]["srtp"]
-        if srtp != "off":
-            # Required: RTP/SAVP, which a phone without SRTP refuses. Optional: RTP/AVP
-            # with a=crypto, which such a phone ignores (best effort, RFC 4568 7.1).
-            call.crypto = Crypto.new()
-            media.crypto = [str(call.crypto)]
-            media.protocol = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
-        body = sdp.build(secrets.randbelow(2**31), 1, host, media)
+        if number not in visit.plan.ringing:          # called off while the port opened
+            self.media.close(leg)
+            return
+        leg.leg = number
         assert self.sip is not None
-        self.call = call
-        self._starting = False
+        body = self.media.offer(leg)
         try:
-            call.call_id = str(self.sip.run(lambda now: self.ua.invite(call.peer, body, now)))
+            leg.call_id = str(self.sip.run(lambda now: self.ua.invite(target, body, now)))
         except SipError as exc:
-            self._finish_call("failed", str(exc))
+            self.media.close(leg)
+            self.publish(CallEvent("failed", target, str(exc)))
+            self._act(visit, visit.plan.failed(number, 500, self.loop.time()))
             return
+        visit.legs[number] = leg
+        self.legs[leg.call_id] = leg
         self.board.set_led("call", "blink")
-        call.timers.append(self.loop.call_later(self.config["call"]["ring_timeout"],
-                                                self._ring_timeout, call))
-        self.publish(CallEvent("calling", call.peer))
-
-    def _ring_timeout(self, call: ActiveCall) -> None:
-        if self.call is call and call.state in ("calling", "ringing"):
-            call.no_answer = True
-            self.hangup("no answer")
+        self.publish(CallEvent("calling", target))
 
     def hangup(self, reason: str = "hung up") -> bool:
-        if self.call is None or not self.call.call_id or self.sip is None:
-            return False
-        call_id = self.call.call_id
-        log.info("hanging up %s: %s", self.call.peer, reason)
-        self.sip.run(lambda now: self.ua.hangup(call_id, now))
-        return True
+        """End whatever goes on: the call, and any legs still ringing. False if nothing."""
+        done = False
+        if self.visit is not None and not self.visit.plan.done:
+            log.info("calling off the ringing: %s", reason)
+            self._act(self.visit, self.visit.plan.stop(reason))
+            self._visit_over(self.visit, "stopped")
+            done = True
+        if self.call is not None and self.call.call_id in self.legs:
+            log.info("hanging up %s: %s", self.call.peer, reason)
+            call = self.call
+            self._call_over(call)
+            self._hangup_leg(call)
+            done = True
+        return done
 
+    def _hangup_leg(self, leg: CallLeg) -> None:
+        if leg.call_id and self.sip is not None and leg.call_id in self.ua.calls:
+            call_id = leg.call_id
+            self.sip.run(lambda now: self.ua.hangup(call_id, now))
+
+    def _visit_over(self, visit: Visit, outcome: str, seconds: float = 0.0,
+                    quality: dict[str, Any] | None = None) -> None:
+        if self.visit is visit:
+            self.visit = None
+        if visit.timer is not None:
+            visit.timer.cancel()
+            visit.timer = None
+        plan = visit.plan
+        if outcome == "stopped":
+            self._play_local(None)
+        elif outcome != "answered":
+            log.info("bell %s: %s (tried %s)", visit.button, outcome, ", ".join(plan.tried))
+            self._play_local(BUSY[self.config["station"]["country"]], BUSY_SECONDS)
+        self.publish(CallRecord("bell", visit.button, outcome, tuple(plan.tried),
+                                plan.answered_by or "", round(seconds, 1), quality))
+        self._show_call_led()
+
+    # ----- incoming calls -----------------------------------------------------------
+    def caller_allowed(self, caller: str, source: tuple[str, int]) -> bool:
+        """Is ``caller`` one of incoming.callers, and did the INVITE come from where
+        that caller's calls can come from: its own address (a phone called by IP),
+        or our registrar or proxy (which authenticated it)? A From header alone
+        is whatever the sender wrote."""
+        try:
+            uri = SipUri.parse(caller)
+        except SipError:
+            return False
+        for entry in map(SipUri.parse, self.config["incoming"]["callers"]):
+            if (entry.user, entry.host.lower()) != (uri.user, uri.host.lower()) or \
+                    (entry.port is not None and entry.port != uri.port):
+                continue
+            if source[0] == entry.host.strip("[]") or \
+                    self.ua.is_server(Dest(source[0], source[1]), any_port=True):
+                return True
+        return False
+
+    def _on_incoming(self, event: sip_events.IncomingCall) -> None:
+        if not self.caller_allowed(event.caller, event.source):
+            # One fixed-form line per refused caller, for fail2ban.
+            log.warning("incoming call refused from %s (%s:%d): not an allowed caller",
+                        event.caller, *event.source)
+            self.ua.reject(event.call_id, 403, "Forbidden", self.loop.time())
+            self.publish(CallEvent("refused", event.caller,
+                                   f"not an allowed caller, from {event.source[0]}"))
+        elif self.busy:
+            log.info("incoming call from %s while busy: 486", event.caller)
+            self.ua.reject(event.call_id, 486, "Busy Here", self.loop.time())
+        else:
+            self._answering = True
+            self.loop.create_task(self._answer(event))
+
+    async def _answer(self, event: sip_events.IncomingCall) -> None:
+        try:
+            leg = await self.media.open(event.caller, incoming=True)
+        except OSError as exc:
+            self._answering = False
+            log.error("no RTP port for the call from %s: %s", event.caller, exc)
+            self._run(lambda now: self.ua.reject(event.call_id, 503, "Service Unavailable",
+                                                 now))
+            return
+        self._answering = False
+        if event.call_id not in self.ua.calls:          # the caller gave up meanwhile
+            self.media.close(leg)
+            return
+        leg.call_id = event.call_id
+        leg.listen_only = not self.config["incoming"]["talk"]
+        self._play_local(None)
+        try:
+            if not event.sdp:
+                raise sdp.SdpError("no SDP offer in the INVITE")
+            body = self.media.answer(leg, event.sdp)
+        except SipError as exc:
+            log.warning("call from %s refused: %s", event.caller, exc)
+            self.media.close(leg)
+            self._run(lambda now: self.ua.reject(event.call_id, 488, "Not Acceptable Here",
+                                                 now))
+            return
+        self.legs[leg.call_id] = leg
+        self._run(lambda now: self.ua.answer(event.call_id, body, now))
+        self._talking(leg)
+
+    def _run(self, step: Callable[[float], object]) -> None:
+        assert self.sip is not None
+        self.sip.run(step)
+
+    # ----- SIP events ---------------------------------------------------------------
     def _on_sip_event(self, event: sip_events.UaEvent) -> None:
-        call = self.call
         if isinstance(event, sip_events.RegistrationChanged):
             self.registration = event.state
             self.board.set_led("status", "on" if event.state == "registered" else "blink")
             self.publish(RegistrationEvent(event.state, event.status, event.reason,
                                            str(self.ua.registration.server),
                                            round(event.retry_in, 1)))
-        elif isinstance(event, sip_events.IncomingCall):
-            log.info("incoming call from %s declined: the station only calls out", event.caller)
-            self.ua.reject(event.call_id, 603 if call is None else 486,
-                           "Decline" if call is None else "Busy Here", self.loop.time())
-        elif isinstance(event, sip_events.LocalAddressChanged):
+            return
+        if isinstance(event, sip_events.IncomingCall):
+            self._on_incoming(event)
+            return
+        if isinstance(event, sip_events.LocalAddressChanged):
             self.local_host = event.address
-            if call is not None and call.call_id in event.call_ids and call.state == "answered":
+            call = self.call
+            if call is not None and call.call_id in event.call_ids:
                 self.loop.create_task(self._readdress_call(call))
-        elif isinstance(event, sip_events.PublicAddress):
+            return
+        if isinstance(event, sip_events.PublicAddress):
             log.info("the registrar sees us at %s:%d; registering that as our contact",
                      *event.address)
-        elif isinstance(event, sip_events.MessageRejected):
+            return
+        if isinstance(event, sip_events.MessageRejected):
             log.warning("SIP message from %s:%d rejected: %d %s", *event.source, event.status,
                         event.reason)
-        elif call is None or getattr(event, "call_id", None) != call.call_id:
             return
-        elif isinstance(event, sip_events.CallProgress):
-            if call.state == "calling":
-                call.state = "ringing"
-                self.publish(CallEvent("ringing", call.peer, f"{event.status} {event.reason}"))
-            if event.sdp:
-                self._apply_sdp(call, event.sdp)       # early media: hear the PBX's tones
+        leg = self.legs.get(event.call_id)
+        if leg is None:
+            return
+        visit = self.visit if self.visit is not None and \
+            self.visit.legs.get(leg.leg) is leg else None
+        if isinstance(event, sip_events.CallProgress):
+            if leg.state == "calling":
+                leg.state = "ringing"
+                self.publish(CallEvent("ringing", leg.peer, f"{event.status} {event.reason}"))
+            # Early media (the PBX's tones) is heard only from a target ringing alone.
+            if event.sdp and visit is not None and len(visit.plan.ringing) == 1 \
+                    and not leg.cancelled:
+                self._play_local(None)
+                self.media.apply(leg, event.sdp)
         elif isinstance(event, sip_events.CallAnswered):
-            self._on_answered(call, event.sdp)
+            actions: list[Action] = visit.plan.answered(leg.leg) if visit is not None else \
+                [Cancel(leg.leg, "answered after the ringing was over")]
+            if any(isinstance(a, Cancel) and a.leg == leg.leg for a in actions):
+                leg.cancelled = leg.cancelled or "answered elsewhere"
+                self._hangup_leg(leg)                # lost the race: release it
+                return
+            assert visit is not None
+            self._act(visit, actions)
+            self._play_local(None)
+            if not self.media.apply(leg, event.sdp):
+                self._hangup_leg(leg)
+                self._visit_over(visit, "unavailable")
+                return
+            self._talking(leg)
         elif isinstance(event, sip_events.CallUpdated):
-            if self._apply_sdp(call, event.sdp) and call.state == "answered":
-                self.publish(CallEvent("updated", call.peer,
-                                       "on hold" if call.rtp.paused else "talking"))
+            if self.media.apply(leg, event.sdp, we_offered=not leg.incoming) \
+                    and leg is self.call:
+                self.publish(CallEvent("updated", leg.peer,
+                                       "on hold" if leg.rtp.paused else "talking"))
         elif isinstance(event, sip_events.InfoDtmf):
-            self._on_dtmf(call, event.digit)
+            self._on_dtmf(leg, event.digit)
         elif isinstance(event, sip_events.CallFailed):
-            reason = f"{event.status} {event.reason}"
-            if call.no_answer:
-                reason = f"no answer ({reason})"
-            self._finish_call("failed", reason)
-            if self._restart_button is None and call.target_index + 1 < len(call.targets):
-                self._starting = True
-                self.loop.create_task(self._start_call(call.targets, call.target_index + 1))
-            self._restarted()
+            if leg.cancelled:
+                self._leg_over(leg, "cancelled", leg.cancelled)
+            else:
+                self._leg_over(leg, "failed", f"{event.status} {event.reason}")
+            if visit is not None:
+                self._act(visit, visit.plan.failed(leg.leg, event.status, self.loop.time()))
         elif isinstance(event, sip_events.CallEnded):
             who = "by the resident" if event.by_remote else "by the station"
-            self._finish_call("ended", f"{event.reason} {who}")
-            self._restarted()
+            if leg is self.call:
+                self._call_over(leg)
+            self._leg_over(leg, "ended", f"{event.reason} {who}")
 
-    def _restarted(self) -> None:
-        """A call ended because a bell was pressed again: that bell's call now."""
-        button, self._restart_button = self._restart_button, None
-        if button is not None and self.call is None and not self._starting:
-            self._begin(button)
+    def _leg_over(self, leg: CallLeg, state: str, reason: str) -> None:
+        self.legs.pop(leg.call_id, None)
+        self.media.close(leg)
+        self.publish(CallEvent(state, leg.peer, reason))
+        self._show_call_led()
 
-    def _on_answered(self, call: ActiveCall, body: bytes) -> None:
-        if not self._apply_sdp(call, body):
-            self.hangup("unusable SDP answer")
-            return
-        call.state = "answered"
+    # ----- the call ---------------------------------------------------------------
+    def _talking(self, leg: CallLeg) -> None:
+        """``leg`` is answered: it is the call now."""
+        leg.state = "answered"
+        leg.answered_at = self.loop.time()
+        self.call = leg
+        self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
+        self._audio_report = self.loop.call_later(1.0, self._report_audio, leg)
         self.board.set_led("call", "on")
-        for t in call.timers:
-            t.cancel()
-        call.timers = [self.loop.call_later(self.config["call"]["max_duration"], self.hangup,
-                                            "maximum call duration reached")]
-        call.audio_report = self.loop.call_later(1.0, self._report_audio, call)
-        assert call.stream is not None
-        self.publish(CallEvent("answered", call.peer, call.stream.codec.name))
+        assert leg.stream is not None
+        self.publish(CallEvent("answered", leg.peer, leg.stream.codec.name +
+                               (" (incoming)" if leg.incoming else "")))
 
-    def _apply_sdp(self, call: ActiveCall, body: bytes) -> bool:
-        """Follow the peer's latest SDP: where to send, which codec, and whether to send.
+    def _set_limit(self, ends_at: float) -> None:
+        """Hang up at ``ends_at``, with the warning ``warning_seconds`` before it."""
+        for timer in self._limit:
+            timer.cancel()
+        self._ends_at = ends_at
+        self._limit = [self.loop.call_at(ends_at, self.hangup, "maximum call duration reached")]
+        warning = self.config["call"]["warning_seconds"]
+        if warning:
+            self._limit.append(self.loop.call_at(max(self.loop.time(), ends_at - warning),
+                                                 self._warn))
 
-        Early media, the final answer (which may differ from the 183's) and later
-        offers all come here; the stream restarts only when the codec changes.
-        """
-        try:
-            remote = sdp.parse(body)
-            chosen = sdp.negotiate(call.media, remote, we_offered=True)
-        except SipError as exc:
-            log.warning("SDP from %s unusable: %s", call.peer, exc)
-            return False
-        if not self._agree_srtp(call, remote):
-            return False
-        call.rtp.retarget(chosen.remote_address, chosen.remote_port)
-        call.rtp.rtcp_mux = chosen.rtcp_mux
-        call.rtp.paused = remote.on_hold
-        te = chosen.telephone_event.payload_type if chosen.telephone_event else None
-        running = call.stream
-        if running is not None and running.codec.name.lower() == chosen.codec.name.lower() \
-                and (running.codec.payload_type, running.te_pt) == (chosen.codec.payload_type, te):
-            return True                            # same codec: keep its state and the stream
-        codec = codec_for(chosen.codec, self.config["audio"]["opus_complexity"])
-        if call.stream is not None:
-            call.stream.stop()
-        a, m = self.config["audio"], self.config["media"]
-        te_rate = chosen.telephone_event.clock_rate if chosen.telephone_event else 8000
-        call.stream = AudioStream(self._open_audio_device, a["rate"], call.rtp, codec, te,
-                                  lambda digit: self._on_dtmf(call, digit), self._on_audio_error,
-                                  PTIME, self._echo_control(codec.sample_rate),
-                                  a["mic_gain_db"], a["speaker_gain_db"], te_rate,
-                                  self.config["door"]["inband_dtmf"], a["period_ms"],
-                                  jitter_min_ms=m["jitter_min_ms"],
-                                  jitter_max_ms=m["jitter_max_ms"],
-                                  jitter_spike_max_ms=m["jitter_spike_max_ms"])
-        call.stream.start()
-        return True
-
-    def _agree_srtp(self, call: ActiveCall, remote: sdp.MediaDescription) -> bool:
-        """Use the phone's SDES key if it answered ours; refuse plain RTP if required."""
-        theirs = None
-        if call.crypto is not None:
-            theirs = next((c for c in map(crypto_or_none, remote.crypto)
-                           if c is not None and c.tag == call.crypto.tag
-                           and c.suite == call.crypto.suite), None)
-        if theirs is None:
-            if self.config["media"]["srtp"] == "required":
-                log.warning("%s answered without SRTP, which the config requires", call.peer)
-                return False
-            call.rtp.srtp = None
-            return True
-        current = call.rtp.srtp
-        if current is None or current.theirs != theirs:
-            assert call.crypto is not None
-            call.rtp.srtp = SrtpContext(call.crypto, theirs)
-        return True
-
-    def _on_audio_error(self, message: str) -> None:
-        self.audio_error = message
-
-    def _report_audio(self, call: ActiveCall) -> None:
-        if self.call is not call or call.stream is None:
-            return
-        st = call.stream
-        self.publish(AudioEvent(st.codec.name, round(st.mic_level.dbfs, 1),
-                                round(st.speaker_level.dbfs, 1), st.rtp.stats.sent,
-                                st.rtp.stats.received, st.device_error))
-        call.audio_report = self.loop.call_later(1.0, self._report_audio, call)
-
-    def _finish_call(self, state: str, reason: str) -> None:
+    def _warn(self) -> None:
         call = self.call
         if call is None:
             return
+        key = self.config["call"]["extend_key"]
+        left = self._ends_at - self.loop.time()
+        self._tone_in_call(CALL_ENDING)
+        self.publish(CallEvent("expiring", call.peer, f"ends in {left:.0f} s" +
+                               (f"; {key} extends it" if key else "")))
+
+    def _extend(self, call: CallLeg) -> None:
+        seconds = self.config["call"]["extend_seconds"]
+        self._set_limit(self._ends_at + seconds)
+        self.publish(CallEvent("extended", call.peer, f"by {seconds:g} s"))
+
+    def _call_over(self, call: CallLeg) -> None:
+        """The call is over (either side hung up): its record, and the station idle."""
+        if self.call is not call:
+            return
         self.call = None
+        for timer in self._limit:
+            timer.cancel()
+        self._limit = []
+        if self._audio_report is not None:
+            self._audio_report.cancel()
         self.lockout.call_ended(call.call_id)
         self.door.reset()
-        for t in call.timers:
-            t.cancel()
-        if call.audio_report is not None:
-            call.audio_report.cancel()
+        if self._door_timer is not None:
+            self._door_timer.cancel()
+        summary = None
         if call.stream is not None:
             call.stream.stop()
             quality = call.stream.quality()
             if quality is not None and quality.packets_received:
                 self.publish(QualityEvent(peer=call.peer, codec=call.stream.codec.name,
                                           **dataclasses.asdict(quality)))
-        call.rtp.close()
-        self.door.reset()
-        if self._door_timer is not None:
-            self._door_timer.cancel()
-        self.board.set_led("call", "off")
-        self.publish(CallEvent(state, call.peer, reason))
+                summary = dataclasses.asdict(quality)
+        seconds = self.loop.time() - call.answered_at
+        visit = self.visit
+        if call.incoming:
+            self.publish(CallRecord("incoming", "", "answered", (call.peer,), call.peer,
+                                    round(seconds, 1), summary))
+        elif visit is not None and visit.plan.answered_by is not None:
+            self._visit_over(visit, "answered", seconds, summary)
 
-    def _open_audio_device(self) -> AudioDevice:
+    def _play_local(self, tone: Tone | None, seconds: float | None = None) -> None:
+        """Play ``tone`` on the sound card on its own (None: stop the one playing)."""
+        if self._tones is not None:
+            self._tones.stop()
+            self._tones = None
         a = self.config["audio"]
-        period = a["rate"] * a["period_ms"] // 1000
-        if a["device"] == "alsa":
-            return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
-        echo = None
-        if a["sim_echo_gain_db"] > -120:
-            echo = EchoPathSpec(a["sim_echo_delay_ms"], a["sim_echo_room_ms"],
-                                a["sim_echo_gain_db"], a["sim_noise_dbfs"])
-        return SimulatedSoundCard(a["rate"], period, a["mic_file"], a["mic_tone_hz"],
-                                  a["speaker_file"], echo)
+        if tone is not None and a["tones"]:
+            self._tones = TonePlayer(self.media.open_device, a["rate"],
+                                     a["rate"] * a["period_ms"] // 1000, tone, seconds)
 
-    def _echo_control(self, rate: int) -> EchoControl | None:
-        """The echo canceller for calls at ``rate``, kept from call to call: the room
-        does not change, so a canceller that has learnt it starts the next call ready."""
-        a = self.config["audio"]
-        if not a["echo_cancel"]:
-            return None
-        control = self._echo.get(rate)
-        if control is None:
-            control = self._echo[rate] = EchoControl(
-                rate, rate * PTIME // 1000, a["echo_tail_ms"], a["echo_delay_ms"],
-                denoise=a["denoise"], agc=a["agc"])
-            if a["echo_training"] and not calibrate.train(control, a["echo_training"]):
-                log.warning("echo training file %s is missing or broken; run intercom "
-                            "calibrate again", a["echo_training"])
-        else:
-            control.restart()
-        return control
+    def _tone_in_call(self, tone: Tone, to_speaker: bool = True) -> None:
+        """Mix ``tone`` into the call: the resident hears it, and the visitor too
+        unless the caller is only listening at the door."""
+        call = self.call
+        if call is not None and call.stream is not None and self.config["audio"]["tones"]:
+            call.stream.play(tone, to_call=True, to_speaker=to_speaker and not call.listen_only)
+
+    def _show_call_led(self) -> None:
+        mode = "on" if self.call is not None else "blink" if self.visit is not None else "off"
+        self.board.set_led("call", mode)
+
+    def _on_audio_error(self, message: str) -> None:
+        self.audio_error = message
+
+    def _report_audio(self, call: CallLeg) -> None:
+        if self.call is not call or call.stream is None:
+            return
+        st = call.stream
+        self.publish(AudioEvent(st.codec.name, round(st.mic_level.dbfs, 1),
+                                round(st.speaker_level.dbfs, 1), st.rtp.stats.sent,
+                                st.rtp.stats.received, st.device_error))
+        self._audio_report = self.loop.call_later(1.0, self._report_audio, call)
 
     # ----- DTMF and the door ----------------------------------------------------
-    def _on_dtmf(self, call: ActiveCall, digit: str) -> None:
-        if call.state != "answered":
+    def _on_dtmf(self, call: CallLeg, digit: str) -> None:
+        if call is not self.call:
             # Early media comes from the PBX, not the resident: never a door code.
-            log.warning("DTMF %r from %s before the call was answered: ignored", digit, call.peer)
+            log.warning("DTMF %r from %s outside the call: ignored", digit, call.peer)
             return
         self.publish(DtmfEvent(digit, call.peer))
         now = self.loop.time()
+        c = self.config["call"]
+        if digit == c["extend_key"] and self.door.deadline() is None and \
+                c["warning_seconds"] and now >= self._ends_at - c["warning_seconds"]:
+            self._extend(call)                      # after the warning: not a code digit
+            return
         lock = self.lockout.locked(call.call_id, call.peer, now)
         if lock is not None:
             # Locked out: the digits are not even compared, the right code's neither.
@@ -554,18 +645,20 @@ class DoorStation:
                 deadline, lambda: self._decide(call, [d for d in [
                     self.door.expire(self.loop.time())] if d]))
 
-    def _decide(self, call: ActiveCall, decisions: list[Decision]) -> None:
+    def _decide(self, call: CallLeg, decisions: list[Decision]) -> None:
         caller = call.peer
         for decision in decisions:
             if decision.action == "open":
                 log.warning("door opened by code from %s", caller)
                 self.lockout.right(caller)
                 self.publish(DoorEvent("opened", caller))
+                self._tone_in_call(DOOR_OPENED)
                 self._energise_relay()
                 continue
             # One line per rejected code, in a fixed form that fail2ban can match.
             log.warning("door code rejected from %s: %s", caller, decision.reason)
             self.publish(DoorEvent("rejected", caller, decision.reason))
+            self._tone_in_call(WRONG_CODE, to_speaker=False)
             for lock in self.lockout.wrong(call.call_id, caller, self.loop.time()):
                 how = "for the rest of the call" if lock.scope == "call" else \
                     f"for {lock.seconds:.0f} s"

@@ -7,6 +7,7 @@ it is paced by the device clock. ``write`` queues a period for playback.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import wave
 from abc import ABC, abstractmethod
@@ -42,13 +43,51 @@ class AudioDevice(ABC):
     def close(self) -> None: ...
 
 
+class _Recordings:
+    """The simulated speakers' WAV files, kept open across a card's close and reopen.
+
+    A real speaker plays whatever opens the card next (a ringback tone, then
+    the call), so its recording goes on in the same file; a file written
+    afresh at each open would keep only the last user. The header is brought
+    up to date at each write (wave does that), so the file can be read at any
+    time. The least recently used of too many open files is closed.
+    """
+
+    KEEP = 32
+
+    def __init__(self) -> None:
+        self._open: dict[str, wave.Wave_write] = {}
+        self._lock = threading.Lock()
+
+    def writer(self, path: str, rate: int) -> wave.Wave_write:
+        with self._lock:
+            w = self._open.pop(path, None)
+            if w is not None and w.getframerate() != rate:
+                w.close()
+                w = None
+            if w is None:
+                w = wave.open(open(path, "wb", buffering=0))
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+            self._open[path] = w                    # most recently used last
+            while len(self._open) > self.KEEP:
+                oldest = next(iter(self._open))
+                self._open.pop(oldest).close()
+            return w
+
+
+_RECORDINGS = _Recordings()
+
+
 class SimulatedSoundCard(AudioDevice):
     """A sound card made of files and a crystal.
 
     The microphone plays a WAV file (looped) or a generated tone, plus, with
     ``echo``, the speaker's own sound coming back through a simulated room
     (one period later, then the echo path's delay and response); what the
-    speaker plays is written to a WAV file. Its clock ticks one period every
+    speaker plays is written to a WAV file, which goes on from one open of
+    the card to the next in the same process. Its clock ticks one period every
     period/rate seconds of monotonic time, from absolute deadlines so that it
     does not drift, like a card's sample clock.
     """
@@ -87,12 +126,9 @@ class SimulatedSoundCard(AudioDevice):
             self._mic = np.zeros(self.period, dtype=np.int16)    # a quiet street
         if self.speaker_file:
             try:
-                self._speaker = wave.open(self.speaker_file, "wb")
+                self._speaker = _RECORDINGS.writer(self.speaker_file, self.rate)
             except OSError as exc:
                 raise AudioDeviceError(f"simulated speaker file {self.speaker_file!r}: {exc}") from exc
-            self._speaker.setnchannels(1)
-            self._speaker.setsampwidth(2)
-            self._speaker.setframerate(self.rate)
         self._echo_path = EchoPath(self.echo, self.rate) if self.echo is not None else None
         self._echo_due = None
         self._start = time.monotonic()
@@ -125,9 +161,7 @@ class SimulatedSoundCard(AudioDevice):
             self._echo_due = self._echo_path.echo(frame)
 
     def close(self) -> None:
-        if self._speaker is not None:
-            self._speaker.close()
-            self._speaker = None
+        self._speaker = None                     # the recording stays open for the next
 
 
 class AlsaSoundCard(AudioDevice):

@@ -30,6 +30,7 @@ from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.playout import MAX_DELAY_MS, SPIKE_MAX_MS, Playout
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
+from intercom.media.tones import Tone, ToneSource, mix
 
 log = logging.getLogger("intercom.audio")
 DEVICE_RETRY_SECONDS = 2.0
@@ -101,6 +102,11 @@ class AudioStream:
             else MicPath(device_rate, codec.sample_rate, self.codec_frame,
                          10 ** (mic_gain_db / 20))
         self.speaker_gain = 10 ** (speaker_gain_db / 20)
+        self.device_rate = device_rate
+        # Tones mixed in: set here on the loop, read by the audio thread (speaker)
+        # or the loop (call); a finished source is skipped, never reset from there.
+        self._speaker_tone: ToneSource | None = None
+        self._call_tone: ToneSource | None = None
         self.playout = Playout(codec, self.codec_frame, device_rate, self.device_frame,
                                min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms,
                                spike_max_ms=jitter_spike_max_ms,
@@ -147,6 +153,9 @@ class AudioStream:
                     self._device = device
                 frame = device.read()
                 played = scaled(self.playout.pull(), self.speaker_gain)
+                tone = self._speaker_tone
+                if tone is not None and not tone.done:
+                    played = mix(played, tone.read(len(played)))
                 device.write(played)
                 self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
             except AudioDeviceError as exc:
@@ -177,6 +186,9 @@ class AudioStream:
         chunks = self.mic.process(frame, played)
         for chunk in chunks:
             self.mic_level.add(chunk)
+            tone = self._call_tone
+            if tone is not None and not tone.done:
+                chunk = mix(chunk, tone.read(len(chunk)))
             if self._dtmf_out and self.te_pt is not None:
                 self._send_dtmf_packet()
             else:
@@ -195,6 +207,14 @@ class AudioStream:
             self._event_ts = self._ts
         assert self.te_pt is not None
         self.rtp.send(self.te_pt, payload, self._event_ts, marker=kind == "start")
+
+    def play(self, tone: Tone, to_call: bool = True, to_speaker: bool = True) -> None:
+        """Mix ``tone`` into what the peer hears, what the speaker plays, or both
+        (in place of a tone still playing there)."""
+        if to_speaker:
+            self._speaker_tone = ToneSource(tone, self.device_rate)
+        if to_call:
+            self._call_tone = ToneSource(tone, self.codec.sample_rate)
 
     def send_dtmf(self, digits: str) -> None:
         """Queue RFC 4733 events for ``digits``; sent in place of audio frames."""

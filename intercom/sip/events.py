@@ -44,8 +44,9 @@ class CallEnded:
 @dataclass(frozen=True)
 class IncomingCall:
     call_id: str
-    caller: str
+    caller: str                 # the From URI: what the caller claims to be
     sdp: bytes
+    source: tuple[str, int] = ("", 0)     # where the INVITE came from
 
 
 @dataclass(frozen=True)

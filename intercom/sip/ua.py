@@ -204,13 +204,15 @@ class UserAgent:
         """Move past a failed place; True when another place is left to try now."""
         return any([targets.failed(dest) for targets in self.targets.values()])
 
-    def is_server(self, dest: Dest) -> bool:
-        """Is ``dest`` one of the configured proxy and registrars (or a place DNS gave for them)?"""
+    def is_server(self, dest: Dest, any_port: bool = False) -> bool:
+        """Is ``dest`` one of the configured proxy and registrars (or a place DNS gave
+        for them)? With ``any_port``, the host alone decides (a server's TCP
+        connections come from any port)."""
         for uri in self.settings.servers:
             listed = self.targets.get(uri.host)
             places = (listed.dests if listed is not None and needs_srv(uri)
                       else [uri_dest(uri, self.settings.transport)])
-            if any((p.host, p.port) == (dest.host, dest.port) for p in places):
+            if any(p.host == dest.host and (any_port or p.port == dest.port) for p in places):
                 return True
         return False
 
@@ -432,7 +434,8 @@ class UserAgent:
             call.session_answer(req, now)          # a 422 now if the interval is too short
             self.calls[req.call_id] = call
             self.reply(tx, req, 100, "Trying", now)
-            self.emit(IncomingCall(req.call_id, str(req.from_.uri), req.body))
+            self.emit(IncomingCall(req.call_id, str(req.from_.uri), req.body,
+                                   (tx.dest.host, tx.dest.port)))
         elif req.method == "CANCEL":
             self._on_cancel(req, tx, now)
         elif req.method == "OPTIONS":
