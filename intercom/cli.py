@@ -96,14 +96,31 @@ def _ctl_socket(args: argparse.Namespace) -> str:
     return str(socket_path(configured))
 
 
+CTL_USAGE = {"press": "press BUTTON", "door": "door open|hold|lock",
+             "input": "input door|tamper on|off"}
+
+
+def _ctl_request(action: str, words: list[str]) -> dict[str, object] | None:
+    """The control request for ``intercom ctl ACTION WORDS...``; None if malformed."""
+    request: dict[str, object] = {"cmd": action}
+    if action == "press" and len(words) == 1:
+        request["button"] = words[0]
+    elif action == "door" and len(words) == 1:
+        request["action"] = words[0]
+    elif action == "input" and len(words) == 2 and words[1] in ("on", "off"):
+        request["name"], request["active"] = words[0], words[1] == "on"
+    elif action in CTL_USAGE or words:
+        return None
+    return request
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     path = _ctl_socket(args)
-    request: dict[str, object] = {"cmd": args.action}
-    if args.action == "press":
-        if not args.button:
-            print("intercom ctl press: name a button (for example: bell)", file=sys.stderr)
-            return 2
-        request["button"] = args.button
+    request = _ctl_request(args.action, args.words)
+    if request is None:
+        usage = CTL_USAGE.get(args.action, args.action)
+        print(f"intercom ctl: usage: intercom ctl {usage}", file=sys.stderr)
+        return 2
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(10)
@@ -223,8 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("ctl", help="control a running station")
     ctl.add_argument("--socket", type=Path, help="control socket path")
     ctl.add_argument("--config", help="take the socket path from this config")
-    ctl.add_argument("action", choices=("press", "state", "events", "hangup"))
-    ctl.add_argument("button", nargs="?", help="with press: the button name")
+    ctl.add_argument("action", choices=("press", "state", "events", "hangup", "door", "input"))
+    ctl.add_argument("words", nargs="*", metavar="ARG",
+                     help="press BUTTON; door open|hold|lock; input door|tamper on|off "
+                          "(simulated board)")
     ctl.add_argument("--count", type=int, help="with events: stop after this many")
     ctl.add_argument("--timeout", type=float, help="with events: give up after this many s")
     ctl.set_defaults(func=cmd_ctl)

@@ -1,9 +1,11 @@
 """Local control of a running station over a Unix socket (``intercom ctl``).
 
 One JSON object per line. Requests: {"cmd": "press", "button": "bell"},
-{"cmd": "state"}, {"cmd": "hangup"}, {"cmd": "events"} (the connection then
-streams the recent events and then new ones as JSON lines until the client
-closes it). The socket is
+{"cmd": "state"}, {"cmd": "hangup"}, {"cmd": "door", "action": "open"} (or
+"hold", "lock"), {"cmd": "input", "name": "tamper", "active": true} (the
+simulated board's door contact and tamper switch), {"cmd": "events"} (the
+connection then streams the recent events and then new ones as JSON lines
+until the client closes it). The socket is
 mode 0660 in a directory of mode 0770: only the station's user and group.
 """
 from __future__ import annotations
@@ -114,8 +116,22 @@ class ControlServer:
             return {"ok": True}
         if cmd == "hangup":
             return {"ok": self.station.hangup("hung up from the control socket")}
+        if cmd == "door":
+            try:
+                self.station.door_command(str(request.get("action", "")), "the control socket")
+            except ValueError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True}
+        if cmd == "input":
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.station.board.set_input, str(request.get("name", "")),
+                    bool(request.get("active")))
+            except HalError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}; "
-                                      "allowed: press, state, events, hangup"}
+                                      "allowed: press, state, events, hangup, door, input"}
 
     async def _stream_events(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:

@@ -91,3 +91,29 @@ def test_real_gpio_without_hardware_is_a_clear_error() -> None:
     # This machine has no GPIO: gpiozero finds no pin factory, and we say so.
     with pytest.raises(HalError):
         open_board("gpio", "generic-pi")
+
+
+def test_a_pin_used_twice_is_refused_naming_both_uses(tmp_path: Path) -> None:
+    path = tmp_path / "twice.toml"
+    path.write_text("[buttons]\nbell = 17\n[leds]\nstatus = 22\n[relay]\npin = 23\n"
+                    "[tamper]\npin = 17\n")
+    with pytest.raises(HalError, match="tamper.pin uses GPIO17, which buttons.bell already "
+                                       "uses"):
+        BoardProfile.load(str(path))
+
+
+def test_the_tamper_switch_and_the_door_contact_can_be_driven(board: SimulatedBoard) -> None:
+    seen: list[tuple[str, bool]] = []
+    board.on_tamper = lambda opened: seen.append(("tamper", opened))
+    board.on_door = lambda closed: seen.append(("door closed", closed))
+    assert board.tamper_open is False and board.door_closed is True
+    board.set_input("tamper", True)
+    board.set_input("door", True)
+    assert board.tamper_open is True and board.door_closed is False
+    board.set_input("tamper", False)
+    deadline = time.monotonic() + 2
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [("tamper", True), ("door closed", False), ("tamper", False)]
+    with pytest.raises(HalError, match="no input 'window'; this board has door, tamper"):
+        board.set_input("window", True)

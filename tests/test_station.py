@@ -330,7 +330,7 @@ def test_control_socket_is_private_and_reports_bad_requests(tmp_path: Path) -> N
         button = await rig.ctl({"cmd": "press", "button": "gate"})
         assert "no button 'gate'" in button["error"]
         state = (await rig.ctl({"cmd": "state"}))["state"]
-        assert state["call"] == {"state": "idle"} and state["relay"] == {"energised": False}
+        assert state["call"] == {"state": "idle"} and state["relay"] == {"energised": False, "held": False}
         assert state["registration"]["state"] == "none" and state["door_closed"] is True
         assert state["audio"] == {"device": "simulated", "error": None}
         assert (await rig.ctl({"cmd": "hangup"})) == {"ok": False}
@@ -507,6 +507,14 @@ def test_ctl_cli_press_state_and_events(tmp_path: Path) -> None:
         assert state["call"]["state"] in ("calling", "ringing", "answered")
         missing = await cli("press", "nonesuch")
         assert missing.returncode == 1 and "no button" in missing.stderr
+        assert (await cli("door", "hold")).returncode == 0
+        assert json.loads((await cli("state")).stdout)["relay"]["held"]
+        assert (await cli("door", "lock")).returncode == 0
+        assert not rig.station.board.relay_energised
+        usage = await cli("door")
+        assert usage.returncode == 2 and "usage: intercom ctl door open|hold|lock" in usage.stderr
+        usage = await cli("input", "tamper", "maybe")
+        assert usage.returncode == 2 and "input door|tamper on|off" in usage.stderr
     run_rig(tmp_path, body)
 
 
@@ -658,3 +666,103 @@ def test_door_codes_from_tones_in_the_audio_only_when_enabled(tmp_path: Path) ->
         return result[0]
     assert not opened(False)
     assert opened(True)
+
+
+def test_a_code_for_one_resident_opens_only_in_a_call_with_that_resident(
+        tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        def answered() -> int:
+            return sum(e["event"] == "call" and e["state"] == "answered" for e in rig.events)
+        for n, (button, phone) in enumerate((("bell", rig.phones[0]),
+                                             ("bell2", rig.phones[1]))):
+            await rig.ctl({"cmd": "press", "button": button})
+            assert await wait_until(lambda: answered() == 1, 5)   # events cleared after each
+            phone.send_dtmf("4711#")
+            assert await wait_until(lambda: rig.seen("door", action="rejected") or
+                                    rig.seen("door", action="opened"), 5)
+            phone.hangup()
+            assert await wait_until(lambda: not rig.station.busy, 5)
+            if n == 0:      # flat 1's phone: flat 2's code is a wrong code there
+                assert rig.seen("door", action="rejected") and not rig.seen("relay")
+                rig.events.clear()
+        assert rig.seen("door", action="opened", caller=f"sip:resident@127.0.0.1:{ports[1]}")
+    ports = [free_port(), free_port()]
+    run_rig(tmp_path, body, phones=2, phone_ports=ports,
+            call={"targets": [f"sip:resident@127.0.0.1:{ports[0]}"],
+                  "button_targets": {"bell2": [f"sip:resident@127.0.0.1:{ports[1]}"]},
+                  "press_holdoff": 0},
+            door={"caller_codes": {f"sip:resident@127.0.0.1:{ports[1]}": ["4711#"]}})
+
+
+def test_without_any_code_digits_are_not_guesses(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        rig.phones[0].send_dtmf("1234#1234#1234#1234#")
+        assert await wait_until(lambda: sum(e["event"] == "dtmf" for e in rig.events) == 20, 8)
+        assert not rig.seen("door") and not rig.seen("relay")
+    run_rig(tmp_path, body, door={"codes": []})
+
+
+def test_the_station_hangs_up_a_while_after_the_door_opened(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        rig.phones[0].send_dtmf("1234#")
+        assert await wait_until(lambda: rig.seen("door", action="opened"), 5)
+        opened = rig.station.loop.time()
+        assert await wait_until(lambda: rig.seen("call", state="ended"), 5)
+        assert 1.0 <= rig.station.loop.time() - opened < 2.0
+        ended = next(e for e in rig.events if e["event"] == "call" and e["state"] == "ended")
+        assert ended["reason"].endswith("by the station")
+    run_rig(tmp_path, body, door={"hangup_after_open": 1.2})
+
+
+def test_hold_open_lock_the_door_left_open_alarm_and_the_tamper_alarm(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        def kinds() -> list[tuple[Any, ...]]:
+            keep = {"relay": "energised", "door_contact": "closed", "door": "action"}
+            out: list[tuple[Any, ...]] = []
+            for e in rig.events:
+                if e["event"] in keep:
+                    out.append((e["event"], e[keep[e["event"]]]))
+                elif e["event"] == "alarm":
+                    out.append(("alarm", e["cause"], e["active"]))
+            return out
+        assert (await rig.ctl({"cmd": "door", "action": "hold"})) == {"ok": True}
+        # the simulated strike lets the door open; left open 1 s: the alarm
+        assert await wait_until(lambda: ("alarm", "door_open", True) in kinds(), 4)
+        state = (await rig.ctl({"cmd": "state"}))["state"]
+        assert state["relay"] == {"energised": True, "held": True}
+        assert state["alarms"] == ["door_open"]
+        await asyncio.sleep(pulse + 0.5)                     # a hold outlasts any pulse
+        assert rig.station.board.relay_energised
+        assert (await rig.ctl({"cmd": "door", "action": "lock"})) == {"ok": True}
+        assert await wait_until(lambda: ("alarm", "door_open", False) in kinds(), 4)
+        assert kinds() == [("relay", True), ("door", "held_open"), ("door_contact", False),
+                           ("alarm", "door_open", True), ("relay", False), ("door", "locked"),
+                           ("door_contact", True), ("alarm", "door_open", False)]
+        rig.events.clear()
+        assert (await rig.ctl({"cmd": "input", "name": "tamper", "active": True}))["ok"]
+        assert await wait_until(lambda: kinds() == [("alarm", "tamper", True)], 3)
+        await rig.ctl({"cmd": "input", "name": "tamper", "active": False})
+        assert await wait_until(lambda: ("alarm", "tamper", False) in kinds(), 3)
+        bad = await rig.ctl({"cmd": "door", "action": "unlock-forever"})
+        assert bad == {"ok": False, "error": "door action 'unlock-forever'; allowed: open, "
+                                             "hold, lock"}
+    pulse = 0.5
+    run_rig(tmp_path, body, door={"open_alarm_seconds": 1, "pulse_seconds": pulse})
+
+
+def test_the_door_alarm_and_tamper_lines_are_logged_for_fail2ban(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(rig: Rig) -> None:
+        await rig.ctl({"cmd": "input", "name": "tamper", "active": True})
+        assert await wait_until(lambda: rig.seen("alarm", cause="tamper"), 3)
+        await rig.ctl({"cmd": "door", "action": "open"})
+        assert await wait_until(lambda: rig.seen("relay", energised=False), 3)
+    with caplog.at_level("WARNING"):
+        run_rig(tmp_path, body)
+    lines = [r.getMessage() for r in caplog.records]
+    assert "alarm tamper: the case was opened" in lines
+    assert "door opened by the control socket" in lines

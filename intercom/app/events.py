@@ -16,7 +16,8 @@ CALL_STATES = ("calling", "ringing", "answered", "updated", "expiring", "extende
                "failed", "cancelled", "refused")
 CALL_OUTCOMES = ("answered", "no answer", "busy", "declined", "unavailable", "stopped")
 REGISTRATION_STATES = ("registered", "failed", "unregistered")
-DOOR_ACTIONS = ("opened", "rejected", "locked_out")
+DOOR_ACTIONS = ("opened", "rejected", "locked_out", "held_open", "locked")
+ALARM_CAUSES = ("door_open", "tamper")
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,16 @@ class RelayEvent(Event):
 class DoorContactEvent(Event):
     kind: ClassVar[str] = "door_contact"
     closed: bool
+
+
+@dataclass(frozen=True)
+class AlarmEvent(Event):
+    """An alarm raised (``active``) or cleared: a door left open, the case opened."""
+
+    kind: ClassVar[str] = "alarm"
+    cause: str
+    active: bool
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        self._one_of("alarm cause", self.cause, ALARM_CAUSES)

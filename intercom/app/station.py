@@ -19,9 +19,9 @@ from typing import Any
 
 from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.door import Decision, DoorCodes, Lockout
+from intercom.app.doorcontrol import DoorController
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
-                                 DoorContactEvent, DoorEvent, DtmfEvent, Event, QualityEvent,
-                                 RegistrationEvent, RelayEvent)
+                                 DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent)
 from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.config import Config, ConfigError
 from intercom.hal.board import Board
@@ -69,7 +69,9 @@ class DoorStation:
         self._tones: TonePlayer | None = None    # ringback or busy, on the card alone
         self.registration = "none"
         d = config["door"]
-        self.door = DoorCodes(d["codes"], d["digit_timeout"])
+        self.door = DoorCodes([], d["digit_timeout"])     # the call's codes, set per call
+        self.doors = DoorController(board, self.publish, d["pulse_seconds"],
+                                    d["hold_max_seconds"], d["open_alarm_seconds"])
         self.lockout = Lockout(d["max_wrong_codes"], d["max_wrong_codes_overall"],
                                d["lockout_seconds"], d["lockout_max_seconds"])
         self._lock_reported: str | None = None
@@ -80,8 +82,7 @@ class DoorStation:
                 raise ConfigError(f"call.button_targets.{button}: the board has no such "
                                   f"button; it has {', '.join(sorted(board.buttons))}")
         self._door_timer: asyncio.TimerHandle | None = None
-        self._relay_release: asyncio.TimerHandle | None = None
-        self._relay_since = 0.0
+        self._hangup_after_open: asyncio.TimerHandle | None = None
         self.audio_error: str | None = None
         s = config["sip"]
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
@@ -163,6 +164,9 @@ class DoorStation:
             self._watch = self.loop.create_task(self._watch_address(float(s["address_check"])))
         self.board.on_button = self._button_from_board
         self.board.on_door = self._door_from_board
+        self.board.on_tamper = self._tamper_from_board
+        if self.board.tamper_open:
+            self.doors.tamper(True)
         self.audio_error = await self.media.probe()
         if self.audio_error is not None:
             log.error("audio device: %s; calls will go ahead and retry it", self.audio_error)
@@ -179,7 +183,10 @@ class DoorStation:
         self.loop.call_soon_threadsafe(self.press_event, name)
 
     def _door_from_board(self, closed: bool) -> None:
-        self.loop.call_soon_threadsafe(self.publish, DoorContactEvent(closed))
+        self.loop.call_soon_threadsafe(self.doors.contact, closed)
+
+    def _tamper_from_board(self, opened: bool) -> None:
+        self.loop.call_soon_threadsafe(self.doors.tamper, opened)
 
     async def stop(self) -> None:
         assert self.sip is not None
@@ -196,7 +203,7 @@ class DoorStation:
                 if self.registration != "registered":
                     break
                 await asyncio.sleep(0.05)
-        self._release_relay()
+        self.doors.release()
         self._play_local(None)
         if self._watch is not None:
             self._watch.cancel()
@@ -236,8 +243,10 @@ class DoorStation:
                                  if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config["audio"]["device"], "error": self.audio_error},
-                "relay": {"energised": self.board.relay_energised},
+                "relay": {"energised": self.board.relay_energised, "held": self.doors.held},
                 "door_closed": self.board.door_closed,
+                "tamper_open": self.board.tamper_open,
+                "alarms": sorted(self.doors.alarms),
                 "leds": self.board.led_modes(),
                 "buttons": sorted(self.board.buttons)}
 
@@ -517,6 +526,7 @@ class DoorStation:
         leg.state = "answered"
         leg.answered_at = self.loop.time()
         self.call = leg
+        self.door = DoorCodes(self.codes_for(leg.peer), self.config["door"]["digit_timeout"])
         self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
         self._audio_report = self.loop.call_later(1.0, self._report_audio, leg)
         self.board.set_led("call", "on")
@@ -564,6 +574,9 @@ class DoorStation:
         self.door.reset()
         if self._door_timer is not None:
             self._door_timer.cancel()
+        if self._hangup_after_open is not None:
+            self._hangup_after_open.cancel()
+            self._hangup_after_open = None
         summary = None
         if call.stream is not None:
             call.stream.stop()
@@ -614,6 +627,33 @@ class DoorStation:
         self._audio_report = self.loop.call_later(1.0, self._report_audio, call)
 
     # ----- DTMF and the door ----------------------------------------------------
+    def codes_for(self, peer: str) -> list[str]:
+        """The codes that open the door in a call with ``peer``: everyone's, and
+        those door.caller_codes gives that target or caller."""
+        codes = list(self.config["door"]["codes"])
+        try:
+            uri = SipUri.parse(peer)
+        except SipError:
+            return codes
+        for entry, own in self.config["door"]["caller_codes"].items():
+            if SipUri.parse(entry).names(uri):
+                codes += own
+        return codes
+
+    def door_command(self, action: str, by: str) -> None:
+        """``open`` (a pulse), ``hold`` (open until ``lock``) or ``lock``, from the
+        control socket: an installer, a home-automation system."""
+        if action == "open":
+            log.warning("door opened by %s", by)
+            self.publish(DoorEvent("opened", by))
+            self.doors.pulse()
+        elif action == "hold":
+            self.doors.hold(by)
+        elif action == "lock":
+            self.doors.lock(by)
+        else:
+            raise ValueError(f"door action {action!r}; allowed: open, hold, lock")
+
     def _on_dtmf(self, call: CallLeg, digit: str) -> None:
         if call is not self.call:
             # Early media comes from the PBX, not the resident: never a door code.
@@ -626,6 +666,8 @@ class DoorStation:
                 c["warning_seconds"] and now >= self._ends_at - c["warning_seconds"]:
             self._extend(call)                      # after the warning: not a code digit
             return
+        if not self.door.codes:
+            return                                  # no code opens the door in this call
         lock = self.lockout.locked(call.call_id, call.peer, now)
         if lock is not None:
             # Locked out: the digits are not even compared, the right code's neither.
@@ -653,7 +695,11 @@ class DoorStation:
                 self.lockout.right(caller)
                 self.publish(DoorEvent("opened", caller))
                 self._tone_in_call(DOOR_OPENED)
-                self._energise_relay()
+                self.doors.pulse()
+                after = self.config["door"]["hangup_after_open"]
+                if after and self._hangup_after_open is None:
+                    self._hangup_after_open = self.loop.call_later(
+                        after, self.hangup, "the door was opened")
                 continue
             # One line per rejected code, in a fixed form that fail2ban can match.
             log.warning("door code rejected from %s: %s", caller, decision.reason)
@@ -664,21 +710,3 @@ class DoorStation:
                     f"for {lock.seconds:.0f} s"
                 log.warning("door code entry locked (%s) for %s %s", lock.scope, caller, how)
                 self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}"))
-
-    def _energise_relay(self) -> None:
-        seconds = float(self.config["door"]["pulse_seconds"])
-        if self._relay_release is not None:
-            self._relay_release.cancel()          # a second code extends the pulse
-        else:
-            self.board.set_relay(True)
-            self._relay_since = self.loop.time()
-            self.publish(RelayEvent(True))
-        self._relay_release = self.loop.call_later(seconds, self._release_relay)
-
-    def _release_relay(self) -> None:
-        if self._relay_release is None:
-            return
-        self._relay_release.cancel()
-        self._relay_release = None
-        self.board.set_relay(False)
-        self.publish(RelayEvent(False, round(self.loop.time() - self._relay_since, 3)))

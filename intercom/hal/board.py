@@ -31,7 +31,22 @@ class BoardProfile:
     relay_pin: int
     relay_active_high: bool = True
     door_contact_pin: int | None = None
+    tamper_pin: int | None = None
     simulation: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        used: dict[int, str] = {}
+        pins = [(f"buttons.{k}", v) for k, v in self.buttons.items()] + \
+            [(f"leds.{k}", v) for k, v in self.leds.items()] + [("relay.pin", self.relay_pin)]
+        if self.door_contact_pin is not None:
+            pins.append(("door_contact.pin", self.door_contact_pin))
+        if self.tamper_pin is not None:
+            pins.append(("tamper.pin", self.tamper_pin))
+        for name, pin in pins:
+            if pin in used:
+                raise HalError(f"board profile {self.name!r}: {name} uses GPIO{pin}, which "
+                               f"{used[pin]} already uses")
+            used[pin] = name
 
     @classmethod
     def load(cls, name_or_path: str) -> BoardProfile:
@@ -52,6 +67,7 @@ class BoardProfile:
                        relay_active_high=bool(data["relay"].get("active_high", True)),
                        door_contact_pin=(int(data["door_contact"]["pin"])
                                          if "door_contact" in data else None),
+                       tamper_pin=int(data["tamper"]["pin"]) if "tamper" in data else None,
                        simulation=dict(data.get("simulation", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HalError(f"board profile {name_or_path!r}: missing or bad entry {exc}") from exc
@@ -67,6 +83,7 @@ class Board:
         self.factory = pin_factory
         self.on_button: Callable[[str], None] = lambda name: None
         self.on_door: Callable[[bool], None] = lambda closed: None
+        self.on_tamper: Callable[[bool], None] = lambda opened: None
         self._led_modes: dict[str, str] = {}
         try:
             self.buttons = {name: Button(pin, pull_up=True, bounce_time=0.03,
@@ -80,6 +97,9 @@ class Board:
             self.door_contact = (Button(profile.door_contact_pin, pull_up=True,
                                         pin_factory=pin_factory)
                                  if profile.door_contact_pin is not None else None)
+            # The tamper switch is closed while the case is shut.
+            self.tamper = (Button(profile.tamper_pin, pull_up=True, pin_factory=pin_factory)
+                           if profile.tamper_pin is not None else None)
         except GPIOZeroError as exc:
             raise HalError(f"board {profile.name!r}: {exc}") from exc
         for name, button in self.buttons.items():
@@ -87,6 +107,9 @@ class Board:
         if self.door_contact is not None:
             self.door_contact.when_pressed = lambda _dev: self.on_door(True)
             self.door_contact.when_released = lambda _dev: self.on_door(False)
+        if self.tamper is not None:
+            self.tamper.when_pressed = lambda _dev: self.on_tamper(False)
+            self.tamper.when_released = lambda _dev: self.on_tamper(True)
         for name in self.leds:
             self._led_modes[name] = "off"
 
@@ -117,14 +140,22 @@ class Board:
     def door_closed(self) -> bool | None:
         return None if self.door_contact is None else bool(self.door_contact.is_pressed)
 
+    @property
+    def tamper_open(self) -> bool | None:
+        return None if self.tamper is None else not self.tamper.is_pressed
+
     def led_modes(self) -> dict[str, str]:
         return dict(self._led_modes)
 
     def press(self, name: str, hold: float = 0.1) -> None:
         raise HalError("buttons can only be pressed remotely on the simulated board")
 
+    def set_input(self, name: str, active: bool) -> None:
+        raise HalError("inputs can only be set remotely on the simulated board")
+
     def close(self) -> None:
-        for dev in [*self.buttons.values(), *self.leds.values(), self.relay, self.door_contact]:
+        for dev in [*self.buttons.values(), *self.leds.values(), self.relay, self.door_contact,
+                    self.tamper]:
             if dev is not None:
                 dev.close()
 
@@ -138,6 +169,8 @@ class SimulatedBoard(Board):
         super().__init__(profile, factory)
         if profile.door_contact_pin is not None:
             factory.pin(profile.door_contact_pin).drive_low()   # door shut: contact closed
+        if profile.tamper_pin is not None:
+            factory.pin(profile.tamper_pin).drive_low()         # case shut: switch closed
         self._closes_after = float(profile.simulation.get("door_closes_after", 1.0))
         self._close_timer: threading.Timer | None = None
 
@@ -149,6 +182,19 @@ class SimulatedBoard(Board):
         pin.drive_low()
         time.sleep(hold)
         pin.drive_high()
+
+    def set_input(self, name: str, active: bool) -> None:
+        """Drive a simulated input: "door" (active: pushed open) or "tamper" (active:
+        the case opened), as a person at the door would."""
+        pins = {"door": self.profile.door_contact_pin, "tamper": self.profile.tamper_pin}
+        if pins.get(name) is None:
+            have = [n for n, p in pins.items() if p is not None]
+            raise HalError(f"no input {name!r}; this board has {', '.join(have) or 'none'}")
+        pin = self.factory.pin(pins[name])
+        if active:
+            pin.drive_high()                    # the contact or switch opens
+        else:
+            pin.drive_low()
 
     def set_relay(self, energised: bool) -> None:
         super().set_relay(energised)

@@ -137,6 +137,12 @@ class SipUri:
         headers = f"?{self.headers}" if self.headers else ""
         return f"{self.scheme}:{userinfo}{self.host}{port}{format_params(self.params)}{headers}"
 
+    def names(self, other: SipUri) -> bool:
+        """Does this URI (from a config: who is allowed, whose codes) name the party
+        ``other`` is? Same user and host; the port only if this one gives it."""
+        return (self.user, self.host) == (other.user, other.host) and \
+            (self.port is None or self.port == other.port)
+
     def hostport(self) -> tuple[str, int]:
         """Where to send a request for this URI (no DNS SRV yet: port 5060/5061)."""
         default = 5061 if self.scheme == "sips" else 5060
