@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from intercom import config as config_mod
 from intercom.hal.board import HalError, open_board
@@ -114,6 +114,14 @@ def _ctl_request(action: str, words: list[str]) -> dict[str, object] | None:
     return request
 
 
+def format_logged(event: dict[str, Any]) -> str:
+    """One line of ``intercom ctl log``: local time, kind, then what it says."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["time"]))
+    rest = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) or ' ' in v or not v else v}"
+                    for k, v in event.items() if k not in ("time", "event") and v not in (None, ""))
+    return f"{when} {event['event']:<13} {rest}"
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     path = _ctl_socket(args)
     request = _ctl_request(args.action, args.words)
@@ -121,6 +129,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         usage = CTL_USAGE.get(args.action, args.action)
         print(f"intercom ctl: usage: intercom ctl {usage}", file=sys.stderr)
         return 2
+    if args.action == "log":
+        request["count"] = args.count or 20
+        if args.kind:
+            request["kind"] = args.kind
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(10)
@@ -139,6 +151,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 return 1
             if args.action == "state":
                 print(json.dumps(reply["state"], indent=2))
+            for event in reply.get("events", []):
+                print(json.dumps(event) if args.json else format_logged(event))
             return 0
         return _print_events(sock, stream, args.count, args.timeout)
 
@@ -240,11 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("ctl", help="control a running station")
     ctl.add_argument("--socket", type=Path, help="control socket path")
     ctl.add_argument("--config", help="take the socket path from this config")
-    ctl.add_argument("action", choices=("press", "state", "events", "hangup", "door", "input"))
+    ctl.add_argument("action", choices=("press", "state", "events", "log", "hangup", "door",
+                                        "input"))
     ctl.add_argument("words", nargs="*", metavar="ARG",
                      help="press BUTTON; door open|hold|lock; input door|tamper on|off "
                           "(simulated board)")
-    ctl.add_argument("--count", type=int, help="with events: stop after this many")
+    ctl.add_argument("--count", type=int, help="with events: stop after this many; with "
+                                                "log: show this many (20)")
+    ctl.add_argument("--kind", help="with log: only events of this kind (call_record, door, "
+                                    "alarm, door_contact, registration, call)")
+    ctl.add_argument("--json", action="store_true", help="with log: JSON lines")
     ctl.add_argument("--timeout", type=float, help="with events: give up after this many s")
     ctl.set_defaults(func=cmd_ctl)
     cal = sub.add_parser("calibrate", help="measure the echo path, write the settings")

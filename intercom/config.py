@@ -222,6 +222,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "log": {
         "level": _s("info", choices=("debug", "info", "warning", "error")),
+        "database": _s("", help="SQLite file of calls, door openings, rejected codes, "
+                                "alarms and lockouts; empty: $STATE_DIRECTORY, "
+                                "/var/lib/intercom (root) or ~/.local/state/intercom"),
+        "max_events": _i(10000, 100, 1000000, help="events kept; the oldest go first"),
     },
 }
 

@@ -3,7 +3,8 @@
 One JSON object per line. Requests: {"cmd": "press", "button": "bell"},
 {"cmd": "state"}, {"cmd": "hangup"}, {"cmd": "door", "action": "open"} (or
 "hold", "lock"), {"cmd": "input", "name": "tamper", "active": true} (the
-simulated board's door contact and tamper switch), {"cmd": "events"} (the
+simulated board's door contact and tamper switch), {"cmd": "log", "count":
+20, "kind": "door"} (the latest kept events, from SQLite), {"cmd": "events"} (the
 connection then streams the recent events and then new ones as JSON lines
 until the client closes it). The socket is
 mode 0660 in a directory of mode 0770: only the station's user and group.
@@ -122,6 +123,15 @@ class ControlServer:
             except ValueError as exc:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True}
+        if cmd == "log":
+            if self.station.eventlog is None:
+                return {"ok": False, "error": "the station runs without its event log"}
+            count = request.get("count", 20)
+            if not isinstance(count, int) or not 0 < count <= 10000:
+                return {"ok": False, "error": "count must be a whole number from 1 to 10000"}
+            kind = request.get("kind")
+            return {"ok": True, "events": self.station.eventlog.latest(
+                count, str(kind) if kind else None)}
         if cmd == "input":
             try:
                 await asyncio.get_running_loop().run_in_executor(
@@ -131,7 +141,7 @@ class ControlServer:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}; "
-                                      "allowed: press, state, events, hangup, door, input"}
+                                      "allowed: press, state, events, log, hangup, door, input"}
 
     async def _stream_events(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:

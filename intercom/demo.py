@@ -51,6 +51,7 @@ def demo_config(work: Path, station_port: int, phone_port: int) -> dict[str, Any
         "door": {"codes": [CODE], "pulse_seconds": PULSE},
         "board": {"type": "simulated"},
         "control": {"socket": str(work / "control.sock")},
+        "log": {"database": str(work / "events.db")},
     })
 
 

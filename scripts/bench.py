@@ -115,6 +115,7 @@ sim_echo_gain_db = -120
 socket = "{sock}"
 [log]
 level = "warning"
+database = "{work / 'events.db'}"
 """)
     proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config", str(cfg)])
     try:

@@ -561,6 +561,7 @@ type = "simulated"
 socket = "{self.socket}"
 [log]
 level = "{log_level}"
+database = "{work / 'events.db'}"
 {extra}
 """)
         self.log = open(work / "station.log", "wb")

@@ -60,7 +60,8 @@ def run_rig(tmp_path: Path, body: Callable[[Rig], Awaitable[None]], phones: int 
                      "ring_time": 5},
             "audio": {"speaker_file": str(tmp_path / "speaker.wav")},
             "door": {"codes": ["1234#"], "pulse_seconds": 0.5},
-            "control": {"socket": str(tmp_path / "ctl" / "control.sock")}}
+            "control": {"socket": str(tmp_path / "ctl" / "control.sock")},
+            "log": {"database": str(tmp_path / "events.db")}}
         for name, values in sections.items():
             raw.setdefault(name, {}).update(values)
         board = SimulatedBoard(BoardProfile.load("simulator"))
@@ -539,7 +540,8 @@ def test_the_demo_passes_and_prints_its_timeline() -> None:
 def run_station(tmp_path: Path, extra: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     cfg = tmp_path / "station.toml"
     cfg.write_text(f'[call]\ntargets = ["sip:resident@127.0.0.1:5999"]\n'
-                   f'[control]\nsocket = "{tmp_path / "c.sock"}"\n{extra}')
+                   f'[control]\nsocket = "{tmp_path / "c.sock"}"\n'
+                   f'[log]\ndatabase = "{tmp_path / "events.db"}"\n{extra}')
     return subprocess.run([sys.executable, "-m", "intercom.cli", "run", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=timeout)
 
@@ -766,3 +768,35 @@ def test_the_door_alarm_and_tamper_lines_are_logged_for_fail2ban(
     lines = [r.getMessage() for r in caplog.records]
     assert "alarm tamper: the case was opened" in lines
     assert "door opened by the control socket" in lines
+
+
+def test_a_lockout_survives_a_restart_and_ctl_log_shows_what_happened(tmp_path: Path) -> None:
+    port = free_port()
+
+    async def guess(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        for n in range(3):
+            rig.phones[0].send_dtmf("1111#")
+            assert await wait_until(lambda: sum(e["event"] == "door" and e["action"] ==
+                                                "rejected" for e in rig.events) == n + 1, 5)
+        assert await wait_until(lambda: rig.seen("door", action="locked_out"), 3)
+
+    async def after_restart(rig: Rig) -> None:
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+        rig.phones[0].send_dtmf("1234#")                 # the right code: still locked
+        assert await wait_until(lambda: sum(e["event"] == "dtmf" for e in rig.events) == 5, 5)
+        await asyncio.sleep(0.3)
+        assert not rig.seen("door", action="opened") and not rig.seen("relay")
+        out = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "intercom.cli", "ctl", "--socket", str(rig.control.path),
+            "log", "--kind", "door"], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) == 5                 # 3 rejected, locked out (call, caller)
+        assert all(" door " in line for line in lines)
+        assert "action=rejected" in lines[0] and "source=127.0.0.1" in lines[0]
+        assert 'reason="wrong code (5 digits)"' in lines[0]
+    run_rig(tmp_path, guess, phone_ports=[port])
+    run_rig(tmp_path, after_restart, phone_ports=[port])

@@ -45,6 +45,7 @@ class CallLeg:
     cancelled: str = ""                    # why we called it off, once we have
     listen_only: bool = False              # the station's speaker stays silent
     answered_at: float = 0.0               # loop time
+    source: str = ""                       # where its signalling comes from (an IP)
 
 
 class CallMedia:

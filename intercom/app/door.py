@@ -115,6 +115,23 @@ class Lockout:
     def right(self, caller: str) -> None:
         self._caller.pop(caller, None)
 
+    def export(self, now: float) -> dict[str, tuple[int, int, float]]:
+        """What outlives a restart: per caller and for all, (wrong codes, locks so far,
+        seconds left of the lock, negative once over). Per-call counts end with the call."""
+        state = {f"caller:{c}": b.export(now) for c, b in self._caller.items()
+                 if b.wrong or b.locks}
+        if self._all.wrong or self._all.locks:
+            state["all"] = self._all.export(now)
+        return state
+
+    def restore(self, state: dict[str, tuple[int, int, float]], now: float) -> None:
+        for scope, (wrong, locks, left) in state.items():
+            backoff = _Backoff(wrong, locks, now + left)
+            if scope == "all":
+                self._all = backoff
+            elif scope.startswith("caller:"):
+                self._caller[scope[len("caller:"):]] = backoff
+
     def call_ended(self, call: str) -> None:
         self._call_wrong.pop(call, None)
 
@@ -122,10 +139,13 @@ class Lockout:
 class _Backoff:
     """Wrong codes since the last lock; each lock twice as long as the one before."""
 
-    def __init__(self) -> None:
-        self.wrong = 0
-        self.locks = 0
-        self.until = 0.0
+    def __init__(self, wrong: int = 0, locks: int = 0, until: float = 0.0) -> None:
+        self.wrong = wrong
+        self.locks = locks
+        self.until = until
+
+    def export(self, now: float) -> tuple[int, int, float]:
+        return self.wrong, self.locks, self.until - now
 
     def left(self, now: float) -> float:
         return max(0.0, self.until - now)

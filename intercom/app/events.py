@@ -125,6 +125,7 @@ class DoorEvent(Event):
     action: str
     caller: str
     reason: str = ""
+    source: str = ""            # the address the call's signalling came from
 
     def __post_init__(self) -> None:
         self._one_of("door action", self.action, DOOR_ACTIONS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.doorcontrol import DoorController
+from intercom.app.eventlog import EventLog, default_path
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
                                  DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent)
 from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
@@ -83,6 +85,7 @@ class DoorStation:
                                   f"button; it has {', '.join(sorted(board.buttons))}")
         self._door_timer: asyncio.TimerHandle | None = None
         self._hangup_after_open: asyncio.TimerHandle | None = None
+        self.eventlog: EventLog | None = None        # opened at start
         self.audio_error: str | None = None
         s = config["sip"]
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
@@ -154,6 +157,14 @@ class DoorStation:
 
     # ----- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
+        lg = self.config["log"]
+        path = lg["database"] or default_path()
+        try:
+            self.eventlog = EventLog(path, lg["max_events"])
+            self.lockout.restore(self.eventlog.load_lockouts(), self.loop.time())
+        except (sqlite3.Error, OSError) as exc:
+            # The door station works without its record; it says so, once.
+            log.error("event log %s cannot be opened: %s; running without it", path, exc)
         s = self.config["sip"]
         tls = tls_context(s["tls_ca_file"]) if s["transport"] in ("auto", "tls") else None
         self.sip = await SipEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event,
@@ -208,6 +219,8 @@ class DoorStation:
         if self._watch is not None:
             self._watch.cancel()
         self.sip.close()
+        if self.eventlog is not None:
+            self.eventlog.close()
 
     def subscribe(self, callback: Callable[[Event], None],
                   replay: bool = False) -> Callable[[], None]:
@@ -221,6 +234,8 @@ class DoorStation:
     def publish(self, event: Event) -> None:
         log.info("%s", event.to_json())
         self.recent.append(event)
+        if self.eventlog is not None:
+            self.eventlog.add(event)
         for callback in list(self.subscribers):
             callback(event)
 
@@ -419,6 +434,7 @@ class DoorStation:
             self.media.close(leg)
             return
         leg.call_id = event.call_id
+        leg.source = event.source[0]
         leg.listen_only = not self.config["incoming"]["talk"]
         self._play_local(None)
         try:
@@ -525,6 +541,8 @@ class DoorStation:
         """``leg`` is answered: it is the call now."""
         leg.state = "answered"
         leg.answered_at = self.loop.time()
+        if not leg.source and leg.call_id in self.ua.calls:
+            leg.source = self.ua.call(leg.call_id).dest.host     # the phone, or the PBX
         self.call = leg
         self.door = DoorCodes(self.codes_for(leg.peer), self.config["door"]["digit_timeout"])
         self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
@@ -645,7 +663,7 @@ class DoorStation:
         control socket: an installer, a home-automation system."""
         if action == "open":
             log.warning("door opened by %s", by)
-            self.publish(DoorEvent("opened", by))
+            self.publish(DoorEvent("opened", by, "command"))
             self.doors.pulse()
         elif action == "hold":
             self.doors.hold(by)
@@ -688,12 +706,13 @@ class DoorStation:
                     self.door.expire(self.loop.time())] if d]))
 
     def _decide(self, call: CallLeg, decisions: list[Decision]) -> None:
-        caller = call.peer
+        caller, source = call.peer, call.source or "unknown"
         for decision in decisions:
             if decision.action == "open":
-                log.warning("door opened by code from %s", caller)
+                log.warning("door opened by code from %s (%s)", caller, source)
                 self.lockout.right(caller)
-                self.publish(DoorEvent("opened", caller))
+                self._save_lockouts()
+                self.publish(DoorEvent("opened", caller, "code", source))
                 self._tone_in_call(DOOR_OPENED)
                 self.doors.pulse()
                 after = self.config["door"]["hangup_after_open"]
@@ -701,12 +720,19 @@ class DoorStation:
                     self._hangup_after_open = self.loop.call_later(
                         after, self.hangup, "the door was opened")
                 continue
-            # One line per rejected code, in a fixed form that fail2ban can match.
-            log.warning("door code rejected from %s: %s", caller, decision.reason)
-            self.publish(DoorEvent("rejected", caller, decision.reason))
+            # One line per rejected code, in a fixed form that fail2ban can match
+            # on the address: "door code rejected from <caller> (<ip>): <why>".
+            log.warning("door code rejected from %s (%s): %s", caller, source, decision.reason)
+            self.publish(DoorEvent("rejected", caller, decision.reason, source))
             self._tone_in_call(WRONG_CODE, to_speaker=False)
             for lock in self.lockout.wrong(call.call_id, caller, self.loop.time()):
                 how = "for the rest of the call" if lock.scope == "call" else \
                     f"for {lock.seconds:.0f} s"
-                log.warning("door code entry locked (%s) for %s %s", lock.scope, caller, how)
-                self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}"))
+                log.warning("door code entry locked (%s) for %s (%s) %s", lock.scope, caller,
+                            source, how)
+                self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}", source))
+            self._save_lockouts()
+
+    def _save_lockouts(self) -> None:
+        if self.eventlog is not None:
+            self.eventlog.save_lockouts(self.lockout.export(self.loop.time()))

@@ -1,0 +1,72 @@
+"""The SQLite event log: what it keeps, its bound, and lockouts across a restart."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from intercom.app.door import Lockout
+from intercom.app.eventlog import EventLog
+from intercom.app.events import (AudioEvent, CallEvent, CallRecord, DoorEvent, DtmfEvent,
+                                 RegistrationEvent)
+
+
+def test_security_and_call_events_are_kept_digits_and_audio_are_not(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.db")
+    log.add(DtmfEvent("1", "sip:a@pbx"))                         # would record the code
+    log.add(AudioEvent("PCMU", -20.0, -30.0, 50, 50))
+    log.add(CallEvent("ringing", "sip:a@pbx"))
+    log.add(CallEvent("refused", "sip:evil@198.51.100.7", "not an allowed caller"))
+    log.add(DoorEvent("rejected", "sip:a@pbx", "wrong code (4 digits)", "192.0.2.10"))
+    log.add(CallRecord("bell", "bell", "answered", ("sip:a@pbx",), "sip:a@pbx", 12.5))
+    for state in ("registered", "registered", "failed", "registered"):
+        log.add(RegistrationEvent(state, 200, "OK", "sip:pbx"))
+    kinds = [(e["event"], e.get("state") or e.get("action") or e.get("outcome"))
+             for e in log.latest(50)]
+    assert kinds == [("call", "refused"), ("door", "rejected"), ("call_record", "answered"),
+                     ("registration", "registered"), ("registration", "failed"),
+                     ("registration", "registered")]
+    rejected = log.latest(1, kind="door")[0]
+    assert rejected["source"] == "192.0.2.10" and "1234" not in str(rejected)
+    assert log.latest(1, kind="call_record")[0]["tried"] == ["sip:a@pbx"]
+    log.close()
+
+
+def test_the_log_is_bounded_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = EventLog(path, max_events=150)
+    for i in range(1000):
+        log.add(DoorEvent("rejected", f"sip:guess{i}@pbx", "wrong code", "192.0.2.9"))
+    assert log.count() <= 150 + 100               # pruned every 100 additions
+    log.close()
+    again = EventLog(path, max_events=150)
+    last = again.latest(3)
+    assert [e["caller"] for e in last] == ["sip:guess997@pbx", "sip:guess998@pbx",
+                                            "sip:guess999@pbx"]
+    again.close()
+    with sqlite3.connect(path) as db:              # a plain SQLite file others can read
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] <= 250
+
+
+def test_a_lockout_outlives_a_restart_on_the_wall_clock(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    first = Lockout(per_call=3, overall=10, base=60, longest=3600)
+    for _ in range(3):
+        first.wrong("call-1", "sip:guess@pbx", now=1000.0)
+    assert first.locked("call-2", "sip:guess@pbx", 1000.0) is not None
+    log = EventLog(path)
+    log.save_lockouts(first.export(now=1000.0))
+    log.close()
+    # a new process: its monotonic clock starts elsewhere (5.0 here)
+    second = Lockout(per_call=3, overall=10, base=60, longest=3600)
+    reopened = EventLog(path)
+    second.restore(reopened.load_lockouts(), now=5.0)
+    lock = second.locked("call-3", "sip:guess@pbx", 5.0)
+    assert lock is not None and lock.scope == "caller" and 55 < lock.seconds <= 60
+    assert second.locked("call-3", "sip:other@pbx", 5.0) is None
+    assert second.locked("call-3", "sip:guess@pbx", 66.0) is None     # over after 60 s
+    # the backoff goes on: the next three wrong codes lock for twice as long
+    for _ in range(3):
+        second.wrong("call-3", "sip:guess@pbx", now=70.0)
+    lock = second.locked("call-4", "sip:guess@pbx", 70.0)
+    assert lock is not None and lock.seconds == 120
+    reopened.close()
