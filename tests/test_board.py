@@ -117,3 +117,21 @@ def test_the_tamper_switch_and_the_door_contact_can_be_driven(board: SimulatedBo
     assert seen == [("tamper", True), ("door closed", False), ("tamper", False)]
     with pytest.raises(HalError, match="no input 'window'; this board has door, tamper"):
         board.set_input("window", True)
+
+
+def test_blink_patterns_and_the_colour_led_drive_their_pins(board: SimulatedBoard) -> None:
+    pin = board.factory.pin(board.profile.leds["status"])
+    board.set_led("status", "fast")                      # 80 ms on, 80 ms off
+    time.sleep(0.6)
+    changes = len(pin.states)
+    assert changes >= 6
+    board.set_led("status", "off")
+    assert board.led_modes()["status"] == "off"
+    assert board.rgb is not None
+    board.set_rgb((1.0, 0.0, 0.0), "on")
+    assert board.rgb.value == (1.0, 0.0, 0.0)
+    board.set_rgb((0.0, 0.0, 1.0), "blink")
+    time.sleep(0.6)
+    blue = board.factory.pin(board.profile.rgb_led[2])   # type: ignore[index]
+    assert len(blue.states) >= 3                          # it blinks, in blue only
+    assert board.factory.pin(board.profile.rgb_led[1]).state == 0  # type: ignore[index]

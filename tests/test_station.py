@@ -800,3 +800,26 @@ def test_a_lockout_survives_a_restart_and_ctl_log_shows_what_happened(tmp_path: 
         assert 'reason="wrong code (5 digits)"' in lines[0]
     run_rig(tmp_path, guess, phone_ports=[port])
     run_rig(tmp_path, after_restart, phone_ports=[port])
+
+
+def test_the_leds_follow_the_station_through_a_visit(tmp_path: Path) -> None:
+    async def body(rig: Rig) -> None:
+        board = rig.station.board
+
+        def looks() -> tuple[str, str]:
+            modes = board.led_modes()
+            return modes["status"], modes["call"]
+        assert looks() == ("on", "off")                                 # idle
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: looks() == ("on", "blink"), 3)  # ringing
+        assert await wait_until(lambda: looks() == ("on", "on"), 5)     # in the call
+        rig.phones[0].send_dtmf("1234#")
+        assert await wait_until(lambda: looks() == ("on", "fast"), 5)   # the door opens
+        assert board.led_modes()["rgb"] == "(0.0, 1.0, 0.0) fast"
+        await rig.ctl({"cmd": "input", "name": "tamper", "active": True})
+        assert await wait_until(lambda: looks()[0] == "flash", 3)       # an alarm
+        assert board.led_modes()["rgb"] == "(1.0, 0.0, 0.0) flash"
+        await rig.ctl({"cmd": "input", "name": "tamper", "active": False})
+        rig.phones[0].hangup()
+        assert await wait_until(lambda: looks() == ("on", "off"), 5)    # idle again
+    run_rig(tmp_path, body, door={"pulse_seconds": 2.0})

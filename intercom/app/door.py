@@ -99,6 +99,9 @@ class Lockout:
             return Lock("caller", left)
         return None
 
+    def everyone_locked(self, now: float) -> bool:
+        return self._all.left(now) > 0
+
     def wrong(self, call: str, caller: str, now: float) -> list[Lock]:
         """A wrong code: the locks it sets off (none, or some of call, caller, all)."""
         locks = []

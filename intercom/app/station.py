@@ -22,6 +22,7 @@ from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.doorcontrol import DoorController
 from intercom.app.eventlog import EventLog, default_path
+from intercom.app.leds import shown
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
                                  DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent)
 from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
@@ -86,6 +87,7 @@ class DoorStation:
         self._door_timer: asyncio.TimerHandle | None = None
         self._hangup_after_open: asyncio.TimerHandle | None = None
         self.eventlog: EventLog | None = None        # opened at start
+        self.started = False
         self.audio_error: str | None = None
         s = config["sip"]
         self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
@@ -182,10 +184,9 @@ class DoorStation:
         if self.audio_error is not None:
             log.error("audio device: %s; calls will go ahead and retry it", self.audio_error)
         if self.registrar is not None:
-            self.board.set_led("status", "blink")
             self.sip.run(self.ua.register)
-        else:
-            self.board.set_led("status", "on")
+        self.started = True
+        self._show()
         log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
                  s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
 
@@ -238,6 +239,7 @@ class DoorStation:
             self.eventlog.add(event)
         for callback in list(self.subscribers):
             callback(event)
+        self._show()
 
     def state(self) -> dict[str, Any]:
         call: dict[str, Any] = {"state": "idle"}
@@ -248,10 +250,9 @@ class DoorStation:
             if self.call.stream is not None:
                 call["audio"] = self.call.stream.stats()
         elif self.visit is not None:
-            ringing = self.visit.plan.ringing
-            call = {"state": "ringing" if any(leg.state == "ringing" for leg in
-                                              self.visit.legs.values()) else "calling",
-                    "peer": ", ".join(ringing.values()), "button": self.visit.button}
+            call = {"state": self._call_state(),
+                    "peer": ", ".join(self.visit.plan.ringing.values()),
+                    "button": self.visit.button}
         return {"station": self.config["station"]["name"],
                 "registration": {"state": self.registration,
                                  "registrar": str(self.ua.registration.server)
@@ -345,7 +346,6 @@ class DoorStation:
             return
         visit.legs[number] = leg
         self.legs[leg.call_id] = leg
-        self.board.set_led("call", "blink")
         self.publish(CallEvent("calling", target))
 
     def hangup(self, reason: str = "hung up") -> bool:
@@ -384,7 +384,6 @@ class DoorStation:
             self._play_local(BUSY[self.config["station"]["country"]], BUSY_SECONDS)
         self.publish(CallRecord("bell", visit.button, outcome, tuple(plan.tried),
                                 plan.answered_by or "", round(seconds, 1), quality))
-        self._show_call_led()
 
     # ----- incoming calls -----------------------------------------------------------
     def caller_allowed(self, caller: str, source: tuple[str, int]) -> bool:
@@ -459,7 +458,6 @@ class DoorStation:
     def _on_sip_event(self, event: sip_events.UaEvent) -> None:
         if isinstance(event, sip_events.RegistrationChanged):
             self.registration = event.state
-            self.board.set_led("status", "on" if event.state == "registered" else "blink")
             self.publish(RegistrationEvent(event.state, event.status, event.reason,
                                            str(self.ua.registration.server),
                                            round(event.retry_in, 1)))
@@ -534,7 +532,6 @@ class DoorStation:
         self.legs.pop(leg.call_id, None)
         self.media.close(leg)
         self.publish(CallEvent(state, leg.peer, reason))
-        self._show_call_led()
 
     # ----- the call ---------------------------------------------------------------
     def _talking(self, leg: CallLeg) -> None:
@@ -547,7 +544,6 @@ class DoorStation:
         self.door = DoorCodes(self.codes_for(leg.peer), self.config["door"]["digit_timeout"])
         self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
         self._audio_report = self.loop.call_later(1.0, self._report_audio, leg)
-        self.board.set_led("call", "on")
         assert leg.stream is not None
         self.publish(CallEvent("answered", leg.peer, leg.stream.codec.name +
                                (" (incoming)" if leg.incoming else "")))
@@ -628,12 +624,33 @@ class DoorStation:
         if call is not None and call.stream is not None and self.config["audio"]["tones"]:
             call.stream.play(tone, to_call=True, to_speaker=to_speaker and not call.listen_only)
 
-    def _show_call_led(self) -> None:
-        mode = "on" if self.call is not None else "blink" if self.visit is not None else "off"
-        self.board.set_led("call", mode)
+    def _call_state(self) -> str:
+        if self.call is not None:
+            return self.call.state
+        if self.visit is not None:
+            ringing = any(leg.state == "ringing" for leg in self.visit.legs.values())
+            return "ringing" if ringing else "calling"
+        return "idle"
+
+    def _show(self) -> None:
+        """The LEDs, from the state (intercom.app.leds); after every event."""
+        now = self.loop.time()
+        call = self.call
+        locked = self.lockout.everyone_locked(now) or (
+            call is not None and self.lockout.locked(call.call_id, call.peer, now) is not None)
+        view = shown(started=self.started, error=bool(self.audio_error or self.doors.alarms),
+                     locked_out=locked,
+                     registered=None if self.registrar is None
+                     else self.registration == "registered",
+                     door_open=self.doors.energised or self.board.door_closed is False,
+                     call=self._call_state())
+        for name, mode in view.leds().items():
+            self.board.set_led(name, mode)
+        self.board.set_rgb(*view.colour())
 
     def _on_audio_error(self, message: str) -> None:
         self.audio_error = message
+        self._show()
 
     def _report_audio(self, call: CallLeg) -> None:
         if self.call is not call or call.stream is None:
@@ -730,6 +747,8 @@ class DoorStation:
                     f"for {lock.seconds:.0f} s"
                 log.warning("door code entry locked (%s) for %s (%s) %s", lock.scope, caller,
                             source, how)
+                if lock.seconds:
+                    self.loop.call_later(lock.seconds + 0.05, self._show)   # its end
                 self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}", source))
             self._save_lockouts()
 

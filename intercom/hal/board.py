@@ -16,7 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from intercom.hal.serialrelay import SerialRelay
+
 log = logging.getLogger("intercom.hal")
+# LED patterns besides on and off: (seconds on, seconds off).
+BLINKS = {"slow": (1.0, 1.0), "blink": (0.25, 0.25), "fast": (0.08, 0.08),
+          "flash": (0.08, 1.92)}
 
 
 class HalError(RuntimeError):
@@ -28,20 +33,28 @@ class BoardProfile:
     name: str
     buttons: dict[str, int]
     leds: dict[str, int]
-    relay_pin: int
+    relay_pin: int | None                         # None: a serial relay module
     relay_active_high: bool = True
+    relay_serial: dict[str, Any] | None = None    # port, baudrate, channel, on, off
     door_contact_pin: int | None = None
     tamper_pin: int | None = None
+    rgb_led: tuple[int, int, int] | None = None      # red, green, blue pins of a colour LED
     simulation: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         used: dict[int, str] = {}
         pins = [(f"buttons.{k}", v) for k, v in self.buttons.items()] + \
-            [(f"leds.{k}", v) for k, v in self.leds.items()] + [("relay.pin", self.relay_pin)]
+            [(f"leds.{k}", v) for k, v in self.leds.items()]
+        if self.relay_pin is not None:
+            pins.append(("relay.pin", self.relay_pin))
+        elif self.relay_serial is None:
+            raise HalError(f"board profile {self.name!r}: [relay] needs a pin or a serial port")
         if self.door_contact_pin is not None:
             pins.append(("door_contact.pin", self.door_contact_pin))
         if self.tamper_pin is not None:
             pins.append(("tamper.pin", self.tamper_pin))
+        if self.rgb_led is not None:
+            pins += [(f"rgb_led.{c}", p) for c, p in zip(("red", "green", "blue"), self.rgb_led)]
         for name, pin in pins:
             if pin in used:
                 raise HalError(f"board profile {self.name!r}: {name} uses GPIO{pin}, which "
@@ -63,21 +76,39 @@ class BoardProfile:
             return cls(name=str(data.get("name", name_or_path)),
                        buttons={str(k): int(v) for k, v in data["buttons"].items()},
                        leds={str(k): int(v) for k, v in data.get("leds", {}).items()},
-                       relay_pin=int(data["relay"]["pin"]),
+                       relay_pin=int(data["relay"]["pin"]) if "pin" in data["relay"] else None,
                        relay_active_high=bool(data["relay"].get("active_high", True)),
+                       relay_serial=_serial_relay(data["relay"]),
                        door_contact_pin=(int(data["door_contact"]["pin"])
                                          if "door_contact" in data else None),
                        tamper_pin=int(data["tamper"]["pin"]) if "tamper" in data else None,
+                       rgb_led=(int(data["rgb_led"]["red"]), int(data["rgb_led"]["green"]),
+                                int(data["rgb_led"]["blue"])) if "rgb_led" in data else None,
                        simulation=dict(data.get("simulation", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HalError(f"board profile {name_or_path!r}: missing or bad entry {exc}") from exc
+
+
+def _serial_relay(table: dict[str, Any]) -> dict[str, Any] | None:
+    """The [relay] settings of a serial relay module, checked; None for a GPIO relay."""
+    if "serial" not in table:
+        return None
+    out: dict[str, Any] = {"port": str(table["serial"]),
+                           "baudrate": int(table.get("baudrate", 9600)),
+                           "channel": int(table.get("channel", 1))}
+    if not 1 <= out["channel"] <= 8:
+        raise ValueError("relay.channel must be 1 to 8")
+    for key in ("on", "off"):
+        if key in table:
+            out[key] = bytes.fromhex(str(table[key]))     # ValueError names the bad hex
+    return out
 
 
 class Board:
     """The station's I/O. Callbacks may run on gpiozero's threads."""
 
     def __init__(self, profile: BoardProfile, pin_factory: Any = None) -> None:
-        from gpiozero import LED, Button, DigitalOutputDevice
+        from gpiozero import LED, RGBLED, Button, DigitalOutputDevice
         from gpiozero.exc import GPIOZeroError
         self.profile = profile
         self.factory = pin_factory
@@ -91,12 +122,15 @@ class Board:
                             for name, pin in profile.buttons.items()}
             self.leds = {name: LED(pin, pin_factory=pin_factory)
                          for name, pin in profile.leds.items()}
-            self.relay = DigitalOutputDevice(profile.relay_pin,
-                                             active_high=profile.relay_active_high,
-                                             initial_value=False, pin_factory=pin_factory)
+            self.relay: Any = (
+                SerialRelay(**profile.relay_serial) if profile.relay_serial is not None
+                else DigitalOutputDevice(profile.relay_pin, active_high=profile.relay_active_high,
+                                         initial_value=False, pin_factory=pin_factory))
             self.door_contact = (Button(profile.door_contact_pin, pull_up=True,
                                         pin_factory=pin_factory)
                                  if profile.door_contact_pin is not None else None)
+            self.rgb = (RGBLED(*profile.rgb_led, pin_factory=pin_factory)
+                        if profile.rgb_led is not None else None)
             # The tamper switch is closed while the case is shut.
             self.tamper = (Button(profile.tamper_pin, pull_up=True, pin_factory=pin_factory)
                            if profile.tamper_pin is not None else None)
@@ -114,17 +148,29 @@ class Board:
             self._led_modes[name] = "off"
 
     def set_led(self, name: str, mode: str) -> None:
-        """``mode`` is "on", "off" or "blink"; LEDs the board lacks are skipped."""
+        """``mode`` is "on", "off" or one of BLINKS; LEDs the board lacks are skipped."""
         led = self.leds.get(name)
         if led is None or self._led_modes.get(name) == mode:
             return
         self._led_modes[name] = mode
         if mode == "on":
             led.on()
-        elif mode == "blink":
-            led.blink(on_time=0.25, off_time=0.25)
+        elif mode in BLINKS:
+            on, off = BLINKS[mode]
+            led.blink(on_time=on, off_time=off)
         else:
             led.off()
+
+    def set_rgb(self, colour: tuple[float, float, float], mode: str) -> None:
+        """The colour LED, if the board has one: ``colour`` on, or blinking in it."""
+        if self.rgb is None or self._led_modes.get("rgb") == f"{colour} {mode}":
+            return
+        self._led_modes["rgb"] = f"{colour} {mode}"
+        if mode in BLINKS:
+            on, off = BLINKS[mode]
+            self.rgb.blink(on_time=on, off_time=off, on_color=colour, off_color=(0, 0, 0))
+        else:
+            self.rgb.color = colour if mode == "on" else (0, 0, 0)
 
     def set_relay(self, energised: bool) -> None:
         if energised:
@@ -155,7 +201,7 @@ class Board:
 
     def close(self) -> None:
         for dev in [*self.buttons.values(), *self.leds.values(), self.relay, self.door_contact,
-                    self.tamper]:
+                    self.tamper, self.rgb]:
             if dev is not None:
                 dev.close()
 
@@ -164,8 +210,8 @@ class SimulatedBoard(Board):
     """The board on gpiozero's MockFactory, with a simulated door on the relay."""
 
     def __init__(self, profile: BoardProfile) -> None:
-        from gpiozero.pins.mock import MockFactory
-        factory = MockFactory()
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+        factory = MockFactory(pin_class=MockPWMPin)     # PWM pins, for the colour LED
         super().__init__(profile, factory)
         if profile.door_contact_pin is not None:
             factory.pin(profile.door_contact_pin).drive_low()   # door shut: contact closed
@@ -214,6 +260,7 @@ class SimulatedBoard(Board):
     def relay_history(self) -> list[tuple[float, bool]]:
         """(seconds since the pin was set up, energised) for each change of the relay
         pin, from MockPin's record (which stores the time since the previous change)."""
+        assert self.profile.relay_pin is not None, "a GPIO relay"
         pin = self.factory.pin(self.profile.relay_pin)
         active = self.profile.relay_active_high
         history: list[tuple[float, bool]] = []
