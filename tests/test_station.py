@@ -327,7 +327,7 @@ def test_control_socket_is_private_and_reports_bad_requests(tmp_path: Path) -> N
         assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o770
         assert (await rig.ctl(b"not json\n"))["ok"] is False
         unknown = await rig.ctl({"cmd": "reboot"})
-        assert "allowed: press, state, events, hangup" in unknown["error"]
+        assert "allowed: press, state, events, log, hangup, door, input" in unknown["error"]
         button = await rig.ctl({"cmd": "press", "button": "gate"})
         assert "no button 'gate'" in button["error"]
         state = (await rig.ctl({"cmd": "state"}))["state"]
