@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,6 +185,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep, verbose=args.verbose)
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from intercom.sim import run_sim
+    socket = args.socket or (Path(_ctl_socket(args)) if args.config else None)
+    if socket is None:
+        # Its own station: its log goes to a file, not over the screen.
+        log_file = Path(tempfile.gettempdir()) / "intercom-sim.log"
+        logging.basicConfig(filename=log_file, level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        print(f"the station's log: {log_file}", file=sys.stderr)
+    return run_sim(socket)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure the echo path through the configured sound card; write the settings."""
     from intercom.media import calibrate
@@ -274,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the recordings")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the station's log")
     demo.set_defaults(func=cmd_demo)
+    sim = sub.add_parser("sim", help="the simulated station live in the terminal: press "
+                                     "the bells with keys, watch LEDs, relay, door, call")
+    sim.add_argument("--socket", type=Path, help="a running station's control socket; "
+                                                 "without it (or --config): a station of its "
+                                                 "own on the embedded default")
+    sim.add_argument("--config", help="take the running station's socket from this config")
+    sim.set_defaults(func=cmd_sim)
     return p
 
 

@@ -71,13 +71,21 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "dtmf":
         return f"DTMF digit '{event['digit']}' from {event['caller']}"
     if kind == "door":
-        extra = f": {event['reason']}" if event["reason"] else ""
-        return f"door code {event['action']}{extra}"
+        if event["action"] in ("rejected", "locked_out"):
+            return f"door code {event['action'].replace('_', ' ')}: {event['reason']}"
+        how = f" ({event['reason']})" if event["reason"] else ""
+        return f"door {event['action'].replace('_', ' ')} by {event['caller']}{how}"
     if kind == "relay":
         return ("door relay energised" if event["energised"]
                 else f"door relay released after {event['seconds']:.2f} s")
     if kind == "door_contact":
         return "door contact: " + ("closed" if event["closed"] else "open")
+    if kind == "alarm":
+        return f"alarm {event['cause']} {'raised' if event['active'] else 'cleared'}: " \
+               f"{event['detail']}"
+    if kind == "call_record":
+        who = f", answered by {event['answered_by']}" if event["answered_by"] else ""
+        return f"{event['direction']} call {event['outcome']}{who}, {event['seconds']:.0f} s"
     return json.dumps(event)
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger("intercom.hal")
 # LED patterns besides on and off: (seconds on, seconds off).
 BLINKS = {"slow": (1.0, 1.0), "blink": (0.25, 0.25), "fast": (0.08, 0.08),
           "flash": (0.08, 1.92)}
+COLOUR_NAMES = {(1.0, 0.0, 0.0): "red", (0.0, 1.0, 0.0): "green", (0.0, 0.0, 1.0): "blue",
+                (1.0, 0.5, 0.0): "orange", (1.0, 1.0, 1.0): "white"}
 
 
 class HalError(RuntimeError):
@@ -163,9 +165,10 @@ class Board:
 
     def set_rgb(self, colour: tuple[float, float, float], mode: str) -> None:
         """The colour LED, if the board has one: ``colour`` on, or blinking in it."""
-        if self.rgb is None or self._led_modes.get("rgb") == f"{colour} {mode}":
+        shown = f"{COLOUR_NAMES.get(colour, str(colour))} {mode}"
+        if self.rgb is None or self._led_modes.get("rgb") == shown:
             return
-        self._led_modes["rgb"] = f"{colour} {mode}"
+        self._led_modes["rgb"] = shown
         if mode in BLINKS:
             on, off = BLINKS[mode]
             self.rgb.blink(on_time=on, off_time=off, on_color=colour, off_color=(0, 0, 0))
