@@ -170,6 +170,33 @@ def test_busy_declined_and_unavailable_targets_move_on_and_are_not_rung_again(
             phone.stop()
 
 
+def test_nobody_answers_in_parallel_and_both_phones_get_cancel_at_the_ring_time(
+        tmp_path: Path) -> None:
+    """Two phones ring together and are never answered: at the ring time both get a
+    CANCEL (each scenario checks it, answers 200 and 487, and gets the ACK), and
+    the station gives up with "no answer"."""
+    phones, station = [], None
+    try:
+        phones = [Sipp(tmp_path, "phone_rings_out", free_port()) for _ in range(2)]
+        targets = [f"sip:resident@127.0.0.1:{p.port}" for p in phones]
+        station = Station(tmp_path, "session_expires = 0", targets, ring_timeout=5,
+                          call='strategy = "parallel"')
+        station.press()
+        for phone in phones:
+            assert phone.wait(20) == 0, phone.report()
+        record = station.wait_event(10, event="call_record")
+        assert record["outcome"] == "no answer" and record["tried"] == targets
+        cancelled = [e for e in station.events() if e["event"] == "call"
+                     and e["state"] == "cancelled"]
+        assert sorted(e["peer"] for e in cancelled) == sorted(targets)
+        assert all(e["reason"] == "no answer within the ring time" for e in cancelled)
+    finally:
+        if station is not None:
+            station.stop()
+        for phone in phones:
+            phone.stop()
+
+
 def test_wrong_password_is_refused_by_the_proxy_and_the_call_fails(tmp_path: Path) -> None:
     with call_against(tmp_path, "proxy_407", 'proxy = "sip:{sipp}"\npassword = "wrong"'
                       ) as (sipp, station):

@@ -159,6 +159,7 @@ class DoorStation:
 
     # ----- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
+        self._show()                                  # booting, until the end of start
         lg = self.config["log"]
         path = lg["database"] or default_path()
         try:
