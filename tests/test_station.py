@@ -561,13 +561,15 @@ def test_gpio_board_without_gpio_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_an_address_change_re_offers_the_call_with_the_new_address(tmp_path: Path) -> None:
+def test_an_address_change_re_offers_the_call_with_the_new_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Wi-Fi/4G handover, as the station sees it: the route to the peer now
     leaves from another address. Both are on loopback here, so the call goes on."""
     route = ["127.0.0.1"]
 
     async def body(rig: Rig) -> None:
-        rig.station._route_address = lambda toward=None: route[0]  # type: ignore[method-assign]
+        monkeypatch.setattr("intercom.app.station.route_address",
+                            lambda config, toward=None: route[0])
         await rig.ctl({"cmd": "press", "button": "bell"})
         assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
         phone = rig.phones[0]

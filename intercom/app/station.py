@@ -19,26 +19,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intercom.app.callmedia import CallLeg, CallMedia
-from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.doorcontrol import DoorController
 from intercom.app.eventlog import EventLog, default_path
+from intercom.app.keypad import DoorKeypad
 from intercom.app.leds import shown
+from intercom.app.network import locate_servers, registrar_of, route_address, user_agent
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
                                  DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent)
 from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.config import Config, ConfigError
 from intercom.hal.board import Board
-from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE, Tone, \
-    TonePlayer
+from intercom.media.tones import BUSY, CALL_ENDING, RINGBACK, Tone, TonePlayer
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
 from intercom.sip.locate import Dest
-from intercom.sip.resolver import locate, make_resolver
-from intercom.sip.transaction import TimerValues
-from intercom.sip.transport import SipEndpoint, local_address_towards, tls_context
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.transport import SipEndpoint, tls_context
 
 log = logging.getLogger("intercom.station")
 RECENT_EVENTS = 200           # replayed to a new `intercom ctl events` watcher
@@ -72,65 +69,26 @@ class DoorStation:
         self._tones: TonePlayer | None = None    # ringback or busy, on the card alone
         self.registration = "none"
         d = config["door"]
-        self.door = DoorCodes([], d["digit_timeout"])     # the call's codes, set per call
         self.doors = DoorController(board, self.publish, d["pulse_seconds"],
                                     d["hold_max_seconds"], d["open_alarm_seconds"])
-        self.lockout = Lockout(d["max_wrong_codes"], d["max_wrong_codes_overall"],
-                               d["lockout_seconds"], d["lockout_max_seconds"])
-        self._lock_reported: str | None = None
+        self.keypad = DoorKeypad(config, self.doors, self.publish, self._tone_in_call,
+                                 self.hangup, self._show)
         self._holdoff_until = 0.0
         self._restart_button: str | None = None
         for button in config["call"]["button_targets"]:
             if button not in board.buttons:
                 raise ConfigError(f"call.button_targets.{button}: the board has no such "
                                   f"button; it has {', '.join(sorted(board.buttons))}")
-        self._door_timer: asyncio.TimerHandle | None = None
-        self._hangup_after_open: asyncio.TimerHandle | None = None
         self.eventlog: EventLog | None = None        # opened at start
         self.started = False
         self.audio_error: str | None = None
-        s = config["sip"]
-        self.registrar = SipUri.parse(s["registrar"]) if s["registrar"] else None
-        self.local_host = s["public_address"] or self._route_address()
-        proxy = SipUri.parse(s["proxy"]) if s["proxy"] else None
-        backup = SipUri.parse(s["backup_registrar"]) if s["backup_registrar"] else None
-        self.ua = UserAgent(UaSettings(
-            user=s["user"], domain=s["domain"] or (self.registrar.host if self.registrar
-                                                   else self.local_host),
-            local_host=self.local_host, local_port=s["port"],
-            display_name=config["station"]["name"], registrar=self.registrar, proxy=proxy,
-            backup_registrar=backup,
-            auth_user=s["auth_user"], password=s["password"], realm=s["realm"],
-            register_expires=s["register_expires"], session_expires=s["session_expires"],
-            transport="udp" if s["transport"] == "auto" else s["transport"],
-            keepalive_interval=float(s["keepalive_interval"]), keepalive_method=s["keepalive"],
-            contact_rewrite=s["contact_rewrite"], timers=TimerValues(t1=float(s["t1"]))))
+        self.registrar = registrar_of(config)
+        self.ua = user_agent(config)
+        self.local_host = self.ua.settings.local_host
         self.sip: SipEndpoint | None = None
         self._watch: asyncio.Task[None] | None = None
         self.media = CallMedia(config, lambda: self.ua.settings.local_host, self._on_dtmf,
                                self._on_audio_error)
-
-    def _route_address(self, toward: tuple[str, int] | None = None) -> str:
-        """Our address on the route to the registrar (or the first call target)."""
-        listen = self.config["sip"]["listen"]
-        if listen not in ("0.0.0.0", "::", ""):
-            return str(listen)
-        if toward is None:
-            toward = (self.registrar or SipUri.parse(self.config["call"]["targets"][0])).hostport()
-        return local_address_towards(*toward)
-
-    async def _locate_servers(self) -> None:
-        """RFC 3263: the places DNS names for the registrars and proxy, best first,
-        and for the call targets when calls go to them directly."""
-        s = self.config["sip"]
-        resolver = make_resolver(s["dns_servers"])
-        forced = None if s["transport"] == "auto" else s["transport"]
-        uris = list(self.ua.settings.servers)
-        if self.ua.outbound is None:
-            uris += [SipUri.parse(t) for t in self._all_targets()]
-        for uri in uris:
-            if uri.host not in self.ua.targets:
-                self.ua.set_targets(uri.host, await locate(uri, resolver, transport=forced))
 
     async def _watch_address(self, interval: float) -> None:
         """Follow a change of our own address (Wi-Fi/4G handover): re-register, re-offer."""
@@ -139,7 +97,8 @@ class DoorStation:
             first = SipUri.parse(self.config["call"]["targets"][0])
             dest = self.ua.locate(self.ua.outbound or first)
             try:
-                current = await asyncio.to_thread(self._route_address, (dest.host, dest.port))
+                current = await asyncio.to_thread(route_address, self.config,
+                                                  (dest.host, dest.port))
             except OSError:
                 continue                               # no route right now: wait for one
             if current != self.ua.settings.local_host and self.sip is not None:
@@ -164,7 +123,7 @@ class DoorStation:
         path = lg["database"] or default_path()
         try:
             self.eventlog = EventLog(path, lg["max_events"])
-            self.lockout.restore(self.eventlog.load_lockouts(), self.loop.time())
+            self.keypad.restore(self.eventlog)
         except (sqlite3.Error, OSError) as exc:
             # The door station works without its record; it says so, once.
             log.error("event log %s cannot be opened: %s; running without it", path, exc)
@@ -172,7 +131,7 @@ class DoorStation:
         tls = tls_context(s["tls_ca_file"]) if s["transport"] in ("auto", "tls") else None
         self.sip = await SipEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event,
                                           tls)
-        await self._locate_servers()
+        await locate_servers(self.ua, self.config, self._all_targets())
         if s["address_check"] and not s["public_address"] and \
                 s["listen"] in ("0.0.0.0", "::", ""):
             self._watch = self.loop.create_task(self._watch_address(float(s["address_check"])))
@@ -542,7 +501,7 @@ class DoorStation:
         if not leg.source and leg.call_id in self.ua.calls:
             leg.source = self.ua.call(leg.call_id).dest.host     # the phone, or the PBX
         self.call = leg
-        self.door = DoorCodes(self.codes_for(leg.peer), self.config["door"]["digit_timeout"])
+        self.keypad.call_started(leg)
         self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
         self._audio_report = self.loop.call_later(1.0, self._report_audio, leg)
         assert leg.stream is not None
@@ -585,13 +544,7 @@ class DoorStation:
         self._limit = []
         if self._audio_report is not None:
             self._audio_report.cancel()
-        self.lockout.call_ended(call.call_id)
-        self.door.reset()
-        if self._door_timer is not None:
-            self._door_timer.cancel()
-        if self._hangup_after_open is not None:
-            self._hangup_after_open.cancel()
-            self._hangup_after_open = None
+        self.keypad.call_ended(call)
         summary = None
         if call.stream is not None:
             call.stream.stop()
@@ -635,12 +588,8 @@ class DoorStation:
 
     def _show(self) -> None:
         """The LEDs, from the state (intercom.app.leds); after every event."""
-        now = self.loop.time()
-        call = self.call
-        locked = self.lockout.everyone_locked(now) or (
-            call is not None and self.lockout.locked(call.call_id, call.peer, now) is not None)
         view = shown(started=self.started, error=bool(self.audio_error or self.doors.alarms),
-                     locked_out=locked,
+                     locked_out=self.keypad.locked_out(self.call),
                      registered=None if self.registrar is None
                      else self.registration == "registered",
                      door_open=self.doors.energised or self.board.door_closed is False,
@@ -663,19 +612,6 @@ class DoorStation:
         self._audio_report = self.loop.call_later(1.0, self._report_audio, call)
 
     # ----- DTMF and the door ----------------------------------------------------
-    def codes_for(self, peer: str) -> list[str]:
-        """The codes that open the door in a call with ``peer``: everyone's, and
-        those door.caller_codes gives that target or caller."""
-        codes = list(self.config["door"]["codes"])
-        try:
-            uri = SipUri.parse(peer)
-        except SipError:
-            return codes
-        for entry, own in self.config["door"]["caller_codes"].items():
-            if SipUri.parse(entry).names(uri):
-                codes += own
-        return codes
-
     def door_command(self, action: str, by: str) -> None:
         """``open`` (a pulse), ``hold`` (open until ``lock``) or ``lock``, from the
         control socket: an installer, a home-automation system."""
@@ -696,63 +632,9 @@ class DoorStation:
             log.warning("DTMF %r from %s outside the call: ignored", digit, call.peer)
             return
         self.publish(DtmfEvent(digit, call.peer))
-        now = self.loop.time()
         c = self.config["call"]
-        if digit == c["extend_key"] and self.door.deadline() is None and \
-                c["warning_seconds"] and now >= self._ends_at - c["warning_seconds"]:
+        if digit == c["extend_key"] and not self.keypad.entering and c["warning_seconds"] \
+                and self.loop.time() >= self._ends_at - c["warning_seconds"]:
             self._extend(call)                      # after the warning: not a code digit
             return
-        if not self.door.codes:
-            return                                  # no code opens the door in this call
-        lock = self.lockout.locked(call.call_id, call.peer, now)
-        if lock is not None:
-            # Locked out: the digits are not even compared, the right code's neither.
-            self.door.reset()
-            reason = f"locked out ({lock.scope}" + \
-                (f", {lock.seconds:.0f} s left)" if lock.seconds else ", for this call)")
-            if self._lock_reported != call.call_id + lock.scope:
-                self._lock_reported = call.call_id + lock.scope
-                log.warning("door code ignored from %s: %s", call.peer, reason)
-            return
-        self._decide(call, self.door.digit(digit, now))
-        if self._door_timer is not None:
-            self._door_timer.cancel()
-        deadline = self.door.deadline()
-        if deadline is not None:
-            self._door_timer = self.loop.call_at(
-                deadline, lambda: self._decide(call, [d for d in [
-                    self.door.expire(self.loop.time())] if d]))
-
-    def _decide(self, call: CallLeg, decisions: list[Decision]) -> None:
-        caller, source = call.peer, call.source or "unknown"
-        for decision in decisions:
-            if decision.action == "open":
-                log.warning("door opened by code from %s (%s)", caller, source)
-                self.lockout.right(caller)
-                self._save_lockouts()
-                self.publish(DoorEvent("opened", caller, "code", source))
-                self._tone_in_call(DOOR_OPENED)
-                self.doors.pulse()
-                after = self.config["door"]["hangup_after_open"]
-                if after and self._hangup_after_open is None:
-                    self._hangup_after_open = self.loop.call_later(
-                        after, self.hangup, "the door was opened")
-                continue
-            # One line per rejected code, in a fixed form that fail2ban can match
-            # on the address: "door code rejected from <caller> (<ip>): <why>".
-            log.warning("door code rejected from %s (%s): %s", caller, source, decision.reason)
-            self.publish(DoorEvent("rejected", caller, decision.reason, source))
-            self._tone_in_call(WRONG_CODE, to_speaker=False)
-            for lock in self.lockout.wrong(call.call_id, caller, self.loop.time()):
-                how = "for the rest of the call" if lock.scope == "call" else \
-                    f"for {lock.seconds:.0f} s"
-                log.warning("door code entry locked (%s) for %s (%s) %s", lock.scope, caller,
-                            source, how)
-                if lock.seconds:
-                    self.loop.call_later(lock.seconds + 0.05, self._show)   # its end
-                self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}", source))
-            self._save_lockouts()
-
-    def _save_lockouts(self) -> None:
-        if self.eventlog is not None:
-            self.eventlog.save_lockouts(self.lockout.export(self.loop.time()))
+        self.keypad.digit(call, digit)
