@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intercom.app.callmedia import CallLeg, CallMedia
+from intercom.app.calltime import CallLimit
 from intercom.app.doorcontrol import DoorController
 from intercom.app.eventlog import EventLog, default_path
 from intercom.app.keypad import DoorKeypad
@@ -63,8 +64,8 @@ class DoorStation:
         self.legs: dict[str, CallLeg] = {}       # every live SIP call, by Call-ID
         self.call: CallLeg | None = None         # the one that was answered
         self._answering = False                  # an incoming call is being set up
-        self._ends_at = 0.0                      # loop time the call will be hung up
-        self._limit: list[asyncio.TimerHandle] = []
+        self.limit: CallLimit | None = None      # the call's end and its warning
+        self._limit_timer: asyncio.TimerHandle | None = None
         self._audio_report: asyncio.TimerHandle | None = None
         self._tones: TonePlayer | None = None    # ringback or busy, on the card alone
         self.registration = "none"
@@ -206,7 +207,8 @@ class DoorStation:
         if self.call is not None:
             call = {"state": self.call.state, "peer": self.call.peer,
                     "incoming": self.call.incoming,
-                    "ends_in": round(self._ends_at - self.loop.time(), 1)}
+                    "ends_in": round(self.limit.ends_at - self.loop.time(), 1)
+                    if self.limit is not None else None}
             if self.call.stream is not None:
                 call["audio"] = self.call.stream.stats()
         elif self.visit is not None:
@@ -502,46 +504,45 @@ class DoorStation:
             leg.source = self.ua.call(leg.call_id).dest.host     # the phone, or the PBX
         self.call = leg
         self.keypad.call_started(leg)
-        self._set_limit(leg.answered_at + self.config["call"]["max_duration"])
+        c = self.config["call"]
+        self.limit = CallLimit(leg.answered_at, c["max_duration"], c["warning_seconds"],
+                               c["extend_key"], c["extend_seconds"])
+        self._arm_limit()
         self._audio_report = self.loop.call_later(1.0, self._report_audio, leg)
         assert leg.stream is not None
         self.publish(CallEvent("answered", leg.peer, leg.stream.codec.name +
                                (" (incoming)" if leg.incoming else "")))
 
-    def _set_limit(self, ends_at: float) -> None:
-        """Hang up at ``ends_at``, with the warning ``warning_seconds`` before it."""
-        for timer in self._limit:
-            timer.cancel()
-        self._ends_at = ends_at
-        self._limit = [self.loop.call_at(ends_at, self.hangup, "maximum call duration reached")]
-        warning = self.config["call"]["warning_seconds"]
-        if warning:
-            self._limit.append(self.loop.call_at(max(self.loop.time(), ends_at - warning),
-                                                 self._warn))
+    def _arm_limit(self) -> None:
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+        limit = self.limit
+        self._limit_timer = None if limit is None else \
+            self.loop.call_at(limit.deadline(), self._limit_due)
 
-    def _warn(self) -> None:
-        call = self.call
-        if call is None:
+    def _limit_due(self) -> None:
+        call, limit = self.call, self.limit
+        if call is None or limit is None:
             return
-        key = self.config["call"]["extend_key"]
-        left = self._ends_at - self.loop.time()
-        self._tone_in_call(CALL_ENDING)
-        self.publish(CallEvent("expiring", call.peer, f"ends in {left:.0f} s" +
-                               (f"; {key} extends it" if key else "")))
-
-    def _extend(self, call: CallLeg) -> None:
-        seconds = self.config["call"]["extend_seconds"]
-        self._set_limit(self._ends_at + seconds)
-        self.publish(CallEvent("extended", call.peer, f"by {seconds:g} s"))
+        due = limit.due(self.loop.time())
+        if due == "end":
+            self.hangup("maximum call duration reached")
+            return
+        if due == "warn":
+            self._tone_in_call(CALL_ENDING)
+            key = limit.extend_key
+            left = limit.ends_at - self.loop.time()
+            self.publish(CallEvent("expiring", call.peer, f"ends in {left:.0f} s" +
+                                   (f"; {key} extends it" if key else "")))
+        self._arm_limit()
 
     def _call_over(self, call: CallLeg) -> None:
         """The call is over (either side hung up): its record, and the station idle."""
         if self.call is not call:
             return
         self.call = None
-        for timer in self._limit:
-            timer.cancel()
-        self._limit = []
+        self.limit = None
+        self._arm_limit()
         if self._audio_report is not None:
             self._audio_report.cancel()
         self.keypad.call_ended(call)
@@ -632,9 +633,10 @@ class DoorStation:
             log.warning("DTMF %r from %s outside the call: ignored", digit, call.peer)
             return
         self.publish(DtmfEvent(digit, call.peer))
-        c = self.config["call"]
-        if digit == c["extend_key"] and not self.keypad.entering and c["warning_seconds"] \
-                and self.loop.time() >= self._ends_at - c["warning_seconds"]:
-            self._extend(call)                      # after the warning: not a code digit
+        if self.limit is not None and self.limit.extends(digit, self.keypad.entering):
+            # After the warning the extend key is not a code digit.
+            self._arm_limit()
+            self.publish(CallEvent("extended", call.peer,
+                                   f"by {self.limit.extend_seconds:g} s"))
             return
         self.keypad.digit(call, digit)
