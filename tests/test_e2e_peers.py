@@ -162,7 +162,7 @@ def test_baresip_calling_the_station_through_kamailio_is_refused_unless_allowed(
             baresip.wait_event("CALL_ESTABLISHED", 10, after=n)
             answered = station.wait_event(10, event="call", state="answered")
             assert answered["reason"].endswith("(incoming)")
-            time.sleep(1.0)
+            time.sleep(2.5)         # as in the other baresip calls: its audio is under way
             baresip.command("sndcode", "1234#")
             station.wait_event(10, event="door", action="opened")
             n = len(baresip.events)
