@@ -18,6 +18,7 @@ from intercom import config as config_mod
 from intercom.hal.board import HalError, open_board
 
 if TYPE_CHECKING:
+    from intercom.app.events import Event
     from intercom.media.devices import AudioDevice
 
 EXIT_CONFIG = 2
@@ -64,11 +65,23 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         log.error("cannot open SIP port %s:%d: %s", cfg["sip"]["listen"], cfg["sip"]["port"], exc)
         board.close()
         return 1
+    from intercom.service import Notifier, status_line, watchdog
+    notifier = Notifier()
+    pinger = loop.create_task(watchdog(notifier, station.trouble))
     try:
         await control.start()
         log.info("control socket %s", control.path)
+        # Ready: the config is loaded and the first registration attempt is made.
+        notifier.notify("READY=1", f"STATUS={status_line(station)}")
+
+        def report(event: Event) -> None:
+            if event.kind in ("registration", "call", "alarm"):
+                notifier.notify(f"STATUS={status_line(station)}")
+        station.subscribe(report)
         await stop.wait()
     finally:
+        notifier.notify("STOPPING=1")
+        pinger.cancel()
         await station.stop()            # its last events still reach `ctl events`
         await control.stop()
         board.close()
@@ -76,9 +89,51 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config)
-    _setup_logging(cfg["log"]["level"])
-    return asyncio.run(serve(cfg))
+    if not args.wait_for_config:
+        cfg = _load_config(args.config)
+        _setup_logging(cfg["log"]["level"])
+        return asyncio.run(serve(cfg))
+    # As a service: a broken config leaves the station up, the door locked and the
+    # error on the LEDs, until the file is fixed.
+    while True:
+        try:
+            cfg = config_mod.load(args.config)
+        except config_mod.ConfigError as exc:
+            _setup_logging("info")
+            if not asyncio.run(_wait_for_config(args.config, str(exc))):
+                return EXIT_CONFIG
+            continue
+        _setup_logging(cfg["log"]["level"])
+        return asyncio.run(serve(cfg))
+
+
+async def _wait_for_config(path: str, error: str) -> bool:
+    from intercom.service import wait_for_config
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return await wait_for_config(path, error, stop)
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    """Release the door relay (systemd's ExecStopPost, after any stop or crash)."""
+    from intercom.service import fallback_board
+    try:
+        cfg = config_mod.load(args.config)
+        kind, profile = cfg["board"]["type"], cfg["board"]["profile"]
+    except config_mod.ConfigError:
+        kind, profile = fallback_board(args.config)
+    try:
+        board = open_board(kind, profile)
+    except HalError as exc:
+        print(f"intercom relay-off: {exc}", file=sys.stderr)
+        return 1
+    board.set_relay(False)
+    board.close()
+    print("relay released")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -259,7 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the door station")
     run.add_argument("--config", required=True, help="TOML config file")
+    run.add_argument("--wait-for-config", action="store_true",
+                     help="if the config cannot be used, keep the door locked, show the "
+                          "error on the LEDs and wait for the file to be fixed (the service)")
     run.set_defaults(func=cmd_run)
+    off = sub.add_parser("relay-off", help="release the door relay (after a stop or crash)")
+    off.add_argument("--config", required=True, help="TOML config file (for the board)")
+    off.set_defaults(func=cmd_relay_off)
     check = sub.add_parser("check-config", help="check a config file and exit (2 if bad)")
     check.add_argument("file")
     check.add_argument("-v", "--verbose", action="store_true", help="print it with defaults")

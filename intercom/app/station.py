@@ -184,6 +184,17 @@ class DoorStation:
         if self.eventlog is not None:
             self.eventlog.close()
 
+    def trouble(self) -> str | None:
+        """Why the station is not working (the watchdog then withholds its ping, and
+        systemd restarts it), or None: the SIP layer, and the call's audio thread."""
+        if self.sip is None:
+            return "SIP is not started"
+        if (why := self.sip.trouble()) is not None:
+            return why
+        if self.call is not None and self.call.stream is not None:
+            return self.call.stream.trouble()
+        return None
+
     def subscribe(self, callback: Callable[[Event], None],
                   replay: bool = False) -> Callable[[], None]:
         """Call ``callback`` for each event from now on (after the recent ones, if ``replay``)."""

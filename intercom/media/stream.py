@@ -15,6 +15,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ from intercom.media.tones import Tone, ToneSource, mix
 
 log = logging.getLogger("intercom.audio")
 DEVICE_RETRY_SECONDS = 2.0
+STALL_SECONDS = 10.0          # an audio thread that has not turned for this long is stuck
 DTMF_DIGIT_MS = 100
 DTMF_GAP_FRAMES = 3
 
@@ -124,6 +126,7 @@ class AudioStream:
         self._first_packet = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.heartbeat = time.monotonic()              # each turn of the audio thread
         self._device: AudioDevice | None = None     # the open card (audio thread)
         self.xruns = 0                               # of cards closed since
         self.device_error: str | None = None
@@ -143,9 +146,22 @@ class AudioStream:
         self.rtp.on_packet = lambda *args: None
 
     # ----- device thread --------------------------------------------------------
+    def trouble(self) -> str | None:
+        """Why the audio thread is not working (for the watchdog), or None when it is.
+        A card that fails and is being retried is working as meant."""
+        if self._thread is None or self._stop.is_set():
+            return None
+        if not self._thread.is_alive():
+            return "the audio thread has died"
+        late = time.monotonic() - self.heartbeat
+        if late > STALL_SECONDS:
+            return f"the audio thread has not moved for {late:.0f} s"
+        return None
+
     def _device_loop(self) -> None:
         device: AudioDevice | None = None
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             try:
                 if device is None:
                     device = self.open_device()

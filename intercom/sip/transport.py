@@ -152,6 +152,9 @@ class _Stream(asyncio.Protocol):
         self.endpoint.forget(self, exc)
 
 
+STALL_SECONDS = 10.0        # a core timer this late means the SIP layer has stopped
+
+
 class SipEndpoint:
     def __init__(self, ua: UserAgent, on_event: Callable[[UaEvent], None],
                  tls: ssl.SSLContext | None = None) -> None:
@@ -210,6 +213,17 @@ class SipEndpoint:
                 except Exception:                  # an app bug must not kill SIP
                     log.exception("event handler failed for %r", event)
         self._rearm()
+
+    def trouble(self) -> str | None:
+        """Why the SIP layer is not working (for the watchdog), or None when it is."""
+        if self.closing:
+            return "the SIP endpoint is closed"
+        if self.udp is None or self.udp.transport is None or self.udp.transport.is_closing():
+            return "the SIP UDP socket is closed"
+        deadline = self.ua.get_timer()
+        if deadline is not None and self.loop.time() - deadline > STALL_SECONDS:
+            return f"the SIP timers are {self.loop.time() - deadline:.0f} s late"
+        return None
 
     def close(self) -> None:
         self.closing = True
