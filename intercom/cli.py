@@ -117,6 +117,12 @@ async def _wait_for_config(path: str, error: str) -> bool:
     return await wait_for_config(path, error, stop)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from intercom.doctor import doctor
+    logging.basicConfig(level=logging.CRITICAL)        # the checks say it all
+    return doctor(args.config)
+
+
 def cmd_relay_off(args: argparse.Namespace) -> int:
     """Release the door relay (systemd's ExecStopPost, after any stop or crash)."""
     from intercom.service import fallback_board
@@ -318,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="if the config cannot be used, keep the door locked, show the "
                           "error on the LEDs and wait for the file to be fixed (the service)")
     run.set_defaults(func=cmd_run)
+    doc = sub.add_parser("doctor", help="check config, sound card, GPIO, network, DNS, "
+                                        "registration and NAT, and say what to fix")
+    doc.add_argument("--config", required=True, help="TOML config file")
+    doc.set_defaults(func=cmd_doctor)
     off = sub.add_parser("relay-off", help="release the door relay (after a stop or crash)")
     off.add_argument("--config", required=True, help="TOML config file (for the board)")
     off.set_defaults(func=cmd_relay_off)

@@ -1,0 +1,254 @@
+"""``intercom doctor``: check what a door station needs, and say what to fix.
+
+In order: the config (with the line at fault), the sound card, the GPIO board,
+the network route to the registrar, the registrar in DNS (NAPTR/SRV, else its
+address), a trial registration, and the public address by STUN. Each check
+prints one line, ``ok`` or ``FAIL`` with what to do; later checks that need
+an earlier one are skipped. Exit status 0 only if nothing failed.
+
+The trial registration uses its own port and removes its binding afterwards,
+so it can run next to the station; when the station's control socket
+answers, its own registration state is shown as well.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from intercom import config as config_mod
+from intercom.sip.address import SipUri
+
+REGISTER_WAIT = 10.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+        return text + (f"\n        fix: {self.fix}" if self.fix else "")
+
+
+def config_line(path: str, message: str) -> int | None:
+    """The line of the file a config error is about: TOML's own, or the key's."""
+    found = re.search(r"at line (\d+)", message)
+    if found:
+        return int(found.group(1))
+    key = re.match(r"\[?([A-Za-z_]+)(?:\.([A-Za-z_]+))?", message)
+    if key is None:
+        return None
+    section, name = key.group(1), key.group(2)
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    current = ""
+    for number, text in enumerate(lines, 1):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[] ").split("]")[0].strip()
+            if name is None and current == section:
+                return number
+        elif name is not None and current == section and \
+                re.match(rf"{re.escape(name)}\s*=", stripped):
+            return number
+    return None
+
+
+def check_config(path: str) -> tuple[Check, config_mod.Config | None]:
+    try:
+        cfg = config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        line = config_line(path, str(exc))
+        where = f"{path}, line {line}" if line else path
+        return Check("config", False, f"{where}: {exc}",
+                     "correct that line (intercom check-config shows every key's rule)"), None
+    return Check("config", True, f"{path} is valid"), cfg
+
+
+async def check_audio(cfg: config_mod.Config) -> Check:
+    from intercom.app.callmedia import CallMedia
+    a = cfg["audio"]
+    media = CallMedia(cfg, lambda: "127.0.0.1", lambda leg, d: None, lambda m: None)
+    error = await media.probe()
+    what = f"{a['device']} card" + (f" (capture {a['capture']!r}, playback {a['playback']!r})"
+                                    if a["device"] == "alsa" else "")
+    if error is None:
+        return Check("audio", True, f"{what} opens at {a['rate']} Hz")
+    fix = ("list the cards with `arecord -l` and `aplay -l`, and set [audio] capture and "
+           "playback (e.g. plughw:CARD=Device,DEV=0); the user needs the audio group"
+           if a["device"] == "alsa" else "check [audio] mic_file and speaker_file")
+    return Check("audio", False, f"{what}: {error}", fix)
+
+
+def check_board(cfg: config_mod.Config) -> Check:
+    from intercom.hal.board import HalError, open_board
+    b = cfg["board"]
+    try:
+        board = open_board(b["type"], b["profile"])
+    except HalError as exc:
+        fix = ("run on a Raspberry Pi with python3-lgpio, as a user in the gpio group; or "
+               "set [board] type = \"simulated\"" if b["type"] == "gpio"
+               else "check [board] profile")
+        return Check("board", False, str(exc), fix)
+    try:
+        p = board.profile
+        relay = f"GPIO{p.relay_pin}" if p.relay_pin is not None else \
+            f"serial {p.relay_serial['port'] if p.relay_serial else ''}"
+        return Check("board", True, f"{b['type']} board {p.name!r}: buttons "
+                     f"{', '.join(sorted(board.buttons))}, relay {relay} (released)")
+    finally:
+        board.set_relay(False)
+        board.close()
+
+
+def check_route(cfg: config_mod.Config) -> Check:
+    from intercom.app.network import registrar_of, route_address
+    target = registrar_of(cfg) or SipUri.parse(cfg["call"]["targets"][0])
+    try:
+        local = route_address(cfg)
+    except OSError as exc:
+        return Check("network", False, f"no route to {target.host}: {exc}",
+                     "check the network cable or Wi-Fi, and the default route (ip route)")
+    return Check("network", True, f"{target.host} is reached from {local}")
+
+
+async def check_dns(cfg: config_mod.Config) -> Check:
+    from intercom.app.network import registrar_of
+    from intercom.sip.locate import needs_srv
+    from intercom.sip.resolver import locate, make_resolver
+    registrar = registrar_of(cfg)
+    if registrar is None:
+        return Check("dns", True, "no registrar: calls go to the targets directly")
+    if not needs_srv(registrar):
+        return Check("dns", True, f"{registrar.host} needs no look-up")
+    try:
+        s = cfg["sip"]
+        places = await locate(registrar, make_resolver(s["dns_servers"]),
+                              transport=None if s["transport"] == "auto" else s["transport"])
+    except Exception as exc:                     # dnspython's many errors, all alike here
+        return Check("dns", False, f"{registrar.host}: {exc}",
+                     "check /etc/resolv.conf or [sip] dns_servers, and the domain's records")
+    if not places:
+        return Check("dns", False, f"{registrar.host}: no NAPTR, SRV or address records",
+                     "check the registrar's name in [sip] registrar")
+    shown = ", ".join(f"{d.host}:{d.port}/{d.transport}" for d in places[:4])
+    return Check("dns", True, f"{registrar.host} is at {shown}")
+
+
+async def check_registration(cfg: config_mod.Config) -> Check:
+    from intercom.app.network import registrar_of, user_agent
+    from intercom.sip import events as ev
+    from intercom.sip.transport import SipEndpoint
+    registrar = registrar_of(cfg)
+    if registrar is None:
+        return Check("registration", True, "no registrar configured")
+    trial = dict(cfg)
+    trial["sip"] = dict(cfg["sip"], port=_free_udp_port(cfg["sip"]["listen"]))
+    ua = user_agent(trial)
+    seen: asyncio.Queue[ev.RegistrationChanged] = asyncio.Queue()
+
+    def on_event(event: ev.UaEvent) -> None:
+        if isinstance(event, ev.RegistrationChanged):
+            seen.put_nowait(event)
+    endpoint = await SipEndpoint.open(ua, (trial["sip"]["listen"], trial["sip"]["port"]),
+                                      on_event, listen_tcp=False)
+    try:
+        endpoint.run(ua.register)
+        try:
+            result = await asyncio.wait_for(seen.get(), REGISTER_WAIT)
+        except TimeoutError:
+            return Check("registration", False, f"no answer from {registrar} in "
+                         f"{REGISTER_WAIT:.0f} s",
+                         "check [sip] registrar and port, and that a firewall lets SIP through")
+        if result.state != "registered":
+            fix = ("check [sip] user, auth_user and password against the registrar's account"
+                   if result.status in (401, 403, 407) else "see the registrar's log")
+            return Check("registration", False,
+                         f"{registrar} answered {result.status} {result.reason}", fix)
+        endpoint.run(ua.unregister)
+        await asyncio.sleep(0.2)
+        return Check("registration", True, f"{ua.settings.aor} registered at {registrar} "
+                     f"({result.status} {result.reason}; trial binding removed)")
+    finally:
+        endpoint.close()
+
+
+async def check_stun(cfg: config_mod.Config) -> Check:
+    from intercom.app.network import route_address
+    from intercom.media.rtp import RtpSession
+    from intercom.sip.address import parse_hostport
+    server = cfg["sip"]["stun_server"]
+    if not server:
+        return Check("nat", True, "no STUN server configured: SDP carries the local address")
+    host, port = parse_hostport(server, 3478)
+    rtp = await RtpSession.open(cfg["sip"]["listen"], 40000, 49998, lambda *a: None)
+    try:
+        found = await rtp.public_address((host.strip("[]"), port or 3478))
+    finally:
+        rtp.close()
+    if found is None:
+        return Check("nat", False, f"STUN server {server} did not answer",
+                     "check [sip] stun_server, and that UDP to it is allowed")
+    local = route_address(cfg)
+    behind = "behind NAT" if found[0] != local else "not behind NAT"
+    return Check("nat", True, f"STUN sees us at {found[0]}:{found[1]}, local {local}: {behind}")
+
+
+def station_state(cfg: config_mod.Config) -> dict[str, Any] | None:
+    from intercom.control import socket_path
+    path = socket_path(cfg["control"]["socket"])
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            sock.connect(str(path))
+            sock.sendall(b'{"cmd": "state"}\n')
+            reply: dict[str, Any] = json.loads(sock.makefile().readline())
+            state: dict[str, Any] | None = reply.get("state")
+            return state
+    except (OSError, ValueError):
+        return None
+
+
+def _free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host if host not in ("", "::") else "0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_checks(path: str, say: Callable[[str], None]) -> int:
+    config_check, cfg = check_config(path)
+    say(config_check.line())
+    if cfg is None:
+        return 1
+    checks = [await check_audio(cfg), check_board(cfg), check_route(cfg)]
+    for check in checks:
+        say(check.line())
+    if checks[-1].ok:
+        for step in (check_dns, check_registration, check_stun):
+            check = await step(cfg)
+            checks.append(check)
+            say(check.line())
+            if not check.ok and step is check_dns:
+                break
+    state = station_state(cfg)
+    if state is not None:
+        say(f"note  the running station: registration {state['registration']['state']}, "
+            f"call {state['call']['state']}, alarms {', '.join(state.get('alarms', [])) or 'none'}")
+    failed = [c for c in checks if not c.ok]
+    say("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    return 1 if failed else 0
+
+
+def doctor(path: str) -> int:
+    return asyncio.run(run_checks(path, print))
