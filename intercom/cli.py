@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intercom import config as config_mod
-from intercom.hal.board import HalError, open_board
+from intercom.hal.board import HalError, open_board, with_board_audio
 
 if TYPE_CHECKING:
     from intercom.app.events import Event
@@ -43,10 +43,16 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     from intercom.control import ControlServer, socket_path
     log = logging.getLogger("intercom")
     try:
+        cfg = with_board_audio(cfg)
         board = open_board(cfg["board"]["type"], cfg["board"]["profile"])
     except HalError as exc:
         log.error("board: %s", exc)
         return 1
+    a = cfg["audio"]
+    if a["device"] == "alsa" and a["mixer"]:
+        from intercom.media.devices import set_mixer
+        for error in set_mixer(a["playback"], a["mixer"]):
+            log.error("audio: %s", error)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -263,7 +269,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from intercom.media import calibrate
     from intercom.media.devices import AudioDeviceError
     cfg = _load_config(args.config)
-    device = calibration_device(cfg)
+    try:
+        device = calibration_device(cfg)
+    except HalError as exc:
+        print(f"intercom: board profile: {exc}", file=sys.stderr)
+        return 1
     print(f"calibrating: playing a {calibrate.SWEEP_SECONDS:.1f} s sweep and "
           f"{calibrate.NOISE_SECONDS:.0f} s of noise through the speaker; keep the street quiet")
     try:
@@ -304,7 +314,7 @@ def calibration_device(cfg: config_mod.Config) -> AudioDevice:
     """The configured sound card; the simulated one with a quiet street (no visitor)."""
     from intercom.media.devices import AlsaSoundCard, SimulatedSoundCard
     from intercom.media.echo import EchoPathSpec
-    a = cfg["audio"]
+    a = with_board_audio(cfg)["audio"]
     period = a["rate"] * a["period_ms"] // 1000
     if a["device"] == "alsa":
         return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])

@@ -33,7 +33,7 @@ class Field:
                                     # "codec_list", "optional_sip_uri", "session_interval",
                                     # "optional_hostport", "hostport_list", "optional_file",
                                     # "optional_sip_uri_list", "button_targets",
-                                    # "caller_codes"
+                                    # "caller_codes", "mixer"
     help: str = ""
 
     def describe(self) -> str:
@@ -145,8 +145,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "audio": {
         "device": _s("simulated", choices=("simulated", "alsa")),
-        "capture": _s("default", help="ALSA capture PCM name"),
-        "playback": _s("default", help="ALSA playback PCM name"),
+        "capture": _s("", help="ALSA capture PCM name; empty: the board profile's, "
+                               "else ALSA's default"),
+        "playback": _s("", help="ALSA playback PCM name; empty: the board profile's, "
+                                "else ALSA's default"),
+        "mixer": Field(dict, {}, check="mixer",
+                       help='mixer levels set at start, e.g. { Speaker = 90, Capture = 70 }; '
+                            "over the board profile's"),
         "rate": Field(int, 48000, choices=(8000, 16000, 32000, 44100, 48000)),
         "period_ms": Field(int, 20, choices=(10, 20), help="the sound card's period"),
         "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
@@ -271,6 +276,10 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
                     _check_value(f"{key}.{button}.{name}", SCHEMA["call"][name], item)
             else:
                 _check_value(f"{key}.{button}", Field(list, check="sip_uri_list"), targets)
+    elif field.check == "mixer":
+        for control, level in value.items():
+            if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
+                raise ConfigError(f"{key}.{control}: {level!r} is not a percentage (0-100)")
     elif field.check == "caller_codes":
         for uri, codes in value.items():
             _check_uri(f"{key}.{uri}", uri)

@@ -78,11 +78,23 @@ def check_config(path: str) -> tuple[Check, config_mod.Config | None]:
 
 async def check_audio(cfg: config_mod.Config) -> Check:
     from intercom.app.callmedia import CallMedia
+    from intercom.hal.board import HalError, with_board_audio
+    try:
+        cfg = with_board_audio(cfg)
+    except HalError as exc:
+        return Check("audio", False, f"the board profile: {exc}", "check [board] profile")
     a = cfg["audio"]
     media = CallMedia(cfg, lambda: "127.0.0.1", lambda leg, d: None, lambda m: None)
     error = await media.probe()
     what = f"{a['device']} card" + (f" (capture {a['capture']!r}, playback {a['playback']!r})"
                                     if a["device"] == "alsa" else "")
+    if error is None and a["device"] == "alsa" and a["mixer"]:
+        from intercom.media.devices import set_mixer
+        problems = set_mixer(a["playback"], a["mixer"])
+        if problems:
+            return Check("audio", False, f"{what} opens, but " + "; ".join(problems),
+                         "list the card's controls with `amixer -D hw:CARD scontrols` and "
+                         "fix [audio] mixer (or the board profile's)")
     if error is None:
         return Check("audio", True, f"{what} opens at {a['rate']} Hz")
     fix = ("list the cards with `arecord -l` and `aplay -l`, and set [audio] capture and "

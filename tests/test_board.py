@@ -135,3 +135,59 @@ def test_blink_patterns_and_the_colour_led_drive_their_pins(board: SimulatedBoar
     blue = board.factory.pin(board.profile.rgb_led[2])   # type: ignore[index]
     assert len(blue.states) >= 3                          # it blinks, in blue only
     assert board.factory.pin(board.profile.rgb_led[1]).state == 0  # type: ignore[index]
+
+
+PROFILES = ["generic-pi", "simulator", "usb-soundcard", "pi3", "pi4", "pi5", "zero2w",
+            "respeaker-2mic"]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_shipped_profile_loads_and_uses_each_pin_once(name: str) -> None:
+    profile = BoardProfile.load(name)          # __post_init__ refuses a pin used twice
+    assert profile.name == name and "bell" in profile.buttons
+    assert profile.relay_pin is not None
+    assert set(profile.audio) <= {"capture", "playback", "mixer"}
+
+
+def test_pi_profiles_take_the_generic_wiring_and_a_usb_card() -> None:
+    generic = BoardProfile.load("generic-pi")
+    for name in ("pi3", "pi4", "pi5", "zero2w"):
+        p = BoardProfile.load(name)
+        assert (p.buttons, p.leds, p.relay_pin, p.door_contact_pin) == \
+            (generic.buttons, generic.leds, generic.relay_pin, generic.door_contact_pin)
+        assert p.audio["capture"] == "plughw:CARD=Device,DEV=0" and p.description
+
+
+def test_the_respeaker_profile_keeps_off_the_hats_own_pins() -> None:
+    p = BoardProfile.load("respeaker-2mic")
+    hat = {2, 3, 10, 11, 18, 19, 20, 21}            # I2C, SPI (its LEDs), I2S
+    used = {*p.buttons.values(), *p.leds.values(), p.relay_pin, p.door_contact_pin}
+    assert not used & hat and p.buttons["bell"] == 17
+    assert "seeed2micvoicec" in p.audio["playback"]
+
+
+def test_the_config_fills_in_the_profiles_sound_card_and_can_overrule_it() -> None:
+    from intercom.config import validate
+    from intercom.hal.board import with_board_audio
+    cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"profile": "pi4"},
+                    "audio": {"mixer": {"Mic": 40}}})
+    a = with_board_audio(cfg)["audio"]
+    assert a["capture"] == a["playback"] == "plughw:CARD=Device,DEV=0"
+    assert a["mixer"] == {"Speaker": 85, "Mic": 40}             # the config's level wins
+    own = validate({"call": {"targets": ["sip:a@b"]}, "audio": {"capture": "hw:2,0"}})
+    a = with_board_audio(own)["audio"]
+    assert (a["capture"], a["playback"]) == ("hw:2,0", "default")   # simulator: no card named
+
+
+def test_a_profile_with_a_base_that_goes_round_is_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text(f'base = "{b}"\n')
+    b.write_text(f'base = "{a}"\n')
+    with pytest.raises(HalError, match="bases cannot go round"):
+        BoardProfile.load(str(a))
+
+
+def test_mixer_levels_on_a_card_without_those_controls_are_reported() -> None:
+    from intercom.media.devices import set_mixer
+    errors = set_mixer("plughw:CARD=NoSuchCard,DEV=0", {"Speaker": 50})
+    assert len(errors) == 1 and "mixer control 'Speaker' on hw:CARD=NoSuchCard" in errors[0]

@@ -41,6 +41,8 @@ class BoardProfile:
     door_contact_pin: int | None = None
     tamper_pin: int | None = None
     rgb_led: tuple[int, int, int] | None = None      # red, green, blue pins of a colour LED
+    audio: dict[str, Any] = field(default_factory=dict)   # capture, playback, mixer
+    description: str = ""
     simulation: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,15 +67,7 @@ class BoardProfile:
 
     @classmethod
     def load(cls, name_or_path: str) -> BoardProfile:
-        path = Path(name_or_path)
-        try:
-            if path.suffix == ".toml" or "/" in name_or_path:
-                data = tomllib.loads(path.read_text())
-            else:
-                text = resources.files("intercom.boards").joinpath(f"{name_or_path}.toml")
-                data = tomllib.loads(text.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise HalError(f"board profile {name_or_path!r}: {exc}") from exc
+        data = _profile_data(name_or_path)
         try:
             return cls(name=str(data.get("name", name_or_path)),
                        buttons={str(k): int(v) for k, v in data["buttons"].items()},
@@ -86,9 +80,55 @@ class BoardProfile:
                        tamper_pin=int(data["tamper"]["pin"]) if "tamper" in data else None,
                        rgb_led=(int(data["rgb_led"]["red"]), int(data["rgb_led"]["green"]),
                                 int(data["rgb_led"]["blue"])) if "rgb_led" in data else None,
+                       audio=_profile_audio(data.get("audio", {})),
+                       description=str(data.get("description", "")),
                        simulation=dict(data.get("simulation", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HalError(f"board profile {name_or_path!r}: missing or bad entry {exc}") from exc
+
+
+def _profile_data(name_or_path: str, depth: int = 0) -> dict[str, Any]:
+    """A profile's tables; ``base = "other"`` takes another profile's and changes
+    what this one sets (a table at a time: [audio] here replaces the base's)."""
+    path = Path(name_or_path)
+    try:
+        if path.suffix == ".toml" or "/" in name_or_path:
+            data = tomllib.loads(path.read_text())
+        else:
+            text = resources.files("intercom.boards").joinpath(f"{name_or_path}.toml")
+            data = tomllib.loads(text.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HalError(f"board profile {name_or_path!r}: {exc}") from exc
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or depth > 4:
+        raise HalError(f"board profile {name_or_path!r}: base must name another profile "
+                       "(and bases cannot go round)")
+    merged = _profile_data(base, depth + 1)
+    merged.pop("name", None)
+    merged.pop("description", None)
+    merged.update(data)
+    return merged
+
+
+def _profile_audio(table: dict[str, Any]) -> dict[str, Any]:
+    """A profile's sound card: ALSA capture and playback names, and mixer levels
+    (control name -> percent) to set at start."""
+    out: dict[str, Any] = {}
+    for key in ("capture", "playback"):
+        if key in table:
+            out[key] = str(table[key])
+    mixer = table.get("mixer", {})
+    if not isinstance(mixer, dict) or not all(
+            isinstance(v, int) and 0 <= v <= 100 for v in mixer.values()):
+        raise ValueError("audio.mixer must map control names to percentages (0-100)")
+    out["mixer"] = {str(k): int(v) for k, v in mixer.items()}
+    unknown = set(table) - {"capture", "playback", "mixer"}
+    if unknown:
+        raise ValueError(f"audio: unknown keys {sorted(unknown)}; allowed: capture, playback, "
+                         "mixer")
+    return out
 
 
 def _serial_relay(table: dict[str, Any]) -> dict[str, Any] | None:
@@ -279,9 +319,25 @@ class SimulatedBoard(Board):
         super().close()
 
 
+def profile_for(board_type: str, profile_name: str) -> BoardProfile:
+    """The configured profile, or the board type's default one."""
+    return BoardProfile.load(profile_name or ("simulator" if board_type == "simulated"
+                                              else "generic-pi"))
+
+
 def open_board(board_type: str, profile_name: str) -> Board:
-    profile = BoardProfile.load(profile_name or ("simulator" if board_type == "simulated"
-                                                 else "generic-pi"))
+    profile = profile_for(board_type, profile_name)
     if board_type == "simulated":
         return SimulatedBoard(profile)
     return Board(profile)
+
+
+def with_board_audio(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The config with the board profile's sound card where [audio] leaves it open:
+    capture and playback (else ALSA's default), and mixer levels under the config's."""
+    profile = profile_for(cfg["board"]["type"], cfg["board"]["profile"])
+    a = dict(cfg["audio"])
+    for key in ("capture", "playback"):
+        a[key] = a[key] or profile.audio.get(key, "default")
+    a["mixer"] = {**profile.audio.get("mixer", {}), **a["mixer"]}
+    return {**cfg, "audio": a}

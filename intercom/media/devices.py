@@ -164,6 +164,21 @@ class SimulatedSoundCard(AudioDevice):
         self._speaker = None                     # the recording stays open for the next
 
 
+def set_mixer(device: str, levels: dict[str, int]) -> list[str]:
+    """Set each mixer control of the card behind PCM ``device`` to its percentage.
+    Returns the errors (a control the card lacks, no mixer), one line each."""
+    import alsaaudio
+    card = device.split(":", 1)[1] if ":" in device else "default"
+    mixer_device = "default" if card == "default" else f"hw:{card.split(',DEV=')[0]}"
+    errors = []
+    for control, level in levels.items():
+        try:
+            alsaaudio.Mixer(control=control, device=mixer_device).setvolume(level)
+        except alsaaudio.ALSAAudioError as exc:
+            errors.append(f"mixer control {control!r} on {mixer_device}: {exc}")
+    return errors
+
+
 class AlsaSoundCard(AudioDevice):
     """Capture and playback PCMs opened through pyalsaaudio, mono S16_LE."""
 
