@@ -251,3 +251,27 @@ def test_the_station_names_what_is_wrong_for_the_watchdog(what: str, tmp_path: P
     why = asyncio.run(main())
     expected = "the SIP endpoint is closed" if what == "sip" else "the audio thread has not moved"
     assert why is not None and why.startswith(expected)
+
+
+def test_a_missing_config_is_waited_for_with_the_error_on_the_simulated_leds(
+        tmp_path: Path) -> None:
+    """No file at all (a fresh SD card): up, the error shown, then the file appears."""
+    from intercom.service import fallback_board
+    notify = NotifySocket(tmp_path / "notify.sock")
+    cfg = tmp_path / "intercom.toml"
+    good = station_config(tmp_path).read_text()
+    cfg.unlink()
+    assert fallback_board(str(cfg)) == ("simulated", "")       # no GPIO on this machine
+    proc = run_service(tmp_path, cfg, notify)
+    try:
+        ready = notify.wait_for("READY=1", 15)
+        assert "STATUS=config error:" in ready and "cannot read" in ready
+        cfg.write_text(good)
+        notify.wait_for("RELOADING=1", 10)
+        notify.wait_for("STATUS=registration", 15)            # the station is up
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
