@@ -129,6 +129,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(args.config)
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from intercom import upgrade
+    try:
+        if args.step == "install":
+            if args.wheel is None:
+                print("intercom upgrade install: name the wheel", file=sys.stderr)
+                return 2
+            upgrade.install(args.root, args.wheel, Path(args.config), args.restart, args.check,
+                            args.index)
+        else:
+            upgrade.rollback(args.root, args.restart, args.check)
+    except upgrade.UpgradeError as exc:
+        print(f"intercom upgrade: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_relay_off(args: argparse.Namespace) -> int:
     """Release the door relay (systemd's ExecStopPost, after any stop or crash)."""
     from intercom.service import fallback_board
@@ -338,6 +355,22 @@ def build_parser() -> argparse.ArgumentParser:
                                         "registration and NAT, and say what to fix")
     doc.add_argument("--config", required=True, help="TOML config file")
     doc.set_defaults(func=cmd_doctor)
+    from intercom import upgrade as upgrade_defaults
+    up = sub.add_parser("upgrade", help="install a new version (a wheel) onto this station, "
+                                        "or go back to the previous one")
+    up.add_argument("step", choices=("install", "rollback"))
+    up.add_argument("wheel", nargs="?", type=Path, help="with install: the wheel, in a "
+                                                        "directory with its dependencies")
+    up.add_argument("--config", default="/etc/intercom/intercom.toml",
+                    help="the station's config, which the new version must accept")
+    up.add_argument("--root", type=Path, default=Path("/opt/intercom"),
+                    help="where the releases and the .venv link live")
+    up.add_argument("--restart", default=upgrade_defaults.RESTART, help="restarts the service")
+    up.add_argument("--check", default=upgrade_defaults.CHECK,
+                    help="succeeds when the restarted service runs")
+    up.add_argument("--index", action="store_true",
+                    help="fetch dependencies from the package index (default: offline)")
+    up.set_defaults(func=cmd_upgrade)
     off = sub.add_parser("relay-off", help="release the door relay (after a stop or crash)")
     off.add_argument("--config", required=True, help="TOML config file (for the board)")
     off.set_defaults(func=cmd_relay_off)
