@@ -363,11 +363,19 @@ def validate(raw: dict[str, Any]) -> Config:
 
 
 def load(path: str | Path) -> Config:
+    """The checked config in ``path``. A file written by a Windows editor on the
+    boot partition (a UTF-8 byte order mark, CRLF line ends) reads as well."""
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            data = f.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (at line {line}): save it as UTF-8") \
+            from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return validate(raw)

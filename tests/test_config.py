@@ -115,3 +115,15 @@ def test_bad_config_exits_2_naming_the_problem(tmp_path: Path, text: str, needle
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     out = run_cli("check-config", str(tmp_path / "nope.toml"))
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_a_config_saved_by_a_windows_editor_on_the_boot_partition_reads(tmp_path: Path) -> None:
+    from intercom.config import load
+    path = tmp_path / "intercom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[call]\r\ntargets = [\"sip:resident@pbx\"]\r\n"
+                     b"[station]\r\nname = \"Haust\xc3\xbcr\"\r\n")
+    cfg = load(path)
+    assert cfg["call"]["targets"] == ["sip:resident@pbx"] and cfg["station"]["name"] == "Haustür"
+    path.write_bytes(b"[call]\ntargets = [\"sip:a@b\"]\n[station]\nname = \"Haust\xfcr\"\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(at line 4\): save it as UTF-8"):
+        load(path)
