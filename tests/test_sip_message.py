@@ -242,3 +242,18 @@ def test_parse_after_serialize_gives_the_same_message(
     assert isinstance(again, Request)
     assert (again.method, again.uri, again.body) == (method, req.uri, body)
     assert again.headers.items == h.items + [("Content-Length", str(len(body)))]
+
+
+def test_list_headers_with_a_stray_angle_bracket_keep_their_items_on_a_round_trip() -> None:
+    """Found by the fuzzer: two Proxy-Require lines, the first ending inside an
+    unclosed '<'. Joined into one line, the second item hid behind it."""
+    data = (b"OPTIONS sip:user@example.com SIP/2.0\r\nTo: sip:j@example.com\r\n"
+            b"From: sip:caller@example.net;tag=242etr\r\nMax-Forwards: 6\r\nCall-ID: x1\r\n"
+            b"Proxy-Require: a, b<<r\r\nProxy-Require: <<c\r\nCSeq: 8 OPTIONS\r\n"
+            b"Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKkdjuw\r\nContent-Length: 0\r\n\r\n")
+    msg = parse_message(data)
+    again = parse_message(msg.to_bytes())
+    assert again.headers.get_all("Proxy-Require") == msg.headers.get_all("Proxy-Require") == \
+        ["a", "b<<r", "<<c"]
+    assert b"Proxy-Require: a\r\nProxy-Require: b<<r\r\nProxy-Require: <<c\r\n" in \
+        msg.to_bytes()

@@ -122,14 +122,19 @@ class _Message:
     def _serialize(self, start_line: str) -> bytes:
         lines = [start_line]
         last = ""
+        joinable = False
         for n, v in self.headers.items:
             if n == "Content-Length":
                 continue
-            if n == last and n.lower() in LIST_HEADERS and n not in ("Via", "Route",
-                                                                    "Record-Route", "Contact"):
-                lines[-1] += f", {v}"           # "Allow: INVITE, ACK": one line per header
+            # "Allow: INVITE, ACK": one line per header, but only where the parser will
+            # split it the same way (a stray '<' or '"' would hide the comma from it).
+            plain = '"' not in v and "<" not in v
+            if n == last and joinable and plain and n.lower() in LIST_HEADERS and \
+                    n not in ("Via", "Route", "Record-Route", "Contact"):
+                lines[-1] += f", {v}"
             else:
                 lines.append(f"{n}: {v}")
+                joinable = plain
             last = n
         lines.append(f"Content-Length: {len(self.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
