@@ -37,6 +37,17 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets. Where the loop cannot take signal
+    handlers (not the main thread, as in tests), the caller's ``stop`` ends it."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:
     """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
     from intercom.app.station import DoorStation
@@ -53,11 +64,8 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         from intercom.media.devices import set_mixer
         for error in set_mixer(a["playback"], a["mixer"]):
             log.error("audio: %s", error)
-    stop = stop or asyncio.Event()
+    stop = _stop_on_signals(stop)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         station = DoorStation(cfg, board)
     except config_mod.ConfigError as exc:
@@ -115,12 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _wait_for_config(path: str, error: str) -> bool:
     from intercom.service import wait_for_config
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return await wait_for_config(path, error, stop)
+    return await wait_for_config(path, error, _stop_on_signals())
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -133,7 +133,10 @@ def _restarted(restart: str, check: str, settle: float = 2.0) -> bool:
 
 
 def _prune(releases: Path, keep: set[Path | None]) -> None:
-    old = sorted((p for p in releases.iterdir() if p.is_dir() and p not in keep),
-                 key=lambda p: p.stat().st_mtime)
-    for path in old[:max(0, len(old) - (KEEP - len([k for k in keep if k])))]:
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove the oldest releases beyond KEEP, never one in ``keep``."""
+    kept = {p.resolve() for p in keep if p is not None}
+    newest_first = sorted((p for p in releases.iterdir() if p.is_dir()),
+                          key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in newest_first[KEEP:]:
+        if path.resolve() not in kept:
+            shutil.rmtree(path, ignore_errors=True)

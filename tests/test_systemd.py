@@ -4,6 +4,7 @@ test holds, as systemd would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,18 +103,28 @@ def station_config(tmp_path: Path) -> Path:
     return cfg
 
 
-def run_service(tmp_path: Path, cfg: Path, notify: NotifySocket) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def service(tmp_path: Path, cfg: Path) -> Iterator[tuple[subprocess.Popen[bytes], NotifySocket]]:
+    """``intercom run --wait-for-config`` as the unit runs it, with a watchdog of
+    1 s, talking to a notify socket the test holds; killed if still up at the end."""
+    notify = NotifySocket(tmp_path / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000")
-    return subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--wait-for-config",
-                             "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "station.log", "wb"))
+    with open(tmp_path / "station.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run",
+                                 "--wait-for-config", "--config", str(cfg)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        yield proc, notify
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        notify.close()
 
 
 def test_ready_after_the_first_registration_attempt_then_watchdog_then_stopping(
         tmp_path: Path) -> None:
-    notify = NotifySocket(tmp_path / "notify.sock")
-    proc = run_service(tmp_path, station_config(tmp_path), notify)
-    try:
+    with service(tmp_path, station_config(tmp_path)) as (proc, notify):
         ready = notify.wait_for("READY=1", 15)
         assert "STATUS=registration none; call idle" in ready   # REGISTER sent, no answer yet
         start = len(notify.messages)
@@ -123,20 +135,14 @@ def test_ready_after_the_first_registration_attempt_then_watchdog_then_stopping(
         assert proc.wait(15) == 0
         notify.collect(0.3)
         assert "STOPPING=1" in notify.messages
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        notify.close()
 
 
 def test_a_broken_config_keeps_the_service_up_with_the_door_locked_until_it_is_fixed(
         tmp_path: Path) -> None:
-    notify = NotifySocket(tmp_path / "notify.sock")
     cfg = station_config(tmp_path)
     good = cfg.read_text()
     cfg.write_text(good.replace("[call]", "[call]\nring_time = 1"))      # out of range
-    proc = run_service(tmp_path, cfg, notify)
-    try:
+    with service(tmp_path, cfg) as (proc, notify):
         ready = notify.wait_for("READY=1", 15)
         assert "STATUS=config error: call.ring_time: 1 is outside the allowed range" in ready
         notify.wait_for("WATCHDOG=1", 3)                      # alive, not restarted
@@ -151,10 +157,6 @@ def test_a_broken_config_keeps_the_service_up_with_the_door_locked_until_it_is_f
         assert any("STATUS=registration" in m for m in notify.messages[start:])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        notify.close()
     log = (tmp_path / "station.log").read_text()
     assert "the door stays locked until the file is fixed" in log
     assert "is usable now: starting the station" in log
@@ -257,13 +259,11 @@ def test_a_missing_config_is_waited_for_with_the_error_on_the_simulated_leds(
         tmp_path: Path) -> None:
     """No file at all (a fresh SD card): up, the error shown, then the file appears."""
     from intercom.service import fallback_board
-    notify = NotifySocket(tmp_path / "notify.sock")
     cfg = tmp_path / "intercom.toml"
     good = station_config(tmp_path).read_text()
     cfg.unlink()
     assert fallback_board(str(cfg)) == ("simulated", "")       # no GPIO on this machine
-    proc = run_service(tmp_path, cfg, notify)
-    try:
+    with service(tmp_path, cfg) as (proc, notify):
         ready = notify.wait_for("READY=1", 15)
         assert "STATUS=config error:" in ready and "cannot read" in ready
         cfg.write_text(good)
@@ -271,7 +271,3 @@ def test_a_missing_config_is_waited_for_with_the_error_on_the_simulated_leds(
         notify.wait_for("STATUS=registration", 15)            # the station is up
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        notify.close()

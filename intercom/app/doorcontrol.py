@@ -43,11 +43,10 @@ class DoorController:
     def energised(self) -> bool:
         return self._release is not None
 
-    def pulse(self, seconds: float | None = None) -> None:
+    def pulse(self) -> None:
         """Energise for a pulse; a pulse while energised extends it (not a hold)."""
-        if self.held:
-            return
-        self._energise(self.pulse_seconds if seconds is None else seconds)
+        if not self.held:
+            self._energise(self.pulse_seconds)
 
     def hold(self, by: str) -> None:
         log.warning("door held open by %s", by)

@@ -241,11 +241,11 @@ class DoorStation:
 
     # ----- bells and the calls they place -----------------------------------------
     def _all_targets(self) -> list[str]:
-        c = self.config["call"]
-        every = list(c["targets"]) + list(c["fallback_targets"])
-        for own in c["button_targets"].values():
-            table = own if isinstance(own, dict) else {"targets": own}
-            every += list(table["targets"]) + list(table.get("fallback_targets", []))
+        """Every target any bell may ring (for DNS at start)."""
+        every: list[str] = []
+        for button in ["", *self.config["call"]["button_targets"]]:
+            plan = self.ring_settings(button)           # "": [call]'s own targets
+            every += [*plan.targets, *plan.fallback]
         return list(dict.fromkeys(every))
 
     def ring_settings(self, button: str) -> RingSettings:
