@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Assemble a disk image from populated directories, without loop devices.
 
-    image-build/assemble.py OUT.img --boot DIR --root DIR [--state DIR]
-                            [--boot-mb 256] [--root-mb N] [--state-mb 64]
+    image-build/assemble.py OUT.img --boot DIR --root DIR [--data DIR]
+                            [--boot-mb 256] [--root-mb N] [--data-mb 64]
 
 Each filesystem is made in a file of its own straight from its directory
 (the FAT boot partition by mkfs.vfat and mtools, the ext4 root and state
@@ -10,9 +10,11 @@ partitions by mkfs.ext4 -d), the partition table is written with sfdisk,
 and the filesystems are copied into the disk file at their offsets. Nothing
 is mounted, so it runs as any user, in a container, and in CI.
 
-Layout (MBR, as the Pi's boot ROM reads it): 1 FAT32 boot (firmware, kernel,
-config.txt, intercom.toml), 2 ext4 root (read-only at run time), 3 ext4
-state (the event log and calibration; writable).
+Layout (MBR, as the Pi's boot ROM reads it), with the labels the image's
+fstab and cmdline.txt name: 1 FAT32 "INTERCOM" (firmware, kernel, config.txt,
+intercom.toml), 2 ext4 "intercom-root" (read-only at run time), 3 ext4
+"intercom-data" (the firmware's releases, the event log and calibration, the
+SSH host key; writable).
 """
 from __future__ import annotations
 
@@ -108,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--boot", type=Path, required=True)
     p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--state", type=Path)
+    p.add_argument("--data", type=Path)
     p.add_argument("--boot-mb", type=int, default=256)
     p.add_argument("--root-mb", type=int, help="default: the root's size and a quarter more")
-    p.add_argument("--state-mb", type=int, default=64)
+    p.add_argument("--data-mb", type=int, default=64)
     args = p.parse_args(argv)
     for flag, directory in (("--boot", args.boot), ("--root", args.root),
-                            ("--state", args.state)):
+                            ("--data", args.data)):
         if directory is not None and not directory.is_dir():
             print(f"assemble: {flag}: {directory} is not a directory", file=sys.stderr)
             return 2
@@ -123,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"assemble: {tool} is missing (dosfstools, mtools, e2fsprogs, "
                              "fdisk)")
     root_mb = args.root_mb or max(64, _du_mib(args.root) * 5 // 4 + 32)
-    layout = assemble(args.out, [Partition("boot", "vfat", args.boot, args.boot_mb),
-                                 Partition("rootfs", "ext4", args.root, root_mb),
-                                 Partition("state", "ext4", args.state, args.state_mb)])
+    layout = assemble(args.out, [Partition("intercom", "vfat", args.boot, args.boot_mb),
+                                 Partition("intercom-root", "ext4", args.root, root_mb),
+                                 Partition("intercom-data", "ext4", args.data, args.data_mb)])
     print(f"{args.out}: " + ", ".join(f"partition {i + 1} at sector {s} ({n * SECTOR // MIB} MiB)"
                                        for i, (s, n) in enumerate(layout)))
     return 0

@@ -48,11 +48,22 @@ def _stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
     return stop
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("intercom")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:
     """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
     from intercom.app.station import DoorStation
     from intercom.control import ControlServer, socket_path
     log = logging.getLogger("intercom")
+    from intercom.hal import machine
+    log.info("intercom %s on %s; board %s (profile %s), audio %s", _version(), machine.describe(),
+             cfg["board"]["type"], cfg["board"]["profile"] or "default", cfg["audio"]["device"])
     try:
         cfg = with_board_audio(cfg)
         board = open_board(cfg["board"]["type"], cfg["board"]["profile"])
@@ -347,6 +358,7 @@ def calibration_device(cfg: config_mod.Config) -> AudioDevice:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intercom", description="SIP door-intercom firmware")
+    p.add_argument("--version", action="version", version=f"intercom {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the door station")
     run.add_argument("--config", required=True, help="TOML config file")

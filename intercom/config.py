@@ -144,7 +144,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                         "false: the caller only listens"),
     },
     "audio": {
-        "device": _s("simulated", choices=("simulated", "alsa")),
+        "device": _s("simulated", choices=("simulated", "alsa", "auto"),
+                     help="auto: alsa on a Raspberry Pi, else simulated"),
         "capture": _s("", help="ALSA capture PCM name; empty: the board profile's, "
                                "else ALSA's default"),
         "playback": _s("", help="ALSA playback PCM name; empty: the board profile's, "
@@ -219,7 +220,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                                "anyone near the phone can play them"),
     },
     "board": {
-        "type": _s("simulated", choices=("simulated", "gpio")),
+        "type": _s("simulated", choices=("simulated", "gpio", "auto"),
+                   help="auto: gpio on a Raspberry Pi, else simulated"),
         "profile": _s("", help="a profile name in board/ or a path; empty: by type"),
     },
     "control": {
@@ -359,7 +361,22 @@ def validate(raw: dict[str, Any]) -> Config:
     if media["jitter_min_ms"] + 40 > media["jitter_max_ms"]:
         raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
                           "(two packets)")
-    return out
+    return settle_auto(out)
+
+
+def settle_auto(cfg: Config) -> Config:
+    """``auto`` board and audio made concrete for the machine this runs on: GPIO
+    and ALSA on a Raspberry Pi, the simulated board and card elsewhere (so the
+    image's default config runs on a Pi and in a virtual machine alike)."""
+    board, audio = cfg["board"], cfg["audio"]
+    if "auto" in (board["type"], audio["device"]):
+        from intercom.hal import machine
+        pi = machine.is_raspberry_pi()
+        if board["type"] == "auto":
+            board["type"] = "gpio" if pi else "simulated"
+        if audio["device"] == "auto":
+            audio["device"] = "alsa" if pi else "simulated"
+    return cfg
 
 
 def load(path: str | Path) -> Config:

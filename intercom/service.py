@@ -88,9 +88,17 @@ def fallback_board(path: str) -> tuple[str, str]:
         if isinstance(board, dict) and board.get("type") in ("simulated", "gpio"):
             profile = board.get("profile", "")
             return str(board["type"]), profile if isinstance(profile, str) else ""
-    except (OSError, tomllib.TOMLDecodeError):
+        if isinstance(board, dict) and board.get("type") == "auto":
+            profile = board.get("profile", "")
+            return _gpio_here(), profile if isinstance(profile, str) else ""
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         pass
-    return ("gpio" if os.path.exists("/dev/gpiochip0") else "simulated"), ""
+    return _gpio_here(), ""
+
+
+def _gpio_here() -> str:
+    from intercom.hal import machine
+    return "gpio" if machine.is_raspberry_pi() else "simulated"
 
 
 def _stamp(path: str) -> tuple[float, int] | None:

@@ -127,3 +127,47 @@ def test_a_config_saved_by_a_windows_editor_on_the_boot_partition_reads(tmp_path
     path.write_bytes(b"[call]\ntargets = [\"sip:a@b\"]\n[station]\nname = \"Haust\xfcr\"\n")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(at line 4\): save it as UTF-8"):
         load(path)
+
+
+@pytest.mark.parametrize("model, board, audio", [
+    (b"Raspberry Pi 4 Model B Rev 1.4\x00", "gpio", "alsa"),
+    (b"Raspberry Pi Zero 2 W Rev 1.0\x00", "gpio", "alsa"),
+    (b"linux,dummy-virt\x00", "simulated", "simulated"),       # qemu's virt machine
+    (None, "simulated", "simulated"),                          # a PC: no device tree
+])
+def test_auto_board_and_audio_follow_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 model: bytes | None, board: str,
+                                                 audio: str) -> None:
+    from intercom.hal import machine
+    path = tmp_path / "model"
+    if model is not None:
+        path.write_bytes(model)
+    monkeypatch.setattr(machine, "MODEL_FILES", (str(path),))
+    cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"type": "auto"},
+                    "audio": {"device": "auto"}})
+    assert (cfg["board"]["type"], cfg["audio"]["device"]) == (board, audio)
+    # Set by hand, they stay as they are.
+    cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"type": "simulated"},
+                    "audio": {"device": "alsa"}})
+    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("simulated", "alsa")
+
+
+def test_the_image_default_config_is_valid_and_follows_the_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intercom.toml the image puts on the boot partition: on a machine that is
+    not a Pi the simulated board and card, on a Pi its GPIO and sound card."""
+    from intercom.hal import machine
+    from intercom.service import fallback_board
+    image_config = ROOT / "image-build" / "intercom.toml"
+    monkeypatch.setattr(machine, "MODEL_FILES", (str(tmp_path / "none"),))
+    cfg = load(image_config)
+    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("simulated", "simulated")
+    assert fallback_board(str(image_config)) == ("simulated", "pi4")
+    (tmp_path / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\x00")
+    monkeypatch.setattr(machine, "MODEL_FILES", (str(tmp_path / "model"),))
+    cfg = load(image_config)
+    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("gpio", "alsa")
+    assert fallback_board(str(image_config)) == ("gpio", "pi4")
+    # A file broken beyond reading still shows its error on the Pi's GPIO.
+    (tmp_path / "broken.toml").write_text("[board\ntype = ")
+    assert fallback_board(str(tmp_path / "broken.toml")) == ("gpio", "")

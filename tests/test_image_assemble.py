@@ -29,7 +29,7 @@ def run(*args: str) -> str:
     return out.stdout
 
 
-def test_the_image_has_boot_root_and_state_partitions_holding_their_directories(
+def test_the_image_has_boot_root_and_data_partitions_holding_their_directories(
         tmp_path: Path) -> None:
     boot, root, state = tmp_path / "boot", tmp_path / "root", tmp_path / "state"
     (boot / "overlays").mkdir(parents=True)
@@ -44,8 +44,8 @@ def test_the_image_has_boot_root_and_state_partitions_holding_their_directories(
     (state / "events.db").write_bytes(b"SQLite format 3\x00")
     image = tmp_path / "disk.img"
     out = run(sys.executable, str(ROOT / "image-build" / "assemble.py"), str(image),
-              "--boot", str(boot), "--root", str(root), "--state", str(state),
-              "--boot-mb", "64", "--state-mb", "16")
+              "--boot", str(boot), "--root", str(root), "--data", str(state),
+              "--boot-mb", "64", "--data-mb", "16")
     assert "partition 1 at sector 8192 (64 MiB)" in out
 
     table = json.loads(run("sfdisk", "--json", str(image)))["partitiontable"]
@@ -60,7 +60,7 @@ def test_the_image_has_boot_root_and_state_partitions_holding_their_directories(
         '[call]\ntargets = ["sip:resident@pbx"]\n'
     assert subprocess.run(["mtype", "-i", fat, "::/overlays/example.dtbo"],
                           capture_output=True, timeout=30).stdout == b"\xd0\x0d\xfe\xed"
-    assert "BOOT" in run("mdir", "-i", fat, "::/")             # the volume label
+    assert "INTERCOM" in run("mdir", "-i", fat, "::/")             # the volume label
 
     def ext4(index: int) -> Path:
         """The partition's bytes in a file of its own, for debugfs."""
@@ -72,11 +72,12 @@ def test_the_image_has_boot_root_and_state_partitions_holding_their_directories(
         return fs
     rootfs = ext4(1)
     assert run("debugfs", "-R", "cat /etc/hostname", str(rootfs)) == "doorstation\n"
-    assert "rootfs" in run("dumpe2fs", "-h", str(rootfs))
+    assert "intercom-root" in run("dumpe2fs", "-h", str(rootfs))
     big = subprocess.run(["debugfs", "-R", "cat /opt/intercom/big.bin", str(rootfs)],
                          capture_output=True, timeout=60).stdout
     assert big == bytes(range(256)) * 4096
     assert run("debugfs", "-R", "cat /events.db", str(ext4(2))) == "SQLite format 3\x00"
+    assert "intercom-data" in run("dumpe2fs", "-h", str(ext4(2)))
 
 
 def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:

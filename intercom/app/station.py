@@ -232,6 +232,8 @@ class DoorStation:
                                  if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config["audio"]["device"], "error": self.audio_error},
+                "board": {"type": self.config["board"]["type"],
+                          "profile": self.board.profile.name},
                 "relay": {"energised": self.board.relay_energised, "held": self.doors.held},
                 "door_closed": self.board.door_closed,
                 "tamper_open": self.board.tamper_open,
