@@ -225,7 +225,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "profile": _s("", help="a profile name in board/ or a path; empty: by type"),
     },
     "control": {
-        "socket": _s("", help="control socket path; empty: $XDG_RUNTIME_DIR or /run"),
+        "socket": _s("", help="control socket path; empty: the service's /run/intercom, "
+                                   "else $XDG_RUNTIME_DIR/intercom"),
     },
     "log": {
         "level": _s("info", choices=("debug", "info", "warning", "error")),

@@ -29,12 +29,24 @@ log = logging.getLogger("intercom.control")
 MAX_REQUEST = 4096
 
 
+SERVICE_SOCKET = Path("/run/intercom/control.sock")
+
+
 def default_socket_path() -> Path:
+    """Where the socket is when [control] socket is empty. The service (systemd's
+    RuntimeDirectory=intercom) and everyone on its machine (root, or an admin in
+    the intercom group, whatever their own runtime directory) meet at
+    /run/intercom; a station run by hand uses the user's runtime directory."""
+    service = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if service:
+        return Path(service) / "control.sock"
+    if SERVICE_SOCKET.exists():
+        return SERVICE_SOCKET
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "intercom" / "control.sock"
     if os.geteuid() == 0:
-        return Path("/run/intercom/control.sock")
+        return SERVICE_SOCKET
     return Path(f"/tmp/intercom-{os.geteuid()}/control.sock")
 
 
