@@ -1,5 +1,5 @@
 """The flashable image, built and booted: the `image` group, not in the default
-suite (about 40 minutes on two cores). Run it with
+suite (about 30 minutes on two cores). Run it with
 
     scripts/test -m image
 
