@@ -60,8 +60,8 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
     from intercom.app.station import DoorStation
     from intercom.control import ControlServer, socket_path
-    log = logging.getLogger("intercom")
     from intercom.hal import machine
+    log = logging.getLogger("intercom")
     log.info("intercom %s on %s; board %s (profile %s), audio %s", _version(), machine.describe(),
              cfg["board"]["type"], cfg["board"]["profile"] or "default", cfg["audio"]["device"])
     try:

@@ -369,14 +369,11 @@ def settle_auto(cfg: Config) -> Config:
     """``auto`` board and audio made concrete for the machine this runs on: GPIO
     and ALSA on a Raspberry Pi, the simulated board and card elsewhere (so the
     image's default config runs on a Pi and in a virtual machine alike)."""
-    board, audio = cfg["board"], cfg["audio"]
-    if "auto" in (board["type"], audio["device"]):
-        from intercom.hal import machine
-        pi = machine.is_raspberry_pi()
-        if board["type"] == "auto":
-            board["type"] = "gpio" if pi else "simulated"
-        if audio["device"] == "auto":
-            audio["device"] = "alsa" if pi else "simulated"
+    from intercom.hal import machine
+    if cfg["board"]["type"] == "auto":
+        cfg["board"]["type"] = machine.auto_board()
+    if cfg["audio"]["device"] == "auto":
+        cfg["audio"]["device"] = machine.auto_audio()
     return cfg
 
 

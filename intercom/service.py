@@ -82,23 +82,18 @@ def fallback_board(path: str) -> tuple[str, str]:
     """The board to show a config error on, when the config cannot be used: its
     [board] if that much of the file reads, else GPIO where there is GPIO."""
     import tomllib
+
+    from intercom.hal import machine
     try:
         with open(path, "rb") as f:
             board = tomllib.load(f).get("board", {})
-        if isinstance(board, dict) and board.get("type") in ("simulated", "gpio"):
+        if isinstance(board, dict) and board.get("type") in ("simulated", "gpio", "auto"):
             profile = board.get("profile", "")
-            return str(board["type"]), profile if isinstance(profile, str) else ""
-        if isinstance(board, dict) and board.get("type") == "auto":
-            profile = board.get("profile", "")
-            return _gpio_here(), profile if isinstance(profile, str) else ""
+            kind = machine.auto_board() if board["type"] == "auto" else str(board["type"])
+            return kind, profile if isinstance(profile, str) else ""
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         pass
-    return _gpio_here(), ""
-
-
-def _gpio_here() -> str:
-    from intercom.hal import machine
-    return "gpio" if machine.is_raspberry_pi() else "simulated"
+    return machine.auto_board(), ""
 
 
 def _stamp(path: str) -> tuple[float, int] | None:

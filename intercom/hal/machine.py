@@ -24,6 +24,16 @@ def is_raspberry_pi() -> bool:
     return model().startswith("Raspberry Pi")
 
 
+def auto_board() -> str:
+    """What ``[board] type = "auto"`` means here."""
+    return "gpio" if is_raspberry_pi() else "simulated"
+
+
+def auto_audio() -> str:
+    """What ``[audio] device = "auto"`` means here."""
+    return "alsa" if is_raspberry_pi() else "simulated"
+
+
 def describe() -> str:
     """For the log: what auto settles on, and why."""
     name = model()
