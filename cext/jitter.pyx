@@ -130,6 +130,7 @@ cdef class JitterBuffer:
     cdef readonly long underruns
     cdef readonly long ssrc_changes
     cdef readonly long timestamp_jumps
+    cdef readonly long realigned      # play position moved onto an off-grid packet
     cdef readonly long spikes         # delay spikes seen (a stall, then a burst)
     cdef readonly double delay_sum_ms   # packets' time in the buffer, summed over played ones
 
@@ -208,10 +209,12 @@ cdef class JitterBuffer:
                     # contiguous by its sequence number instead of waiting for it.
                     self.timestamp_jumps += 1
                     ext_ts = self._last_ext_ts + d_seq * self.step
-                elif d_seq <= 4 and ext_ts - self._last_ext_ts <= self.clock_rate // 8 \
-                        and (ext_ts - self._last_ext_ts) % d_seq == 0:
-                    # consecutive packets show the packet length (10, 20, 30... ms)
-                    self.step = <int>((ext_ts - self._last_ext_ts) // d_seq)
+                elif d_seq == 1 and ext_ts - self._last_ext_ts <= self.clock_rate // 8:
+                    # Consecutive packets show the packet length (10, 20, 30... ms). Only
+                    # consecutive ones: telephone-events share the sequence space (RFC
+                    # 4733 2.1), and a phone that sends them between its audio packets
+                    # makes every audio gap two numbers for one packet (baresip does).
+                    self.step = <int>(ext_ts - self._last_ext_ts)
                 self._last_seq = <uint16_t>seq
                 self._last_ts = ts
                 self._last_ext_seq = ext_seq
@@ -432,6 +435,13 @@ cdef class JitterBuffer:
             self._filter_ready = False
             self._dry_ms = 0
             self._waits = 0
+        # A packet less than a step from the play position is off its grid (the
+        # packet length changed, or the peer's timestamps moved by a fraction of a
+        # packet): play from it rather than skip it and every one after it.
+        if self.count and self._ts[0] != self.play_ts and \
+                self.play_ts - self.step < self._ts[0] < self.play_ts + self.step:
+            self.play_ts = self._ts[0]
+            self.realigned += 1
         # packets that fell behind the play position (after a jump forward) go
         while self.count and self._ts[0] < self.play_ts:
             self._drop_oldest()

@@ -345,3 +345,33 @@ def test_network_simulator_runs_all_receivers() -> None:
         assert result.concealed > 0 and result.mean_delay_ms > 0
     with pytest.raises(ValueError):
         netsim.make_trace("nope", 10)
+
+
+def test_telephone_events_between_audio_packets_leave_the_audio_playing() -> None:
+    """baresip sends each RFC 4733 packet between two audio packets, in the same
+    sequence space (RFC 4733 2.1): for the length of a code, every audio packet is
+    two sequence numbers after the last one. The resident went silent after keying
+    the code: the buffer took the gap for half-length packets, its play position
+    left the packets' grid, and it dropped every packet after as late."""
+    packets = []
+    seq = 1000
+    for i in range(250):                    # 5 s; digits keyed from 1 s to 3 s
+        packets.append((seq & 0xFFFF, i * STEP, 7, i))
+        seq += 2 if 50 <= i < 150 else 1
+    run = Run(jitter.JitterBuffer(8000, STEP))
+    run.go(packets, lambda i: 2.0, 5.2)
+    assert run.played == list(range(250))
+    assert run.jb.step == STEP and run.jb.late == 0
+    assert run.concealed_while_playing == 0
+
+
+def test_a_play_position_off_the_packets_grid_comes_back_onto_it() -> None:
+    """Timestamps that move by a fraction of a packet (a peer's clock or packet
+    length changed) are played from, not dropped one by one as late for ever."""
+    first = stream(100)
+    shifted = [(100 + i, 100 * STEP + STEP // 2 + i * STEP, 7, 100 + i) for i in range(150)]
+    run = Run(jitter.JitterBuffer(8000, STEP))
+    run.go(first + shifted, lambda i: 2.0, 5.2)
+    assert run.played[:100] == list(range(100))
+    assert run.played[-100:] == list(range(150, 250))      # every later packet plays
+    assert run.jb.realigned >= 1 and run.jb.late <= 1

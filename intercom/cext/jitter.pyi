@@ -31,6 +31,7 @@ class JitterBuffer:
     underruns: int
     ssrc_changes: int
     timestamp_jumps: int
+    realigned: int
     spikes: int
     delay_sum_ms: float
     def __init__(self, clock_rate: int, step: int, min_delay_ms: float = ...,

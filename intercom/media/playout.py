@@ -134,4 +134,5 @@ class Playout:
                 "late": jb.late, "duplicates": jb.duplicates, "discarded": jb.discarded,
                 "accelerated": jb.accelerated, "stretched": jb.stretched,
                 "underruns": jb.underruns, "ssrc_changes": jb.ssrc_changes,
-                "timestamp_jumps": jb.timestamp_jumps, "invalid": self.invalid}
+                "timestamp_jumps": jb.timestamp_jumps, "realigned": jb.realigned,
+                "invalid": self.invalid}

@@ -196,14 +196,20 @@ class RtcpSession:
     def bye(self) -> bytes:
         return rtcp.build_rr(self.ssrc, []) + rtcp.build_bye(self.ssrc)
 
-    def summary(self, codec: str, concealed_frames: int, playout_ms: float) -> Quality:
+    def summary(self, codec: str, concealed_frames: int, playout_ms: float,
+                played_frames: int = 0) -> Quality:
+        """How the call sounded. The MOS is judged by what the listener heard: the
+        share of frames concealed, when that is worse than the network's loss (a
+        packet that came but could not be played is as lost as one that never came)."""
         r = self.reception
         loss = 100.0 * r.lost / r.expected if r.expected > 0 else 0.0
+        heard = played_frames + concealed_frames
+        concealed = 100.0 * concealed_frames / heard if heard else 0.0
         jitter_ms = r.jitter * 1000 / self.clock_rate
         one_way = (self.rtt_ms / 2 if self.rtt_ms is not None else 0.0) + playout_ms
         return Quality(r.received, r.lost, round(loss, 2), round(jitter_ms, 2),
                        None if self.rtt_ms is None else round(self.rtt_ms, 1), concealed_frames,
-                       round(e_model_mos(codec, loss, one_way), 2))
+                       round(e_model_mos(codec, max(loss, concealed), one_way), 2))
 
 
 def is_rtcp(data: bytes) -> bool:

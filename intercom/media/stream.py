@@ -266,8 +266,9 @@ class AudioStream:
         """The call's quality so far, from RTCP and the jitter buffer."""
         if self.rtp.rtcp is None:
             return None
-        return self.rtp.rtcp.summary(self.codec.name, self.playout.jb.concealed,
-                                     self.playout.jb.mean_delay_ms())
+        jb = self.playout.jb
+        return self.rtp.rtcp.summary(self.codec.name, jb.concealed, jb.mean_delay_ms(),
+                                     jb.played)
 
     def stats(self) -> dict[str, object]:
         return {"codec": self.codec.name, "rtp_sent": self.rtp.stats.sent,
