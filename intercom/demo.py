@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from intercom.app.events import Event
+from intercom.app.events import Event, describe
 from intercom.app.station import DoorStation
 from intercom.config import validate
 from intercom.control import ControlServer
@@ -53,40 +53,6 @@ def demo_config(work: Path, station_port: int, phone_port: int) -> dict[str, Any
         "control": {"socket": str(work / "control.sock")},
         "log": {"database": str(work / "events.db")},
     })
-
-
-def describe(event: dict[str, Any]) -> str:
-    kind = event["event"]
-    if kind == "registration":
-        return f"registration {event['state']} at {event['registrar']} ({event['status']} {event['reason']})"
-    if kind == "button":
-        return f"button '{event['button']}' pressed"
-    if kind == "call":
-        extra = f" ({event['reason']})" if event["reason"] else ""
-        return f"call {event['state']}: {event['peer']}{extra}"
-    if kind == "audio":
-        return (f"audio {event['codec']}: microphone {event['mic_dbfs']:.1f} dBFS, "
-                f"{event['rtp_sent']} packets sent; speaker {event['speaker_dbfs']:.1f} dBFS, "
-                f"{event['rtp_received']} packets received")
-    if kind == "dtmf":
-        return f"DTMF digit '{event['digit']}' from {event['caller']}"
-    if kind == "door":
-        if event["action"] in ("rejected", "locked_out"):
-            return f"door code {event['action'].replace('_', ' ')}: {event['reason']}"
-        how = f" ({event['reason']})" if event["reason"] else ""
-        return f"door {event['action'].replace('_', ' ')} by {event['caller']}{how}"
-    if kind == "relay":
-        return ("door relay energised" if event["energised"]
-                else f"door relay released after {event['seconds']:.2f} s")
-    if kind == "door_contact":
-        return "door contact: " + ("closed" if event["closed"] else "open")
-    if kind == "alarm":
-        return f"alarm {event['cause']} {'raised' if event['active'] else 'cleared'}: " \
-               f"{event['detail']}"
-    if kind == "call_record":
-        who = f", answered by {event['answered_by']}" if event["answered_by"] else ""
-        return f"{event['direction']} call {event['outcome']}{who}, {event['seconds']:.0f} s"
-    return json.dumps(event)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -150,13 +116,15 @@ async def scenario(work: Path, say: Callable[[str], None]) -> list[tuple[str, bo
         await control.stop()
         phone.close()
         board.close()
-    digits = "".join(e["digit"] for e in events if e["event"] == "dtmf")
+    keys = [e["count"] for e in events if e["event"] == "dtmf"]
+    code_shown = [e for e in events if CODE.rstrip("#") in json.dumps(e)]
     pulses = [e["seconds"] for e in events if e["event"] == "relay" and not e["energised"]]
     opened = [e for e in events if e["event"] == "door" and e["action"] == "opened"]
     checks = [
         ("station registered with digest auth", seen("registration", state="registered")),
         ("call answered", seen("call", state="answered")),
-        (f"DTMF received once each: {digits!r}", digits == WRONG + CODE),
+        (f"DTMF received once each: {len(keys)} keys", keys == list(range(1, 11))),
+        ("no door code in any event", not code_shown),
         ("wrong code rejected", seen("door", action="rejected")),
         ("right code opened the door once", len(opened) == 1),
         (f"relay pulsed {pulses[0] if pulses else 0:.2f} s (configured {PULSE:.2f} s)",

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from intercom.demo import CODE, WRONG, PHONE_TONE, demo_config, describe, free_udp_port
+from intercom.app.events import describe
+from intercom.demo import CODE, WRONG, PHONE_TONE, demo_config, free_udp_port
 
 REFRESH = 0.2
 LED_GLYPH = {"on": "●", "off": "○"}
@@ -189,8 +190,11 @@ async def _embedded(sim_factory: Callable[[Path, Callable[[str], str]], Sim]) ->
                 if key == "e":
                     phone.hangup()
                     return "the phone hung up"
-                phone.send_dtmf(CODE if key == "c" else WRONG)
-                return f"the phone keyed {CODE if key == 'c' else WRONG}"
+                code = CODE if key == "c" else WRONG
+                phone.send_dtmf(code)
+                # Even the demo's code is not shown: a screen is no place for one.
+                return f"the phone keyed {'the right' if key == 'c' else 'a wrong'} code " \
+                    f"({'*' * len(code)})"
             except RuntimeError as exc:
                 return f"! {exc}"
         try:

@@ -593,6 +593,17 @@ database = "{work / 'events.db'}"
         lines = self.events_file.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
+    def keys(self) -> list[int]:
+        """The running key count of each DTMF event (never the digits)."""
+        return [e["count"] for e in self.events() if e["event"] == "dtmf"]
+
+    def assert_codes_secret(self, *codes: str) -> None:
+        """No door code keyed in the test reached the log or the event stream."""
+        for code in codes:
+            digits = code.rstrip("#")
+            assert digits not in self.log_text(), f"{code} in the station's log"
+            assert digits not in self.events_file.read_text(), f"{code} in ctl events"
+
     def wait_event(self, timeout: float, **fields: Any) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             return next((e for e in self.events()

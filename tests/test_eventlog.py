@@ -12,7 +12,7 @@ from intercom.app.events import (AudioEvent, CallEvent, CallRecord, DoorEvent, D
 
 def test_security_and_call_events_are_kept_digits_and_audio_are_not(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "events.db")
-    log.add(DtmfEvent("1", "sip:a@pbx"))                         # would record the code
+    log.add(DtmfEvent("sip:a@pbx", 1))                          # keys are not kept
     log.add(AudioEvent("PCMU", -20.0, -30.0, 50, 50))
     log.add(CallEvent("ringing", "sip:a@pbx"))
     log.add(CallEvent("refused", "sip:evil@198.51.100.7", "not an allowed caller"))

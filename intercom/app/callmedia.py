@@ -46,6 +46,7 @@ class CallLeg:
     listen_only: bool = False              # the station's speaker stays silent
     answered_at: float = 0.0               # loop time
     source: str = ""                       # where its signalling comes from (an IP)
+    keys: int = 0                          # DTMF keys received in the call (never which)
 
 
 class CallMedia:

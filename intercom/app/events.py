@@ -30,6 +30,10 @@ class Event:
         data.pop("at")
         return {"event": self.kind, "time": round(self.at, 3), **data}
 
+    def text(self) -> str:
+        """One line for a person: the log, the demo's timeline, ``intercom sim``."""
+        return describe(self.to_json())
+
     @staticmethod
     def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
         if value not in allowed:
@@ -108,13 +112,17 @@ class QualityEvent(Quality, Event):
 
 @dataclass(frozen=True)
 class DtmfEvent(Event):
+    """A key pressed by the resident. Never the digit: keys make up door codes, and
+    a code must not reach a log, an event stream or a screen. ``count`` is how
+    many keys this call has had so far."""
+
     kind: ClassVar[str] = "dtmf"
-    digit: str
     caller: str
+    count: int
 
     def __post_init__(self) -> None:
-        if len(self.digit) != 1 or self.digit not in "0123456789*#ABCD":
-            raise ValueError(f"{self.digit!r} is not a DTMF digit")
+        if self.count < 1:
+            raise ValueError(f"key count {self.count} must be 1 or more")
 
 
 @dataclass(frozen=True)
@@ -155,3 +163,52 @@ class AlarmEvent(Event):
 
     def __post_init__(self) -> None:
         self._one_of("alarm cause", self.cause, ALARM_CAUSES)
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One readable line for an event in its JSON form (what, who, why)."""
+    kind = event.get("event")
+    if kind == "registration":
+        retry = f", next try in {event['retry_in']:g} s" if event.get("retry_in") else ""
+        return (f"registration {event['state']} at {event['registrar']} "
+                f"({event['status']} {event['reason']}{retry})")
+    if kind == "button":
+        return f"button '{event['button']}' pressed"
+    if kind == "call":
+        extra = f" ({event['reason']})" if event["reason"] else ""
+        return f"call {event['state']}: {event['peer']}{extra}"
+    if kind == "audio":
+        return (f"audio {event['codec']}: microphone {event['mic_dbfs']:.1f} dBFS, "
+                f"{event['rtp_sent']} packets sent; speaker {event['speaker_dbfs']:.1f} dBFS, "
+                f"{event['rtp_received']} packets received"
+                + (f"; device error: {event['device_error']}" if event.get("device_error")
+                   else ""))
+    if kind == "quality":
+        rtt = "" if event["rtt_ms"] is None else f", round trip {event['rtt_ms']:g} ms"
+        return (f"call quality with {event['peer']} ({event['codec']}): MOS {event['mos']:.2f}, "
+                f"{event['packets_received']} packets, {event['loss_percent']:g} % lost, "
+                f"{event['concealed_frames']} frames concealed, jitter "
+                f"{event['jitter_ms']:g} ms{rtt}")
+    if kind == "dtmf":
+        return f"key {'*' * min(event['count'], 16)} from {event['caller']}"
+    if kind == "door":
+        source = f" ({event['source']})" if event.get("source") else ""
+        if event["action"] in ("rejected", "locked_out"):
+            return (f"door code {event['action'].replace('_', ' ')} for {event['caller']}"
+                    f"{source}: {event['reason']}")
+        how = f" ({event['reason']})" if event["reason"] else ""
+        return f"door {event['action'].replace('_', ' ')} by {event['caller']}{source}{how}"
+    if kind == "relay":
+        return ("door relay energised" if event["energised"]
+                else f"door relay released after {event['seconds']:.2f} s")
+    if kind == "door_contact":
+        return "door contact: " + ("closed" if event["closed"] else "open")
+    if kind == "alarm":
+        return f"alarm {event['cause']} {'raised' if event['active'] else 'cleared'}" + \
+            (f": {event['detail']}" if event.get("detail") else "")
+    if kind == "call_record":
+        who = f", answered by {event['answered_by']}" if event["answered_by"] else ""
+        tried = ", ".join(event["tried"])
+        return (f"visit over: {event['direction']} call {event['outcome']}{who}, "
+                f"{event['seconds']:.0f} s (tried {tried})")
+    return " ".join(f"{k}={v}" for k, v in event.items() if k != "time")

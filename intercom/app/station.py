@@ -205,7 +205,10 @@ class DoorStation:
         return lambda: self.subscribers.remove(callback)
 
     def publish(self, event: Event) -> None:
-        log.info("%s", event.to_json())
+        # One readable line per event; its JSON goes to `intercom ctl events`. The
+        # levels reported each second in a call are kept out of the log below debug.
+        log.log(logging.DEBUG if isinstance(event, AudioEvent) else logging.INFO, "%s",
+                event.text())
         self.recent.append(event)
         if self.eventlog is not None:
             self.eventlog.add(event)
@@ -643,9 +646,10 @@ class DoorStation:
     def _on_dtmf(self, call: CallLeg, digit: str) -> None:
         if call is not self.call:
             # Early media comes from the PBX, not the resident: never a door code.
-            log.warning("DTMF %r from %s outside the call: ignored", digit, call.peer)
+            log.warning("a DTMF key from %s outside the call: ignored", call.peer)
             return
-        self.publish(DtmfEvent(digit, call.peer))
+        call.keys += 1
+        self.publish(DtmfEvent(call.peer, call.keys))
         if self.limit is not None and self.limit.extends(digit, self.keypad.entering):
             # After the warning the extend key is not a code digit.
             self._arm_limit()
