@@ -365,3 +365,76 @@ def test_update_in_the_early_dialog_changes_early_media(net: VirtualNetwork) -> 
     door.receive(stray.to_bytes(), ("127.0.0.1", 5090), net.now)
     (wire, _), = door.datagrams_to_send()
     assert parse_message(wire).status == 481               # no such early dialog
+
+
+def test_a_2xx_with_a_broken_contact_is_acked_ended_with_bye_and_never_cancelled(
+        net: VirtualNetwork) -> None:
+    """200 OK with Contact <sip:bob@[::1> raised out of receive: the 2xx was never
+    ACKed, and the station's hang-up later CANCELled an INVITE that had its 2xx."""
+    seen: list[Request] = []
+
+    def phone(req: Request) -> list[bytes]:
+        seen.append(req)
+        if req.method == "INVITE":
+            ringing = make_response(req, 180, "Ringing", "ph")
+            ok = make_response(req, 200, "OK", "ph", (("Contact", "<sip:bob@[::1>"),
+                                                      ("Content-Type", "application/sdp")))
+            ok.body = offer(7000)
+            return [ringing.to_bytes(), ok.to_bytes()]
+        return [make_response(req, 200, "OK", "ph").to_bytes()] if req.method == "BYE" else []
+
+    net.agents[("127.0.0.1", 5090)] = Responder(phone)
+    door = net.add("door", 5060)
+    call_id = door.invite("sip:resident@127.0.0.1:5090", offer(4000), net.now)
+    net.pump()
+    events = door.events()
+    assert [type(e).__name__ for e in events] == ["CallProgress", "CallFailed"]
+    assert events[-1].status == 502 and "[::1" in events[-1].reason
+    assert [r.method for r in seen] == ["INVITE", "ACK", "BYE"]
+    assert seen[1].cseq == (1, "ACK") and seen[2].to.tag == "ph"
+    assert call_id not in door.calls
+    net.advance(40)                                  # nothing more: no CANCEL, ever
+    assert [r.method for r in seen] == ["INVITE", "ACK", "BYE"]
+
+
+def test_a_reliable_1xx_with_a_broken_record_route_is_dropped_and_the_call_goes_on(
+        net: VirtualNetwork) -> None:
+    """A reliable 180 with Record-Route <sip:[2001:db8::1;lr> cannot make an early
+    dialog: it is dropped (no PRACK), and the 200 that follows is the call."""
+    seen: list[Request] = []
+
+    def phone(req: Request) -> list[bytes]:
+        seen.append(req)
+        if req.method == "INVITE":
+            ringing = make_response(req, 180, "Ringing", "ph", (
+                ("Require", "100rel"), ("RSeq", "1"), ("Record-Route", "<sip:[2001:db8::1;lr>"),
+                ("Contact", "<sip:resident@127.0.0.1:5090>")))
+            ok = make_response(req, 200, "OK", "ph", (
+                ("Contact", "<sip:resident@127.0.0.1:5090>"), ("Content-Type", "application/sdp")))
+            ok.body = offer(7000)
+            return [ringing.to_bytes(), ok.to_bytes()]
+        return [make_response(req, 200, "OK", "ph").to_bytes()] if req.method == "BYE" else []
+
+    net.agents[("127.0.0.1", 5090)] = Responder(phone)
+    door = net.add("door", 5060)
+    call_id = door.invite("sip:resident@127.0.0.1:5090", offer(4000), net.now)
+    net.pump()
+    assert [type(e).__name__ for e in door.events()] == ["CallAnswered"]
+    assert [r.method for r in seen] == ["INVITE", "ACK"]
+    door.hangup(call_id, net.now)
+    net.pump()
+    assert [r.method for r in seen] == ["INVITE", "ACK", "BYE"]
+    assert [type(e).__name__ for e in door.events()] == ["CallEnded"]
+
+
+def test_an_invite_with_a_broken_contact_gets_400_and_makes_no_call(
+        net: VirtualNetwork) -> None:
+    door = net.add("door", 5060)
+    invite = (b"INVITE sip:door@127.0.0.1:5060 SIP/2.0\r\n"
+              b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad1\r\nMax-Forwards: 70\r\n"
+              b"From: <sip:resident@127.0.0.1>;tag=x\r\nTo: <sip:door@127.0.0.1>\r\n"
+              b"Call-ID: bad-contact\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@[::1>\r\n"
+              b"Content-Length: 0\r\n\r\n")
+    door.receive(invite, ("127.0.0.1", 5070), net.now)
+    (answer, _), = door.datagrams_to_send()
+    assert answer.startswith(b"SIP/2.0 400") and not door.calls

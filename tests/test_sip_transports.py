@@ -59,6 +59,54 @@ def test_framer_refuses_what_cannot_be_framed(data: bytes, why: str) -> None:
         StreamFramer().feed(data)
 
 
+@pytest.mark.parametrize("where", ["first", "middle", "compact in the middle"])
+def test_content_length_anywhere_among_the_headers(where: str) -> None:
+    """Header order is free (RFC 3261 7.3): Content-Length need not come last."""
+    head, _, body = OPTIONS.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.startswith(b"Content-Length")]
+    length = b"l: 4" if where.startswith("compact") else b"Content-Length: 4"
+    lines.insert(1 if where == "first" else 3, length)
+    message = b"\r\n".join(lines) + b"\r\n\r\n" + body
+    frames = StreamFramer().feed(message + OPTIONS)
+    assert frames.messages == [message, OPTIONS]
+
+
+def test_content_length_over_a_real_tcp_connection_in_any_place() -> None:
+    """The asyncio TCP transport answers an OPTIONS whose Content-Length comes first,
+    and the connection stays open for the next message."""
+    import asyncio
+
+    from conftest import free_port
+
+    from intercom.sip.transport import SipEndpoint
+    from intercom.sip.ua import UaSettings, UserAgent
+
+    async def main() -> list[bytes]:
+        port = free_port()
+        ua = UserAgent(UaSettings("door", "127.0.0.1", "127.0.0.1", port))
+        endpoint = await SipEndpoint.open(ua, ("127.0.0.1", port), lambda e: None)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            first = OPTIONS.replace(b"Max-Forwards: 70\r\nContent-Length: 4\r\n",
+                                    b"Max-Forwards: 70\r\n").replace(
+                b"OPTIONS sip:door@127.0.0.1 SIP/2.0\r\n",
+                b"OPTIONS sip:door@127.0.0.1 SIP/2.0\r\nContent-Length: 4\r\n")
+            answers = []
+            for message in (first, OPTIONS.replace(b"z9hG4bKa", b"z9hG4bKb")):
+                writer.write(message)
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                answers.append(head)
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await asyncio.wait_for(reader.readexactly(length), 5)
+            writer.close()
+            return answers
+        finally:
+            endpoint.close()
+    answers = asyncio.run(main())
+    assert [a.split(b"\r\n")[0] for a in answers] == [b"SIP/2.0 200 OK"] * 2
+
+
 def test_compact_content_length_frames_too() -> None:
     compact = OPTIONS.replace(b"Content-Length: 4", b"l: 4")
     assert StreamFramer().feed(compact).messages == [compact]

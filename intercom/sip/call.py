@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from intercom.sip import sdp
 from intercom.sip.address import NameAddr, SipUri, parse_params
-from intercom.sip.dialog import ALLOW, SUPPORTED, Dialog, new_call_id, new_tag
+from intercom.sip.dialog import ALLOW, SUPPORTED, Dialog, new_call_id, new_tag, remote_target
 from intercom.sip.errors import LocalError, RemoteError
 from intercom.sip.events import (CallAnswered, CallEnded, CallFailed, CallProgress, CallUpdated,
                                  InfoDtmf)
@@ -164,10 +164,11 @@ class Call:
             return
         self.ua.end(self, CallFailed(self.call_id, 408, "Request Timeout"))
 
-    def _in_dialog(self, dialog: Dialog, method: str,
-                   cseq: int | None = None) -> tuple[Request, Dest]:
-        """A request inside ``dialog`` and where it goes, over the transport of its next hop."""
-        hop = self.ua.locate(dialog.next_hop())
+    def _in_dialog(self, dialog: Dialog, method: str, cseq: int | None = None,
+                   hop: Dest | None = None) -> tuple[Request, Dest]:
+        """A request inside ``dialog`` and where it goes (``hop``, else its next hop),
+        over that hop's transport."""
+        hop = hop or self.ua.locate(dialog.next_hop())
         contact = "" if method == "ACK" else self.ua.contact(hop.transport)
         return dialog.request(method, self.ua.new_via(hop.transport), contact, cseq), hop
 
@@ -198,7 +199,11 @@ class Call:
             self.rseq_seen[tag] = int(rseq)
             early = self.early.get(tag)
             if early is None:
-                early = self.early[tag] = Dialog.as_uac(self.invite, resp)
+                try:
+                    early = Dialog.as_uac(self.invite, resp)
+                except RemoteError:
+                    return                         # no usable early dialog: drop the 1xx
+                self.early[tag] = early
             prack, hop = self._in_dialog(early, "PRACK")
             prack.headers.add("RAck", f"{rseq} {self.invite.cseq[0]} INVITE")
             self.ua.start_client(prack, hop, now, _Quiet())
@@ -210,7 +215,11 @@ class Call:
                                   if resp.content_type == "application/sdp" else b""))
 
     def on_invite_2xx(self, resp: Response, now: float) -> None:
-        dialog = Dialog.as_uac(self.invite, resp)
+        try:
+            dialog = Dialog.as_uac(self.invite, resp)
+        except RemoteError as exc:
+            self._refuse_2xx(resp, exc, now)
+            return
         early = self.early.get(dialog.remote_tag)
         if early is not None:                     # PRACKs used CSeq numbers (RFC 3262 7.2)
             dialog.local_cseq = max(dialog.local_cseq, early.local_cseq)
@@ -237,6 +246,25 @@ class Call:
             self.remote_sdp = resp.body
         self._start_session_timer(resp, we_are_uac=True, now=now)
         self.ua.emit(CallAnswered(self.call_id, self.remote_sdp))
+
+    def _refuse_2xx(self, resp: Response, exc: RemoteError, now: float) -> None:
+        """A 2xx we cannot build a dialog on (its Contact or Record-Route is broken):
+        acknowledge it all the same, where the INVITE went, so the callee stops
+        resending it, end it at once with BYE (RFC 3261 13.2.2.4, 15), and let the
+        application know the call failed."""
+        dialog = Dialog.fallback_uac(self.invite, resp)
+        ack, _ = self._in_dialog(dialog, "ACK", self.invite.cseq[0], hop=self.dest)
+        self.ua.send_raw(ack.to_bytes(), self.dest)
+        if self.dialog is not None and self.dialog.remote_tag == dialog.remote_tag:
+            return                                 # the same 2xx again: ACKed again
+        bye, _ = self._in_dialog(dialog, "BYE", hop=self.dest)
+        self.ua.start_client(bye, self.dest, now, _Quiet())
+        if self.dialog is None:                    # not a second fork of an answered call
+            self.dialog = dialog
+            self.ack = ack.to_bytes()
+            self.state = "ending"
+            self.give_up_at = None
+            self.ua.end(self, CallFailed(self.call_id, 502, f"unusable answer: {exc.reason}"))
 
     def _ack_again(self) -> None:
         if self.ack is not None and self.dialog is not None:
@@ -352,7 +380,10 @@ class Call:
         timer = self.timer
         self._session_headers(req, timer.interval if timer else 0, "uac" if timer else None)
         if with_sdp:
-            remote = sdp.parse(self.remote_sdp).direction if self.remote_sdp else "sendrecv"
+            try:
+                remote = sdp.parse(self.remote_sdp).direction if self.remote_sdp else "sendrecv"
+            except sdp.SdpError:
+                remote = "sendrecv"                # what the peer sent last was not SDP
             self.local_sdp = sdp.rebuild(self.local_sdp, sdp.hold_direction(remote, self.holding))
             req.headers.add("Content-Type", "application/sdp")
             req.body = self.local_sdp
@@ -369,11 +400,18 @@ class Call:
             self._refresh_target(resp)
             if req.method == "INVITE":
                 ack, hop = self._in_dialog(self.dialog, "ACK", req.cseq[0])
+                unusable = False
                 if not req.body and resp.body:     # their offer in the 2xx; our answer in ACK
-                    ack.headers.add("Content-Type", "application/sdp")
-                    ack.body = self._answer_to(resp.body)
+                    try:
+                        ack.body = self._answer_to(resp.body)
+                        ack.headers.add("Content-Type", "application/sdp")
+                    except sdp.SdpError:
+                        unusable = True            # ACK it all the same, then end the call
                 self.ack = ack.to_bytes()
                 self.ua.send_raw(self.ack, hop)
+                if unusable:
+                    self.send_bye(now, "unusable offer in the answer to our re-INVITE")
+                    return
             if resp.body:
                 self.remote_sdp = resp.body
                 self.ua.emit(CallUpdated(self.call_id, resp.body))
@@ -440,6 +478,9 @@ class Call:
             raise RemoteError(405, "Method Not Allowed", req, (("Allow", ALLOW),))
 
     def _on_offer(self, req: Request, tx: Transaction, now: float) -> None:
+        remote_target(req, req.from_.uri)           # a Contact we cannot use: 400, unchanged
+        if req.body:
+            sdp.parse(req.body)                     # an offer we cannot read: 488, unchanged
         if req.method == "INVITE" and (self.offer_pending or self.remote_offer_pending):
             raise RemoteError(491, "Request Pending", req)
         if req.body and self.offer_pending:
@@ -499,10 +540,15 @@ class Call:
         self.ua.reply(tx, req, 200, "OK", now)
 
     def _refresh_target(self, msg: Request | Response) -> None:
-        """re-INVITE, UPDATE and their 2xx may move the peer (RFC 3261 12.2.1.2, 12.2.2)."""
-        contact = msg.headers.get("Contact")
-        if contact and self.dialog is not None:
-            self.dialog.remote_target = NameAddr.parse(contact).uri
+        """re-INVITE, UPDATE and their 2xx may move the peer (RFC 3261 12.2.1.2, 12.2.2).
+        A request's Contact was checked before (``_on_offer``); a 2xx whose Contact
+        cannot be used leaves the target where it was."""
+        if self.dialog is None:
+            return
+        try:
+            self.dialog.remote_target = remote_target(msg, self.dialog.remote_target)
+        except RemoteError:
+            pass
 
     # ----- session timers (RFC 4028) ------------------------------------------
     def session_answer(self, req: Request, now: float) -> tuple[tuple[str, str], ...]:
@@ -537,10 +583,12 @@ class Call:
             self.timer = None                      # the peer does not do timers (7.4)
             return
         head, _, rest = value.partition(";")
-        if not head.strip().isdigit():
+        if not head.strip().isdigit() or len(head.strip()) > 9:
             return
+        # Never below our Min-SE (RFC 4028 4): a peer's "0" would refresh without end.
+        interval = max(int(head.strip()), self.min_se)
         refresher = parse_params(rest).get("refresher", "uac")
-        self.timer = self._timer(int(head.strip()), (refresher == "uac") == we_are_uac, now)
+        self.timer = self._timer(interval, (refresher == "uac") == we_are_uac, now)
 
     @staticmethod
     def _timer(interval: int, we_refresh: bool, now: float) -> SessionTimer:

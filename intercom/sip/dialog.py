@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from intercom.sip.address import NameAddr, SipUri, Via
+from intercom.sip.errors import ParseError
 from intercom.sip.message import Request, Response
 
 BRANCH_COOKIE = "z9hG4bK"           # RFC 3261 8.1.1.7
@@ -38,22 +39,28 @@ class Dialog:
 
     @classmethod
     def as_uac(cls, invite: Request, response: Response) -> Dialog:
-        """From our INVITE and the 2xx (12.1.2): route set is Record-Route reversed."""
-        contact = response.headers.get("Contact")
-        target = NameAddr.parse(contact).uri if contact else invite.ruri
+        """From our INVITE and the 2xx (12.1.2): route set is Record-Route reversed.
+        Raises RemoteError when the Contact or a Record-Route entry cannot be used."""
         return cls(invite.call_id, invite.from_.tag or "", response.to.tag or "",
-                   _untagged(invite.from_), _untagged(response.to), target,
-                   list(reversed(response.headers.get_all("Record-Route"))),
+                   _untagged(invite.from_), _untagged(response.to),
+                   remote_target(response, invite.ruri),
+                   list(reversed(route_set(response))), invite.cseq[0])
+
+    @classmethod
+    def fallback_uac(cls, invite: Request, response: Response) -> Dialog:
+        """Just enough of a dialog to acknowledge a 2xx that cannot make a real one,
+        and to end it with BYE (RFC 3261 13.2.2.4, 15): the INVITE's target, no routes."""
+        return cls(invite.call_id, invite.from_.tag or "", response.to.tag or "",
+                   _untagged(invite.from_), _untagged(response.to), invite.ruri, [],
                    invite.cseq[0])
 
     @classmethod
     def as_uas(cls, invite: Request, local_tag: str) -> Dialog:
         """From a received INVITE (12.1.1): route set is Record-Route in order."""
-        contact = invite.headers.get("Contact")
-        target = NameAddr.parse(contact).uri if contact else invite.from_.uri
         return cls(invite.call_id, local_tag, invite.from_.tag or "", _untagged(invite.to),
-                   _untagged(invite.from_), target, invite.headers.get_all("Record-Route"),
-                   local_cseq=secrets.randbelow(2**16) + 1, remote_cseq=invite.cseq[0])
+                   _untagged(invite.from_), remote_target(invite, invite.from_.uri),
+                   route_set(invite), local_cseq=secrets.randbelow(2**16) + 1,
+                   remote_cseq=invite.cseq[0])
 
     def next_hop(self) -> SipUri:
         """First Route entry when there is a route set (loose routing), else the target."""
@@ -79,6 +86,28 @@ class Dialog:
         if method != "ACK":
             h.add("Contact", contact)
         return req
+
+
+def remote_target(msg: Request | Response, default: SipUri) -> SipUri:
+    """The Contact's URI (``default`` without one). A Contact that does not parse, or
+    is not a SIP URI, is the peer's error (RemoteError), caught before anything
+    is built on it."""
+    contact = msg.headers.get("Contact")
+    if not contact:
+        return default
+    uri = NameAddr.parse(contact).uri
+    if not uri.is_sip:
+        raise ParseError(f"Contact {contact[:60]!r} is not a SIP URI", None, 416)
+    return uri
+
+
+def route_set(msg: Request | Response) -> list[str]:
+    """The Record-Route entries, each checked to parse (so ``next_hop`` cannot fail)."""
+    entries = msg.headers.get_all("Record-Route")
+    for entry in entries:
+        if not NameAddr.parse(entry).uri.is_sip:
+            raise ParseError(f"Record-Route {entry[:60]!r} is not a SIP URI")
+    return entries
 
 
 def _untagged(addr: NameAddr) -> NameAddr:

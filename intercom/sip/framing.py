@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from intercom.sip.message import MAX_MESSAGE
 
-_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$", re.I | re.M)
+# One header line of Content-Length (or its compact form "l"), wherever it stands among
+# the headers: their order is free (RFC 3261 7.3). Lines end in CRLF (or a bare LF).
+_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*\r?$", re.I | re.M)
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from intercom.sip import digest
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.call import Call
-from intercom.sip.dialog import ALLOW, SUPPORTED, make_response, new_branch, new_tag
+from intercom.sip.dialog import (ALLOW, SUPPORTED, make_response, new_branch, new_tag,
+                                  remote_target, route_set)
 from intercom.sip.errors import LocalError, RemoteError
 from intercom.sip.events import IncomingCall, LocalAddressChanged, MessageRejected, UaEvent
 from intercom.sip.locate import Dest, TargetList, needs_srv, uri_dest
@@ -26,6 +27,7 @@ Addr = tuple[str, int]
 # Methods we know but do not accept: 405 with Allow (RFC 3261 8.2.1); others get 501.
 KNOWN_METHODS = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
 EXTENSIONS = frozenset({"100rel", "timer"})      # option tags we can be required to use
+GONE_KEPT = 16               # unanswered outgoing calls remembered for a late 2xx
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class UserAgent:
         self._merge: dict[tuple[str, str, int, str], tuple[str, str, str]] = {}
         self._nonces: dict[str, tuple[digest.Challenge, int]] = {}
         self.calls: dict[str, Call] = {}
+        self._gone: dict[str, Call] = {}                # outgoing calls ended unanswered
         self.targets: dict[str, TargetList] = {}        # RFC 3263 results per server name
         self.registration = Registration(self, rng or random.Random())
 
@@ -103,10 +106,15 @@ class UserAgent:
         except RemoteError as exc:
             self._reject_unparsable(exc, source, now)
             return
-        if isinstance(msg, Response):
-            self._on_response(msg, now)
-        else:
-            self._on_request(msg, source, now)
+        try:
+            if isinstance(msg, Response):
+                self._on_response(msg, now)
+            else:
+                self._on_request(msg, source, now)
+        except RemoteError as exc:
+            # A part read only when it is used (a header the parser leaves as text) is
+            # broken: drop the message, and say so; nothing escapes to the transport.
+            self.emit(MessageRejected(exc.status, exc.reason, (source.host, source.port)))
 
     def transport_error(self, dest: Dest, now: float) -> None:
         """The adapter could not reach ``dest`` (connection refused or lost, TLS failure).
@@ -326,6 +334,11 @@ class UserAgent:
     def end(self, call: Call, event: UaEvent) -> None:
         if self.calls.pop(call.call_id, None) is not None:
             self.emit(event)
+            if call.outgoing and call.dialog is None:
+                # kept a while for a 2xx that comes after all (see _on_response)
+                self._gone[call.call_id] = call
+                while len(self._gone) > GONE_KEPT:
+                    del self._gone[next(iter(self._gone))]
 
     def send_cancel(self, call: Call, now: float) -> None:
         """CANCEL mirrors the INVITE's Request-URI, Via branch and Route (9.1)."""
@@ -365,8 +378,14 @@ class UserAgent:
         entry = self._client.get(key)
         if entry is None:
             call = self.calls.get(resp.call_id)
-            if key[1] == "INVITE" and 200 <= resp.status < 300 and call is not None:
-                call.on_stray_2xx(resp)
+            if key[1] == "INVITE" and 200 <= resp.status < 300:
+                if call is not None:
+                    call.on_stray_2xx(resp)
+                elif (gone := self._gone.get(resp.call_id)) is not None:
+                    # An answer after we gave up on the INVITE (no reply in time):
+                    # acknowledge it and end it, so the phone does not hold a dead call.
+                    gone.hangup_requested = True
+                    gone.on_invite_2xx(resp, now)
             return
         tx, handler = entry
         step = tx.fire(response_input(resp.status), now, response=resp)
@@ -430,6 +449,8 @@ class UserAgent:
         if req.method == "INVITE":
             if call is not None:
                 raise RemoteError(482, "Loop Detected", req)
+            remote_target(req, req.from_.uri)       # a dialog must be possible on it:
+            route_set(req)                          # a bad Contact or Record-Route gets 400
             call = Call(self, req.call_id, False, req, b"", new_tag(), tx.dest, server_tx=tx)
             call.session_answer(req, now)          # a 422 now if the interval is too short
             self.calls[req.call_id] = call
