@@ -159,7 +159,8 @@ async def check_dns(cfg: config_mod.Config) -> Check:
 
 
 async def check_registration(cfg: config_mod.Config) -> Check:
-    from intercom.app.network import registrar_of, user_agent
+    from intercom.app.network import (UNANSWERED_FIX, registrar_of, registration_fix,
+                                      user_agent)
     from intercom.sip import events as ev
     from intercom.sip.transport import SipEndpoint
     registrar = registrar_of(cfg)
@@ -181,13 +182,11 @@ async def check_registration(cfg: config_mod.Config) -> Check:
             result = await asyncio.wait_for(seen.get(), REGISTER_WAIT)
         except TimeoutError:
             return Check("registration", False, f"no answer from {registrar} in "
-                         f"{REGISTER_WAIT:.0f} s",
-                         "check [sip] registrar and port, and that a firewall lets SIP through")
+                         f"{REGISTER_WAIT:.0f} s", UNANSWERED_FIX)
         if result.state != "registered":
-            fix = ("check [sip] user, auth_user and password against the registrar's account"
-                   if result.status in (401, 403, 407) else "see the registrar's log")
             return Check("registration", False,
-                         f"{registrar} answered {result.status} {result.reason}", fix)
+                         f"{registrar} answered {result.status} {result.reason}",
+                         registration_fix(result.status))
         endpoint.run(ua.unregister)
         await asyncio.sleep(0.2)
         return Check("registration", True, f"{ua.settings.aor} registered at {registrar} "

@@ -93,6 +93,63 @@ def test_unanswered_call_is_cancelled_and_the_next_target_rings(tmp_path: Path) 
     run_rig(tmp_path, body, phones=2, answer_after=(60.0, 0.3))
 
 
+def test_a_target_whose_port_is_closed_is_passed_over_at_once(tmp_path: Path) -> None:
+    """Nothing listens at the first target: the ICMP port-unreachable fails its INVITE
+    at once (RFC 3261 8.1.3.1: a 503), and the next target rings within a second,
+    not after the 32 s of Timer B or the ring time."""
+    closed = free_port()
+
+    async def body(rig: Rig) -> None:
+        loop = asyncio.get_running_loop()
+        pressed = loop.time()
+        await rig.ctl({"cmd": "press", "button": "bell"})
+        assert await wait_until(lambda: rig.seen("call", state="ringing"), 3)
+        assert loop.time() - pressed < 1.5
+        failed = next(e for e in rig.events if e["event"] == "call" and e["state"] == "failed")
+        assert failed["peer"].endswith(f":{closed}") and failed["reason"] == "503 Unreachable"
+        assert await wait_until(lambda: rig.seen("call", state="answered"), 5)
+    port = free_port()
+    run_rig(tmp_path, body, phone_ports=[port],
+            call={"targets": [f"sip:resident@127.0.0.1:{closed}",
+                              f"sip:resident@127.0.0.1:{port}"], "ring_time": 20})
+
+
+@pytest.mark.parametrize("case", ["silent registrar", "closed port", "wrong password"])
+def test_registration_trouble_is_a_warning_with_the_fix_within_seconds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str) -> None:
+    """A registrar that does not answer is named at WARNING 4 s in, with what to check
+    (not 32 s later at Timer B, and not only at INFO); a wrong password likewise."""
+    import logging
+    caplog.set_level(logging.INFO)
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # takes it, never answers
+    quiet.bind(("127.0.0.1", 0))
+    silent = quiet.getsockname()[1] if case == "silent registrar" else free_port()
+    port = free_port()
+
+    async def body(rig: Rig) -> None:
+        def warned() -> list[str]:
+            return [r.getMessage() for r in caplog.records
+                    if r.levelno == logging.WARNING and "fix:" in r.getMessage()]
+        assert await wait_until(lambda: bool(warned()), 6)
+        if case == "silent registrar":
+            assert f"registrar sip:127.0.0.1:{silent} has not answered for 4 s" in warned()[0]
+            assert "check [sip] registrar" in warned()[0]
+        elif case == "closed port":          # ICMP says so at once
+            assert "failed: 503 Unreachable" in warned()[0]
+            assert "check [sip] registrar" in warned()[0]
+        else:
+            assert "registration at sip:127.0.0.1:" in warned()[0]
+            assert "401" in warned()[0] or "403" in warned()[0]
+            assert "check [sip] user, auth_user and password" in warned()[0]
+    registrar = port if case == "wrong password" else silent
+    try:
+        run_rig(tmp_path, body, phone_ports=[port],
+                sip={"registrar": f"sip:127.0.0.1:{registrar}", "password": "not-the-password",
+                     "user": "door"})
+    finally:
+        quiet.close()
+
+
 def test_parallel_ringing_the_first_to_answer_wins_and_the_others_get_cancel(
         tmp_path: Path) -> None:
     async def body(rig: Rig) -> None:

@@ -10,6 +10,23 @@ from intercom.sip.transport import local_address_towards
 from intercom.sip.ua import UaSettings, UserAgent
 
 
+UNANSWERED_FIX = ("check [sip] registrar (its address and port), that the registrar runs, "
+                  "and that a firewall lets SIP through")
+CREDENTIALS_FIX = "check [sip] user, auth_user and password against the registrar's account"
+
+
+def registration_fix(status: int) -> str:
+    """What to do about a registration that failed with ``status`` (the station's
+    log and ``intercom doctor`` say the same)."""
+    if status in (401, 403, 407):
+        return CREDENTIALS_FIX
+    if status in (408, 503):
+        return UNANSWERED_FIX
+    if status == 404:
+        return "check [sip] user and domain: the registrar does not know this account"
+    return "see the registrar's log"
+
+
 def registrar_of(config: Config) -> SipUri | None:
     s = config["sip"]
     return SipUri.parse(s["registrar"]) if s["registrar"] else None

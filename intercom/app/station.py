@@ -24,7 +24,8 @@ from intercom.app.doorcontrol import DoorController
 from intercom.app.eventlog import EventLog, default_path
 from intercom.app.keypad import DoorKeypad
 from intercom.app.leds import shown
-from intercom.app.network import locate_servers, registrar_of, route_address, user_agent
+from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
+                                  registration_fix, route_address, user_agent)
 from intercom.app.events import (AudioEvent, ButtonPressed, CallEvent, CallRecord,
                                  DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent)
 from intercom.app.ringing import Action, Cancel, GiveUp, Ring, RingPlan, RingSettings
@@ -434,7 +435,15 @@ class DoorStation:
 
     # ----- SIP events ---------------------------------------------------------------
     def _on_sip_event(self, event: sip_events.UaEvent) -> None:
+        if isinstance(event, sip_events.RegistrationUnanswered):
+            log.warning("registrar %s has not answered for %.0f s (still trying); fix: %s",
+                        event.registrar, event.seconds, UNANSWERED_FIX)
+            return
         if isinstance(event, sip_events.RegistrationChanged):
+            if event.state == "failed":
+                log.warning("registration at %s failed: %d %s; next try in %.0f s; fix: %s",
+                            self.ua.registration.server, event.status, event.reason,
+                            event.retry_in, registration_fix(event.status))
             self.registration = event.state
             self.publish(RegistrationEvent(event.state, event.status, event.reason,
                                            str(self.ua.registration.server),

@@ -162,7 +162,10 @@ class Call:
             retry.headers.set("CSeq", f"{tx.request.cseq[0] + 1} INVITE")
             self._resend_invite(retry, now)
             return
-        self.ua.end(self, CallFailed(self.call_id, 408, "Request Timeout"))
+        if tx.unreachable:              # a transport error is a 503 to the TU (8.1.3.1)
+            self.ua.end(self, CallFailed(self.call_id, 503, "Unreachable"))
+        else:
+            self.ua.end(self, CallFailed(self.call_id, 408, "Request Timeout"))
 
     def _in_dialog(self, dialog: Dialog, method: str, cseq: int | None = None,
                    hop: Dest | None = None) -> tuple[Request, Dest]:

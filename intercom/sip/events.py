@@ -14,6 +14,14 @@ class RegistrationChanged:
 
 
 @dataclass(frozen=True)
+class RegistrationUnanswered:
+    """A REGISTER has had no answer for ``seconds`` (its retransmissions go on)."""
+
+    registrar: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class CallProgress:
     call_id: str
     status: int                 # 180 ringing, 183 session progress
@@ -89,6 +97,6 @@ class PublicAddress:
     address: tuple[str, int]
 
 
-UaEvent = (RegistrationChanged | CallProgress | CallAnswered | CallFailed | CallEnded
+UaEvent = (RegistrationChanged | RegistrationUnanswered | CallProgress | CallAnswered | CallFailed | CallEnded
            | IncomingCall | CallUpdated | InfoDtmf | MessageRejected | LocalAddressChanged
            | PublicAddress)

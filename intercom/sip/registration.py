@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.dialog import new_call_id, new_tag
 from intercom.sip.errors import RemoteError
-from intercom.sip.events import PublicAddress, RegistrationChanged
+from intercom.sip.events import PublicAddress, RegistrationChanged, RegistrationUnanswered
 from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import Transaction
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 KEEPALIVE = b"\r\n\r\n"       # a CRLF ping (RFC 5626 3.5.1 and 4.4.1)
 RETRY_FIRST = 5.0          # seconds before the first retry after a failure
 RETRY_MAX = 300.0
+UNANSWERED_SECONDS = 4.0   # a REGISTER unanswered this long is worth a warning
 
 
 class Registration:
@@ -45,6 +46,7 @@ class Registration:
         self.auth_tries = 0
         self.due: float | None = None      # next refresh or retry
         self.pending = False
+        self.unanswered_at: float | None = None     # when to say the registrar is silent
         self.server = ua.settings.registrar
         self.public: tuple[str, int] | None = None   # our address as the registrar sees it
         self.rewrite_after = 0.0
@@ -74,9 +76,14 @@ class Registration:
         self.keepalive_due = None
 
     def next_deadline(self) -> float | None:
-        return min((d for d in (self.due, self.keepalive_due) if d is not None), default=None)
+        return min((d for d in (self.due, self.keepalive_due, self.unanswered_at)
+                    if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
+        if self.unanswered_at is not None and now >= self.unanswered_at:
+            # Said once per attempt, long before Timer B (64*T1) gives up on it.
+            self.unanswered_at = None
+            self.ua.emit(RegistrationUnanswered(str(self.server), UNANSWERED_SECONDS))
         if self.due is not None and now >= self.due:
             self.due = None
             if self.wanted and not self.pending:
@@ -140,9 +147,12 @@ class Registration:
         else:
             self.cseq = req.cseq[0]
         self.pending = True
+        if self.wanted and expires:
+            self.unanswered_at = now + UNANSWERED_SECONDS
         self.ua.start_client(req, dest, now, self)
 
     def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
+        self.unanswered_at = None
         if resp.status < 200:
             return
         self.pending = False
@@ -173,8 +183,12 @@ class Registration:
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
         self.pending = False
+        self.unanswered_at = None
         if tx.request.headers.get("Expires") != "0":
-            self._fail(now, 408, "Request Timeout", failed=tx.dest)
+            if tx.unreachable:
+                self._fail(now, 503, "Unreachable", failed=tx.dest)
+            else:
+                self._fail(now, 408, "Request Timeout", failed=tx.dest)
 
     def keepalive_lost(self, tx: Transaction, now: float) -> None:
         """An OPTIONS keepalive got no answer: the registrar (or the NAT) is gone."""

@@ -141,6 +141,7 @@ class Transaction:
         self.intervals: dict[str, float] = {}
         self.last_response: bytes | None = None
         self.ack: bytes | None = None
+        self.unreachable = False      # ended by a transport error, not a timer (8.1.3.1)
         self.state, actions = INITIAL[kind]
         self._wire = request.to_bytes()
         self._run(actions, now, None, Step())

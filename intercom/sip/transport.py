@@ -16,9 +16,12 @@ it and registers again over a new one. Host names are resolved here
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
 import ssl
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Self, cast
 
@@ -51,20 +54,61 @@ def tls_context(ca_file: str = "") -> ssl.SSLContext:
     return context
 
 
+# Linux's extended reliable error queue (ip(7), ipv6(7)): the ICMP errors of an
+# unconnected UDP socket, each with the address of the datagram that caused it.
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+UNREACHABLE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
         self.transport: asyncio.DatagramTransport | None = None
+        self.errors: socket.socket | None = None      # a duplicate to read the error queue
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is None or not hasattr(socket, "MSG_ERRQUEUE"):
+            return                                      # not Linux: timers only
+        try:
+            if sock.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            self.errors = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            self.errors.setblocking(False)
+        except OSError as exc:
+            log.debug("no ICMP error queue on the SIP socket: %s", exc)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.endpoint.deliver(data, (addr[0], addr[1]), "udp")
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the transaction timers deal with it.
+        """ICMP port or host unreachable: the place we sent to is not there. What
+        waits on it fails now instead of at the end of its timers (RFC 3261 8.1.3.1,
+        18.4), so the next target rings at once."""
         log.debug("SIP socket error: %s", exc)
+        if self.errors is None:
+            return
+        for _ in range(32):                               # bounded: what is queued now
+            try:
+                _, ancillary, _, addr = self.errors.recvmsg(1, 256, MSG_ERRQUEUE)
+            except OSError:
+                return                                    # the queue is empty
+            code = next((int.from_bytes(data[:4], sys.byteorder) for _, _, data in ancillary
+                         if len(data) >= 4), 0)
+            if code in UNREACHABLE and addr:
+                log.info("SIP: %s:%d is unreachable (%s)", addr[0], addr[1],
+                         os.strerror(code))
+                self.endpoint.unreachable(Dest(addr[0], addr[1], "udp"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
 
 class _Stream(asyncio.Protocol):
@@ -274,6 +318,16 @@ class SipEndpoint:
             log.info("SIP %s connection to %s:%d lost: %s", stream.name.upper(), *stream.peer,
                      exc)
         self.ua.transport_error(stream.dest, self.loop.time())
+        self.flush()
+
+    def unreachable(self, dest: Dest) -> None:
+        """ICMP said nothing listens at ``dest`` (an address): fail what waits on it,
+        under the address and under every name that resolved to it."""
+        now = self.loop.time()
+        self.ua.transport_error(dest, now)
+        for name, (address, _) in list(self._resolved.items()):
+            if address == dest.host:
+                self.ua.transport_error(Dest(name, dest.port, dest.transport), now)
         self.flush()
 
     # ----- out of the core -----------------------------------------------------

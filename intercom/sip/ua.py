@@ -125,6 +125,7 @@ class UserAgent:
         for key, (tx, handler) in list(self._client.items()):
             if not tx.dest.same_place(dest):
                 continue
+            tx.unreachable = True
             step = tx.fire("transport_error", now)
             if tx.terminated:
                 self._client.pop(key, None)
