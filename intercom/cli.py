@@ -59,7 +59,7 @@ def _version() -> str:
 async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:
     """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
     from intercom.app.station import DoorStation
-    from intercom.control import ControlServer, socket_path
+    from intercom.control import ControlError, ControlServer, socket_path
     from intercom.hal import machine
     log = logging.getLogger("intercom")
     log.info("intercom %s on %s; board %s (profile %s), audio %s", _version(), machine.describe(),
@@ -85,6 +85,12 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         return 1
     control = ControlServer(station, socket_path(cfg["control"]["socket"]))
     try:
+        control.check_free()                      # before it registers or takes the port
+    except ControlError as exc:
+        log.error("%s", exc)
+        board.close()
+        return 1
+    try:
         await station.start()
     except OSError as exc:
         log.error("cannot open SIP port %s:%d: %s", cfg["sip"]["listen"], cfg["sip"]["port"], exc)
@@ -94,7 +100,11 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     notifier = Notifier()
     pinger = loop.create_task(watchdog(notifier, station.trouble))
     try:
-        await control.start()
+        try:
+            await control.start()
+        except ControlError as exc:               # another station came up meanwhile
+            log.error("%s", exc)
+            return 1
         log.info("control socket %s", control.path)
         # Ready: the config is loaded and the first registration attempt is made.
         notifier.notify("READY=1", f"STATUS={status_line(station)}")
@@ -180,8 +190,13 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.file)
-    print(f"{args.file}: ok")
+    path = args.config or args.file
+    if not path or (args.config and args.file and args.config != args.file):
+        print("intercom check-config: give one config file: check-config FILE "
+              "(or --config FILE, as the other commands take it)", file=sys.stderr)
+        return EXIT_CONFIG
+    cfg = _load_config(path)
+    print(f"{path}: ok")
     if args.verbose:
         print(json.dumps(cfg, indent=2))
     return 0
@@ -237,6 +252,9 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         sock.settimeout(10)
         sock.connect(path)
     except OSError as exc:
+        sock.close()
+        if args.action == "log":
+            return _log_from_file(args)           # the record is there with the station down
         print(f"intercom ctl: cannot reach the station at {path}: {exc.strerror or exc}",
               file=sys.stderr)
         return 1
@@ -254,6 +272,23 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 print(json.dumps(event) if args.json else format_logged(event))
             return 0
         return _print_events(sock, stream, args.count, args.timeout)
+
+
+def _log_from_file(args: argparse.Namespace) -> int:
+    """``ctl log`` while the station is stopped: read its SQLite event log directly."""
+    import sqlite3
+    from intercom.app.eventlog import default_path, read_latest
+    configured = _load_config(args.config)["log"]["database"] if args.config else ""
+    path = Path(configured) if configured else default_path()
+    try:
+        events = read_latest(path, args.count or 20, args.kind)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"intercom ctl: the station is not running, and its event log {path} "
+              f"cannot be read: {exc}", file=sys.stderr)
+        return 1
+    for event in events:
+        print(json.dumps(event) if args.json else format_logged(event))
+    return 0
 
 
 def _print_events(sock: socket.socket, stream: object, count: int | None,
@@ -390,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     off.add_argument("--config", required=True, help="TOML config file (for the board)")
     off.set_defaults(func=cmd_relay_off)
     check = sub.add_parser("check-config", help="check a config file and exit (2 if bad)")
-    check.add_argument("file")
+    check.add_argument("file", nargs="?", help="TOML config file")
+    check.add_argument("--config", help="the same, as the other commands take it")
     check.add_argument("-v", "--verbose", action="store_true", help="print it with defaults")
     check.set_defaults(func=cmd_check_config)
     ctl = sub.add_parser("ctl", help="control a running station")

@@ -362,7 +362,29 @@ def validate(raw: dict[str, Any]) -> Config:
     if media["jitter_min_ms"] + 40 > media["jitter_max_ms"]:
         raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
                           "(two packets)")
+    _check_profile(out["board"]["profile"])
     return settle_auto(out)
+
+
+def board_profiles() -> list[str]:
+    """The names of the board profiles that come with intercom (board/*.toml)."""
+    from importlib import resources
+    return sorted(entry.name.removesuffix(".toml")
+                  for entry in resources.files("intercom.boards").iterdir()
+                  if entry.name.endswith(".toml"))
+
+
+def _check_profile(profile: str) -> None:
+    if not profile:
+        return
+    if profile.endswith(".toml") or "/" in profile:
+        if not Path(profile).is_file():
+            raise ConfigError(f"board.profile: no file {profile!r}; give a profile's name "
+                              f"({', '.join(board_profiles())}) or the path of a .toml file")
+        return
+    if profile not in board_profiles():
+        raise ConfigError(f"board.profile: {profile!r} is not a board profile; the profiles "
+                          f"are {', '.join(board_profiles())} (or the path of a .toml file)")
 
 
 def settle_auto(cfg: Config) -> Config:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ MAX_REQUEST = 4096
 
 
 SERVICE_SOCKET = Path("/run/intercom/control.sock")
+
+
+class ControlError(Exception):
+    """The control socket cannot be ours."""
 
 
 def default_socket_path() -> Path:
@@ -60,11 +65,27 @@ class ControlServer:
         self.path = path
         self.server: asyncio.AbstractServer | None = None
         self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._inode: int | None = None
+
+    def check_free(self) -> None:
+        """Raise ControlError when another station answers on our socket: a second
+        ``intercom run`` must not take it over (and delete it when it stops)."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(2)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            return                                    # none, or a stale one from a crash
+        finally:
+            probe.close()
+        raise ControlError(f"another station answers on the control socket {self.path}: "
+                           "stop it first, or give this one its own [control] socket")
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.parent.stat().st_uid == os.geteuid():
             os.chmod(self.path.parent, 0o770)
+        self.check_free()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()                        # a stale socket from a crash
         old_umask = os.umask(0o117)                   # born 0660: no window of wider access
@@ -74,6 +95,7 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o660)
+        self._inode = self.path.stat().st_ino
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -87,7 +109,8 @@ class ControlServer:
         if self.server is not None:
             await self.server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            if self.path.stat().st_ino == self._inode:    # ours, not a later station's
+                self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -128,7 +151,9 @@ class ControlServer:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True}
         if cmd == "hangup":
-            return {"ok": self.station.hangup("hung up from the control socket")}
+            if self.station.hangup("hung up from the control socket"):
+                return {"ok": True}
+            return {"ok": False, "error": "no call to hang up: the station is idle"}
         if cmd == "door":
             try:
                 self.station.door_command(str(request.get("action", "")), "the control socket")

@@ -231,6 +231,27 @@ def station_state(cfg: config_mod.Config) -> dict[str, Any] | None:
         return None
 
 
+def check_sip_port(cfg: config_mod.Config) -> Check:
+    """The SIP port is free for the station, or held by the station itself."""
+    s = cfg["sip"]
+    host = s["listen"] if s["listen"] not in ("", "::") else "0.0.0.0"
+    taken = []
+    for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((host, s["port"]))
+            except OSError as exc:
+                taken.append(f"{name} ({exc.strerror or exc})")
+    where = f"{host}:{s['port']}"
+    if not taken:
+        return Check("sip port", True, f"{where} is free for the station")
+    if station_state(cfg) is not None:
+        return Check("sip port", True, f"{where} is in use by the running station")
+    return Check("sip port", False, f"{where} cannot be used: {', '.join(taken)}",
+                 f"stop the program that holds it (`ss -lunp 'sport = :{s['port']}'` names "
+                 "it), or set [sip] port to a free one")
+
+
 def _free_udp_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host if host not in ("", "::") else "0.0.0.0", 0))
@@ -242,7 +263,7 @@ async def run_checks(path: str, say: Callable[[str], None]) -> int:
     say(config_check.line())
     if cfg is None:
         return 1
-    checks = [await check_audio(cfg), check_board(cfg), check_route(cfg)]
+    checks = [await check_audio(cfg), check_board(cfg), check_sip_port(cfg), check_route(cfg)]
     for check in checks:
         say(check.line())
     if checks[-1].ok:

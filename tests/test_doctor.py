@@ -50,9 +50,44 @@ def test_without_a_registrar_the_simulated_station_is_all_ok(tmp_path: Path) -> 
     assert out.returncode == 0, out.stdout
     lines = out.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
-        "ok    config", "ok    audio", "ok    board", "ok    network", "ok    dns",
+        "ok    config", "ok    audio", "ok    board", "ok    sip port", "ok    network",
+        "ok    dns",
         "ok    registration", "ok    nat"]
     assert "relay GPIO23 (released)" in out.stdout and lines[-1] == "all checks passed"
+
+
+def test_a_sip_port_another_program_holds_fails_with_the_fix(tmp_path: Path) -> None:
+    import socket
+    cfg = write(tmp_path, "")
+    port = int(cfg.read_text().split("port = ")[1].split("\n")[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", port))
+        out = doctor(cfg)
+    assert out.returncode == 1
+    assert f"FAIL  sip port: 127.0.0.1:{port} cannot be used: UDP (Address already in use)" \
+        in out.stdout
+    assert "set [sip] port to a free one" in out.stdout
+
+
+def test_a_bad_board_profile_is_named_with_the_profiles_there_are(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "")
+    cfg.write_text(cfg.read_text() + '[board]\nprofile = "raspberrypi4"\n')
+    out = subprocess.run([sys.executable, "-m", "intercom.cli", "check-config", str(cfg)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "board.profile: 'raspberrypi4' is not a board profile; the profiles are " \
+        "generic-pi, pi3, pi4, pi5," in out.stderr
+
+
+def test_check_config_takes_the_file_either_way(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "")
+    for args in ([str(cfg)], ["--config", str(cfg)]):
+        out = subprocess.run([sys.executable, "-m", "intercom.cli", "check-config", *args],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout == f"{cfg}: ok\n", out.stderr
+    out = subprocess.run([sys.executable, "-m", "intercom.cli", "check-config"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "give one config file" in out.stderr
 
 
 @pytest.mark.peers

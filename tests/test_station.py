@@ -635,6 +635,46 @@ def run_station(tmp_path: Path, extra: str, timeout: float = 20) -> subprocess.C
                           capture_output=True, text=True, timeout=timeout)
 
 
+def test_one_station_per_control_socket_and_the_record_readable_when_stopped(
+        tmp_path: Path) -> None:
+    """A second `intercom run` on the same control socket refuses to start and leaves
+    the first one's socket alone; `ctl hangup` with no call says why; `ctl log` reads
+    the SQLite file once the station is stopped."""
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[sip]\nlisten = "127.0.0.1"\nport = {free_port()}\n'
+                   f'[call]\ntargets = ["sip:resident@127.0.0.1:{free_port()}"]\n'
+                   f'[audio]\nspeaker_file = "{tmp_path / "s.wav"}"\n'
+                   f'[control]\nsocket = "{tmp_path / "c.sock"}"\n'
+                   f'[log]\ndatabase = "{tmp_path / "events.db"}"\n')
+    second = tmp_path / "second.toml"
+    second.write_text(cfg.read_text().replace("port = ", f"port = {free_port()}\n#", 1))
+
+    def cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "intercom.cli", *args],
+                              capture_output=True, text=True, timeout=timeout)
+    first = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config", str(cfg)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(150):
+            if cli("ctl", "--config", str(cfg), "state").returncode == 0:
+                break
+        hangup = cli("ctl", "--config", str(cfg), "hangup")
+        assert hangup.returncode == 1
+        assert "no call to hang up: the station is idle" in hangup.stderr
+        assert cli("ctl", "--config", str(cfg), "press", "bell").returncode == 0
+        refused = cli("run", "--config", str(second))
+        assert refused.returncode == 1
+        assert "another station answers on the control socket" in refused.stderr
+        assert cli("ctl", "--config", str(cfg), "state").returncode == 0   # still the first's
+    finally:
+        first.terminate()
+        first.wait(15)
+    assert not (tmp_path / "c.sock").exists()
+    logged = cli("ctl", "--config", str(cfg), "log")
+    assert logged.returncode == 0, logged.stderr
+    assert "call_record" in logged.stdout and "bell" in logged.stdout
+
+
 def test_sip_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))

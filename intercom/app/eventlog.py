@@ -88,13 +88,7 @@ class EventLog:
 
     def latest(self, count: int = 20, kind: str | None = None) -> list[dict[str, Any]]:
         """The newest ``count`` events (of ``kind``), oldest first."""
-        query = "SELECT time, kind, data FROM events"
-        args: tuple[Any, ...] = ()
-        if kind:
-            query += " WHERE kind = ?"
-            args = (kind,)
-        rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", args + (count,)).fetchall()
-        return [{"event": k, "time": t, **json.loads(d)} for t, k, d in reversed(rows)]
+        return _latest(self.db, count, kind)
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -120,3 +114,23 @@ class EventLog:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _latest(db: sqlite3.Connection, count: int, kind: str | None) -> list[dict[str, Any]]:
+    query = "SELECT time, kind, data FROM events"
+    args: tuple[Any, ...] = ()
+    if kind:
+        query += " WHERE kind = ?"
+        args = (kind,)
+    rows = db.execute(query + " ORDER BY id DESC LIMIT ?", args + (count,)).fetchall()
+    return [{"event": k, "time": t, **json.loads(d)} for t, k, d in reversed(rows)]
+
+
+def read_latest(path: Path, count: int = 20, kind: str | None = None) -> list[dict[str, Any]]:
+    """``latest`` from the file of a station that is not running: opened read-only,
+    so reading never creates or changes it."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _latest(db, count, kind)
+    finally:
+        db.close()
