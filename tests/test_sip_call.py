@@ -438,3 +438,40 @@ def test_an_invite_with_a_broken_contact_gets_400_and_makes_no_call(
     door.receive(invite, ("127.0.0.1", 5070), net.now)
     (answer, _), = door.datagrams_to_send()
     assert answer.startswith(b"SIP/2.0 400") and not door.calls
+
+
+def test_a_short_session_interval_from_the_peer_is_honoured_and_zero_does_not_spin(
+        net: VirtualNetwork) -> None:
+    """A phone answering Session-Expires 10 (below our Min-SE of 90) expires the call
+    at 10 s unless refreshed, so the refresh goes at 5 s; "0" is floored, not a spin."""
+    for answered, first_refresh in (("10;refresher=uac", 5.0), ("0;refresher=uac", 1.0)):
+        seen: list[tuple[float, Request]] = []
+
+        def phone(req: Request, answered: str = answered) -> list[bytes]:
+            seen.append((net.now, req))
+            if req.method == "INVITE":
+                ok = make_response(req, 200, "OK", "ph", (
+                    ("Contact", "<sip:resident@127.0.0.1:5090>"), ("Require", "timer"),
+                    ("Session-Expires", answered), ("Allow", "INVITE, ACK, BYE, UPDATE"),
+                    ("Content-Type", "application/sdp")))
+                ok.body = offer(7000)
+                return [ok.to_bytes()]
+            if req.method == "UPDATE":            # a refresh keeps the interval (RFC 4028 9)
+                return [make_response(req, 200, "OK", "ph", (
+                    ("Require", "timer"), ("Session-Expires", answered))).to_bytes()]
+            return [] if req.method == "ACK" else [make_response(req, 200, "OK", "ph").to_bytes()]
+
+        net.agents[("127.0.0.1", 5090)] = Responder(phone)
+        door = net.add("door", 5060, session_expires=1800)
+        start = net.now
+        call_id = door.invite("sip:resident@127.0.0.1:5090", offer(4000), net.now)
+        net.pump()
+        assert kinds(door.events()) == ["CallAnswered"]
+        net.advance(first_refresh * 3 + 0.5, step=0.25)
+        updates = [t - start for t, r in seen if r.method == "UPDATE"]
+        assert updates and abs(updates[0] - first_refresh) <= 0.5, (answered, updates)
+        assert len(updates) == 3, (answered, updates)
+        assert call_id in door.calls
+        door.hangup(call_id, net.now)
+        net.pump()
+        del net.agents[("127.0.0.1", 5060)], net.agents[("127.0.0.1", 5090)]

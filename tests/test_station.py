@@ -423,7 +423,8 @@ def test_control_socket_is_private_and_reports_bad_requests(tmp_path: Path) -> N
         assert state["call"] == {"state": "idle"} and state["relay"] == {"energised": False, "held": False}
         assert state["registration"]["state"] == "none" and state["door_closed"] is True
         assert state["audio"] == {"device": "simulated", "error": None}
-        assert (await rig.ctl({"cmd": "hangup"})) == {"ok": False}
+        assert (await rig.ctl({"cmd": "hangup"})) == {
+            "ok": False, "error": "no call to hang up: the station is idle"}
     run_rig(tmp_path, body)
 
 

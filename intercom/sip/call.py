@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DIGITS = "0123456789*#ABCD"
+SESSION_FLOOR = 2                # seconds: the shortest session interval honoured
 
 
 @dataclass
@@ -588,8 +589,10 @@ class Call:
         head, _, rest = value.partition(";")
         if not head.strip().isdigit() or len(head.strip()) > 9:
             return
-        # Never below our Min-SE (RFC 4028 4): a peer's "0" would refresh without end.
-        interval = max(int(head.strip()), self.min_se)
+        # A peer may answer below our Min-SE (RFC 4028 says it must not); keeping the
+        # call up matters more, so its interval is honoured, but a "0" or "1" would
+        # refresh without pause: never below SESSION_FLOOR seconds.
+        interval = max(int(head.strip()), SESSION_FLOOR)
         refresher = parse_params(rest).get("refresher", "uac")
         self.timer = self._timer(interval, (refresher == "uac") == we_are_uac, now)
 
