@@ -15,6 +15,12 @@ the player needs the next packet's worth of audio and says what to do:
   stalled): conceal one frame while building up to the target again;
 * ``SILENCE``: nothing to play yet.
 
+A phone may send RFC 4733 telephone-events *instead of* audio while a key is
+down (linphone does; baresip sends both). ``event_span`` tells the buffer
+which stretch of the timeline an event covers; a gap there is the sender's
+choice, not loss: it is concealed without waiting and without losing time,
+and counted as ``replaced``, not ``concealed``.
+
 The target delay follows the network: for every packet its delay relative
 to the fastest packet of the last two seconds goes into a histogram that
 forgets old values (the way WebRTC's NetEq does), and the target is a high
@@ -50,6 +56,7 @@ cdef enum:
     BUCKETS = 250                 # delay histogram: 2 ms buckets up to 500 ms
     WINDOW = 128                  # arrival history for the relative delay
     PEAKS = 8                     # delay spikes remembered
+    EVENTS = 8                    # telephone-event spans remembered
 
 NORMAL = 0
 ACCELERATE = 1
@@ -117,6 +124,9 @@ cdef class JitterBuffer:
     cdef double _spike_time[PEAKS]
     cdef double _spike_height[PEAKS]
     cdef int _spike_next
+    cdef int64_t _ev_start[EVENTS]
+    cdef int64_t _ev_end[EVENTS]
+    cdef int _ev_next
     # counters
     cdef readonly long received
     cdef readonly long played
@@ -124,6 +134,7 @@ cdef class JitterBuffer:
     cdef readonly long duplicates
     cdef readonly long discarded      # dropped to keep within max_delay_ms or capacity
     cdef readonly long concealed      # frames concealed (lost, waited for, ran dry)
+    cdef readonly long replaced       # frames the peer sent a telephone-event in place of
     cdef readonly long fec_recovered  # of those, rebuilt from the next packet's FEC
     cdef readonly long accelerated
     cdef readonly long stretched
@@ -154,6 +165,7 @@ cdef class JitterBuffer:
         self._forget = forget
         self._payload = []
         self.count = 0
+        self._forget_events()
         self._reset_estimate()
         self._have_stream = False
         self.playing = False
@@ -176,6 +188,37 @@ cdef class JitterBuffer:
         self.spike_ms = 0.0
         self.target_ms = max(self.min_delay_ms, 2.0 * self._packet_ms())
         self.base_ms = self.target_ms
+
+    cdef void _forget_events(self):
+        cdef int i
+        for i in range(EVENTS):
+            self._ev_start[i] = 0
+            self._ev_end[i] = 0
+        self._ev_next = 0
+
+    def event_span(self, uint32_t ts, uint32_t ssrc, int duration):
+        """The peer's telephone-event packet (RFC 4733) for an event that began at
+        ``ts`` and has lasted ``duration`` units so far, on this stream's clock."""
+        cdef int64_t start
+        cdef int i
+        if not self._have_stream or ssrc != self._ssrc or duration <= 0:
+            return
+        start = self._last_ext_ts + <int32_t>(ts - self._last_ts)
+        for i in range(EVENTS):
+            if self._ev_start[i] == start and self._ev_end[i] > start:
+                if start + duration > self._ev_end[i]:
+                    self._ev_end[i] = start + duration     # the event goes on
+                return
+        self._ev_start[self._ev_next] = start
+        self._ev_end[self._ev_next] = start + duration
+        self._ev_next = (self._ev_next + 1) % EVENTS
+
+    cdef bint _in_event(self, int64_t ts):
+        cdef int i
+        for i in range(EVENTS):
+            if self._ev_start[i] <= ts < self._ev_end[i]:
+                return True
+        return False
 
     cdef double _packet_ms(self):
         return self.step * 1000.0 / self.clock_rate
@@ -460,6 +503,14 @@ cdef class JitterBuffer:
             self._filter_ready = True
         else:
             self.filtered_ms = 0.7 * self.filtered_ms + 0.3 * delay
+        if (self.count == 0 or self._ts[0] > self.play_ts) and self._in_event(self.play_ts):
+            # The peer sent a telephone-event instead of this frame: nothing will
+            # come; keep time, as if it had been played.
+            self.replaced += 1
+            self._waits = 0
+            self._dry_ms = 0
+            self.play_ts += self.step
+            return CONCEAL, None
         if self.count == 0:
             # Ran dry: late packets or a loss burst. Below the target, wait
             # (conceal without moving on: the delay grows by a frame); otherwise

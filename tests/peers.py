@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from conftest import free_port, free_port_pair_gap
 
-from intercom.media.signal import loudest_tone_window, read_wav, tone, write_wav
+from intercom.media.signal import (longest_run, loudest_tone_window, read_wav, tone,
+                                   tone_levels, write_wav)
 
 
 def missing(reason: str) -> None:
@@ -195,6 +196,22 @@ def assert_heard(recording: Path, freq: float, who: str) -> None:
     pcm, rate = read_wav(str(recording))
     level, rms = loudest_tone_window(pcm, freq, rate)
     assert level > -30 and level > rms - 3, f"{who} heard {freq} Hz at {level:.1f} dBFS"
+
+
+def assert_heard_throughout(recording: Path, freq: float, seconds: float, who: str,
+                            threshold: float = -30.0) -> list[float]:
+    """The other side's tone is in every second of a call that lasted ``seconds``:
+    the recording's longest run of one-second windows that carry it is the whole
+    call but its first and last second (the jitter buffer filling, the hang-up).
+    A recording whose audio stopped after the door code fails here, where a check
+    of its loudest second would pass. Returns the levels, for a failure's message."""
+    pcm, rate = read_wav(str(recording))
+    levels = tone_levels(pcm, freq, rate)
+    start, length = longest_run(levels, threshold)
+    assert length >= seconds - 2, (
+        f"{who} heard {freq:.0f} Hz for {length} s in a row of a {seconds:.1f} s call; "
+        f"per second: {[round(x) for x in levels]}")
+    return levels
 
 
 def make_certificates(work: Path, names: list[str]) -> tuple[Path, Path, Path]:

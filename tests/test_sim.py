@@ -55,7 +55,7 @@ def test_the_sim_in_a_terminal_rings_opens_raises_an_alarm_and_quits() -> None:
         wait_for("call      answered")
         os.write(master, b"c")                               # the demo phone keys the code
         wait_for("relay     ENERGISED")
-        wait_for("door opened by sip:resident@")
+        wait_for("door opened by code from sip:resident@")
         wait_for("key ***** from sip:resident@")
         assert "1234" not in screen                          # the code is never shown
         os.write(master, b"t")                               # someone opens the case

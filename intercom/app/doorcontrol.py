@@ -15,13 +15,10 @@ each clearing is one fixed-form log line.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from intercom.app.events import AlarmEvent, DoorContactEvent, DoorEvent, Event, RelayEvent
 from intercom.hal.board import Board
-
-log = logging.getLogger("intercom.door")
 
 
 class DoorController:
@@ -49,13 +46,11 @@ class DoorController:
             self._energise(self.pulse_seconds)
 
     def hold(self, by: str) -> None:
-        log.warning("door held open by %s", by)
         self.held = True
         self._energise(self.hold_max)
         self.publish(DoorEvent("held_open", by, f"for up to {self.hold_max:g} s"))
 
     def lock(self, by: str) -> None:
-        log.warning("door locked by %s", by)
         self.release()
         self.publish(DoorEvent("locked", by))
 
@@ -100,12 +95,10 @@ class DoorController:
         if cause in self.alarms:
             return
         self.alarms.add(cause)
-        log.warning("alarm %s: %s", cause, detail)
         self.publish(AlarmEvent(cause, True, detail))
 
     def _clear(self, cause: str, detail: str) -> None:
         if cause not in self.alarms:
             return
         self.alarms.discard(cause)
-        log.warning("alarm %s cleared: %s", cause, detail)
         self.publish(AlarmEvent(cause, False, detail))

@@ -6,6 +6,7 @@ timeline. ``kind`` names the family a subscriber filters on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,6 +34,10 @@ class Event:
     def text(self) -> str:
         """One line for a person: the log, the demo's timeline, ``intercom sim``."""
         return describe(self.to_json())
+
+    def level(self) -> int:
+        """The log level of its line (see ``level``)."""
+        return level(self.to_json())
 
     @staticmethod
     def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -165,6 +170,18 @@ class AlarmEvent(Event):
         self._one_of("alarm cause", self.cause, ALARM_CAUSES)
 
 
+def level(event: dict[str, Any]) -> int:
+    """Security events (the door opened, held or locked, a code rejected, entry
+    locked, an alarm) are WARNINGs, in the fixed forms fail2ban reads; the levels
+    reported each second in a call are DEBUG; the rest INFO."""
+    kind = event.get("event")
+    if kind == "audio":
+        return logging.DEBUG
+    if kind in ("door", "alarm"):
+        return logging.WARNING
+    return logging.INFO
+
+
 def describe(event: dict[str, Any]) -> str:
     """One readable line for an event in its JSON form (what, who, why)."""
     kind = event.get("event")
@@ -193,18 +210,23 @@ def describe(event: dict[str, Any]) -> str:
         return f"key {'*' * min(event['count'], 16)} from {event['caller']}"
     if kind == "door":
         source = f" ({event['source']})" if event.get("source") else ""
-        if event["action"] in ("rejected", "locked_out"):
-            return (f"door code {event['action'].replace('_', ' ')} for {event['caller']}"
-                    f"{source}: {event['reason']}")
-        how = f" ({event['reason']})" if event["reason"] else ""
-        return f"door {event['action'].replace('_', ' ')} by {event['caller']}{source}{how}"
+        action, caller, reason = event["action"], event["caller"], event["reason"]
+        if action == "rejected":
+            return f"door code rejected from {caller}{source}: {reason}"
+        if action == "locked_out":                 # reason: "<scope> <for how long>"
+            scope, _, how = reason.partition(" ")
+            return f"door code entry locked ({scope}) for {caller}{source} {how}"
+        if action == "opened" and reason == "code":
+            return f"door opened by code from {caller}{source}"
+        how = f" ({reason})" if reason and reason != "command" else ""
+        return f"door {action.replace('_', ' ')} by {caller}{source}{how}"
     if kind == "relay":
         return ("door relay energised" if event["energised"]
                 else f"door relay released after {event['seconds']:.2f} s")
     if kind == "door_contact":
         return "door contact: " + ("closed" if event["closed"] else "open")
     if kind == "alarm":
-        return f"alarm {event['cause']} {'raised' if event['active'] else 'cleared'}" + \
+        return f"alarm {event['cause']}{'' if event['active'] else ' cleared'}" + \
             (f": {event['detail']}" if event.get("detail") else "")
     if kind == "call_record":
         who = f", answered by {event['answered_by']}" if event["answered_by"] else ""

@@ -112,7 +112,6 @@ class DoorKeypad:
         caller, source = call.peer, call.source or "unknown"
         for decision in decisions:
             if decision.action == "open":
-                log.warning("door opened by code from %s (%s)", caller, source)
                 self.lockout.right(caller)
                 self._save()
                 self.publish(DoorEvent("opened", caller, "code", source))
@@ -123,16 +122,13 @@ class DoorKeypad:
                     self._hangup_after_open = self.loop.call_later(
                         after, self.hangup, "the door was opened")
                 continue
-            # One line per rejected code, in a fixed form that fail2ban can match
-            # on the address: "door code rejected from <caller> (<ip>): <why>".
-            log.warning("door code rejected from %s (%s): %s", caller, source, decision.reason)
+            # Its log line is in a fixed form that fail2ban can match on the
+            # address: "door code rejected from <caller> (<ip>): <why>" (events.py).
             self.publish(DoorEvent("rejected", caller, decision.reason, source))
             self.tone(WRONG_CODE, False)
             for lock in self.lockout.wrong(call.call_id, caller, self.loop.time()):
                 how = "for the rest of the call" if lock.scope == "call" else \
                     f"for {lock.seconds:.0f} s"
-                log.warning("door code entry locked (%s) for %s (%s) %s", lock.scope, caller,
-                            source, how)
                 if lock.seconds:
                     self.loop.call_later(lock.seconds + 0.05, self.changed)   # its end
                 self.publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}", source))

@@ -206,10 +206,9 @@ class DoorStation:
         return lambda: self.subscribers.remove(callback)
 
     def publish(self, event: Event) -> None:
-        # One readable line per event; its JSON goes to `intercom ctl events`. The
-        # levels reported each second in a call are kept out of the log below debug.
-        log.log(logging.DEBUG if isinstance(event, AudioEvent) else logging.INFO, "%s",
-                event.text())
+        # One readable line per event, at its level (security events are WARNINGs in
+        # fixed forms for fail2ban); its JSON goes to `intercom ctl events`.
+        log.log(event.level(), "%s", event.text())
         self.recent.append(event)
         if self.eventlog is not None:
             self.eventlog.add(event)
@@ -642,7 +641,6 @@ class DoorStation:
         """``open`` (a pulse), ``hold`` (open until ``lock``) or ``lock``, from the
         control socket: an installer, a home-automation system."""
         if action == "open":
-            log.warning("door opened by %s", by)
             self.publish(DoorEvent("opened", by, "command"))
             self.doors.pulse()
         elif action == "hold":

@@ -58,6 +58,11 @@ class Playout:
         with self._lock:
             self.jb.put(seq, ts, ssrc, payload, self.clock() * 1000.0)
 
+    def event_span(self, ts: int, ssrc: int, duration: int) -> None:
+        """A telephone-event packet: the span of the timeline it covers (event loop)."""
+        with self._lock:
+            self.jb.event_span(ts, ssrc, duration)
+
     def pull(self) -> Pcm:
         """The next device period of audio (audio thread)."""
         while len(self._pending) < self.device_frame:
@@ -130,7 +135,8 @@ class Playout:
         return {"target_ms": round(jb.target_ms, 1), "spike_target_ms": round(jb.spike_ms, 1),
                 "spikes": jb.spikes, "level_ms": round(jb.level_ms(), 1),
                 "mean_delay_ms": round(jb.mean_delay_ms(), 1), "played": jb.played,
-                "concealed": jb.concealed, "fec_recovered": jb.fec_recovered,
+                "concealed": jb.concealed, "replaced": jb.replaced,
+                "fec_recovered": jb.fec_recovered,
                 "late": jb.late, "duplicates": jb.duplicates, "discarded": jb.discarded,
                 "accelerated": jb.accelerated, "stretched": jb.stretched,
                 "underruns": jb.underruns, "ssrc_changes": jb.ssrc_changes,

@@ -17,6 +17,21 @@ def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3,
     return (np.sin(2 * np.pi * freq * t + phase) * amplitude * 32767).astype(np.int16)
 
 
+def syllables(freq: float, seconds: float, rate: int, amplitude: float = 0.3,
+              on: float = 0.3, off: float = 0.2) -> Pcm:
+    """A tone switched on for ``on`` and off for ``off`` seconds in turn, with 10 ms
+    ramps: steady enough to measure, broken like speech, so that a noise suppressor
+    (which learns whatever never stops as noise) leaves it alone as it would a voice."""
+    pcm = tone(freq, seconds, rate, amplitude).astype(np.float64)
+    period, ramp = int((on + off) * rate), int(0.01 * rate)
+    shape = np.zeros(period)
+    shape[:int(on * rate)] = 1.0
+    shape[:ramp] = np.linspace(0.0, 1.0, ramp)
+    shape[int(on * rate) - ramp:int(on * rate)] = np.linspace(1.0, 0.0, ramp)
+    envelope = np.resize(shape, len(pcm))
+    return (pcm * envelope).astype(np.int16)
+
+
 def rms_dbfs(pcm: Pcm) -> float:
     if len(pcm) == 0:
         return -120.0
@@ -75,6 +90,26 @@ def loudest_tone_window(pcm: Pcm, freq: float, rate: int,
 
 SPEECH_TEXT = ("Hello, this is the parcel service. I have a delivery for you. "
                "Could you please open the door? Thank you, have a nice day.")
+
+
+def tone_levels(pcm: Pcm, freq: float, rate: int, window: float = 1.0) -> list[float]:
+    """The level of ``freq`` in dBFS in each whole ``window`` seconds of ``pcm``, in order."""
+    size = int(window * rate)
+    return [tone_dbfs(pcm[start:start + size], freq, rate)
+            for start in range(0, len(pcm) - size + 1, size)]
+
+
+def longest_run(levels: list[float], threshold: float) -> tuple[int, int]:
+    """(start, length) of the longest run of levels above ``threshold``."""
+    best, start = (0, 0), None
+    for i, level in enumerate([*levels, -200.0]):
+        if level > threshold and start is None:
+            start = i
+        elif level <= threshold and start is not None:
+            if i - start > best[1]:
+                best = (start, i - start)
+            start = None
+    return best
 
 
 def synthesized_speech(rate: int, text: str = SPEECH_TEXT, voice: str = "en") -> Pcm:

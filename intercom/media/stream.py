@@ -247,6 +247,9 @@ class AudioStream:
                   payload: bytes) -> None:
         if pt == self.te_pt:
             self._events_seen = True
+            if len(payload) >= 4 and self.te_rate == self.codec.clock_rate:
+                # the audio this event stands in for, if the phone sends none meanwhile
+                self.playout.event_span(ts, ssrc, int.from_bytes(payload[2:4], "big"))
             for digit in self.dtmf_in.feed(payload, ts):
                 self.on_dtmf(digit)
         elif pt == self.codec.payload_type:
