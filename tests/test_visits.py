@@ -20,7 +20,8 @@ checked the same way:
   (the code rejected, the door opened) is one line in it.
 
 The matrix: baresip over UDP and TCP, with PCMU and Opus, with SRTP and
-without; linphonec (Opus, its own RFC 4733 keypad).
+without; linphonec (Opus, its own RFC 4733 keypad, which sends key events
+instead of audio); and baresip registered with Kamailio, called through it.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from typing import Any
 
 import pytest
 from conftest import free_port, free_port_pair_gap
-from peers import (Baresip, Linphone, Station, assert_heard_throughout, intercom, wait_for)
+from peers import (Baresip, Kamailio, Linphone, Station, assert_heard_throughout, intercom,
+                   wait_for)
 
 from intercom.media.signal import syllables, tone, write_wav
 
@@ -179,3 +181,41 @@ def test_a_visit_with_linphone(tmp_path: Path) -> None:
             station.stop()
         linphone.stop()
     check_visit(station, linphone.record, "by the resident", "opus")
+
+
+def test_a_visit_through_kamailio(tmp_path: Path) -> None:
+    """Both register with Kamailio (digest); the station calls the resident's
+    address of record through it (407 on the INVITE, Record-Route); baresip
+    answers, keys the codes and hangs up through Kamailio's route."""
+    kport = free_port()
+    kamailio = Kamailio(tmp_path, kport, {"door": "doorpass", "resident": "respass"})
+    baresip = station = None
+    try:
+        baresip = Baresip(tmp_path, free_port_pair_gap(2), free_port(),
+                          f"<sip:resident@127.0.0.1:{kport}>;auth_pass=respass;"
+                          "answermode=auto;regint=600", PHONE_TONE)
+        baresip.wait_registered(15)
+        station = Station(tmp_path, f'registrar = "sip:127.0.0.1:{kport}"\n'
+                                    'password = "doorpass"', ["sip:resident@127.0.0.1"],
+                          pulse=PULSE, log_level="info", audio=visitor(tmp_path))
+        wait_for(lambda: station.state()["registration"]["state"] == "registered", 15,
+                 "the station to register with Kamailio")
+        station.press()
+        station.wait_event(15, event="call", state="answered")
+        baresip.wait_event("CALL_ESTABLISHED", 10)
+        talk_and_key(station, lambda code: baresip.command("sndcode", code))
+        n = len(baresip.events)
+        baresip.command("hangup")
+        baresip.wait_event("CALL_CLOSED", 10, after=n)
+        station.wait_event(10, event="call", state="ended")
+        station.wait_event(5, event="call_record")
+    finally:
+        if station is not None:
+            station.stop()
+        if baresip is not None:
+            baresip.stop()
+        kamailio.stop()
+    heard = wait_for(lambda: [f for f in baresip.records.glob("*.wav")
+                              if "dec" in f.name and f.stat().st_size > 44], 5,
+                     "baresip's recording of what it heard")
+    check_visit(station, heard[0], "by the resident", "PCMU")
