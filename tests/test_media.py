@@ -16,7 +16,8 @@ from intercom.media.codecs import CODECS, TELEPHONE_EVENT, codec_for, offer_form
 from intercom.media.devices import AudioDeviceError, SimulatedSoundCard
 from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.rtp import RtpSession
-from intercom.media.signal import loudest_tone_window, read_wav, tone, tone_dbfs, write_wav
+from intercom.media.signal import (longest_run, loudest_tone_window, read_wav, tone, tone_dbfs,
+                                   tone_levels, write_wav)
 from intercom.media.stream import AudioStream
 from intercom.sip import sdp
 
@@ -248,6 +249,14 @@ def test_two_streams_carry_tones_both_ways_and_dtmf(tmp_path: Path, period_ms: i
         level, rms = loudest_tone_window(pcm, freq, rate)
         assert level > -25 and level > rms - 3, (wav, level, rms)
     assert result["stats"]["rtp_sent"] > 80             # ~2.4 s of 20 ms packets
+    # The keys go beside b's audio, not in its place: a hears b all the way through
+    # them (the demo's speaker fell to -120 dBFS while its phone keyed the code).
+    jitter = result["stats"]["jitter"]
+    assert jitter["concealed"] <= 2 and jitter["replaced"] == 0, jitter
+    pcm, rate = read_wav(str(tmp_path / "a.wav"))
+    levels = tone_levels(pcm, 1000, rate, window=0.1)
+    start, length = longest_run(levels, -25)
+    assert length >= len(levels) - start - 3, levels   # from the first tenth to the end
 
 
 def test_an_overrun_is_counted_and_the_audio_thread_carries_on(tmp_path: Path) -> None:

@@ -92,11 +92,23 @@ SPEECH_TEXT = ("Hello, this is the parcel service. I have a delivery for you. "
                "Could you please open the door? Thank you, have a nice day.")
 
 
-def tone_levels(pcm: Pcm, freq: float, rate: int, window: float = 1.0) -> list[float]:
-    """The level of ``freq`` in dBFS in each whole ``window`` seconds of ``pcm``, in order."""
-    size = int(window * rate)
-    return [tone_dbfs(pcm[start:start + size], freq, rate)
-            for start in range(0, len(pcm) - size + 1, size)]
+def tone_levels(pcm: Pcm, freq: float, rate: int, window: float = 1.0,
+                part: float = 0.1) -> list[float]:
+    """The level of ``freq`` in dBFS in each whole ``window`` seconds of ``pcm``, in order.
+
+    Each window's level is the mean power of its ``part``-second pieces, each
+    measured on its own: a jitter buffer that stretches or conceals shifts the
+    tone's phase, and one long measurement would cancel itself across the shift.
+    """
+    size, piece = int(window * rate), max(1, int(part * rate))
+    levels = []
+    for start in range(0, len(pcm) - size + 1, size):
+        chunk = pcm[start:start + size]
+        powers = [10 ** (tone_dbfs(chunk[i:i + piece], freq, rate) / 10)
+                  for i in range(0, len(chunk) - piece + 1, piece)]
+        mean = sum(powers) / len(powers)
+        levels.append(10 * math.log10(mean) if mean > 1e-12 else -120.0)
+    return levels
 
 
 def longest_run(levels: list[float], threshold: float) -> tuple[int, int]:

@@ -205,19 +205,19 @@ class AudioStream:
             tone = self._call_tone
             if tone is not None and not tone.done:
                 chunk = mix(chunk, tone.read(len(chunk)))
+            # Key events go alongside the audio, not in its place (as baresip does):
+            # the other side goes on hearing us while we key, and a receiver that
+            # took the events' frames for lost would conceal them.
             if self._dtmf_out and self.te_pt is not None:
                 self._send_dtmf_packet()
-            else:
-                self.rtp.send(self.codec.payload_type, self.codec.encode(chunk), self._ts,
-                              marker=self._first_packet)
-                self._first_packet = False
+            self.rtp.send(self.codec.payload_type, self.codec.encode(chunk), self._ts,
+                          marker=self._first_packet)
+            self._first_packet = False
             self._ts = (self._ts + self.ts_step) & 0xFFFFFFFF
 
     def _send_dtmf_packet(self) -> None:
         kind, payload = self._dtmf_out.popleft()
-        if kind == "gap":                 # silence between digits keeps them distinct
-            self.rtp.send(self.codec.payload_type, self.codec.encode(
-                np.zeros(self.codec_frame, dtype=np.int16)), self._ts)
+        if kind == "gap":                 # a pause between digits keeps them distinct
             return
         if kind == "start":
             self._event_ts = self._ts
@@ -233,7 +233,7 @@ class AudioStream:
             self._call_tone = ToneSource(tone, self.codec.sample_rate)
 
     def send_dtmf(self, digits: str) -> None:
-        """Queue RFC 4733 events for ``digits``; sent in place of audio frames."""
+        """Queue RFC 4733 events for ``digits``: one packet per audio frame, beside it."""
         if self.te_pt is None:
             raise ValueError("the peer did not negotiate telephone-event")
         duration = self.te_rate * DTMF_DIGIT_MS // 1000
