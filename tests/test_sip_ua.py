@@ -257,7 +257,8 @@ def test_register_423_uses_min_expires(net: VirtualNetwork) -> None:
     ua.register(net.now)
     net.pump()
     assert [r.headers.get("Expires") for r in reg.received] == ["60", "120"]
-    assert ua.events()[-1] == ev.RegistrationChanged("registered", 200, "OK", 120, 0.0)
+    assert ua.events()[-1] == ev.RegistrationChanged("registered", 200, "OK", 120, 0.0,
+                                                           "sip:127.0.0.1:5090")
 
 
 def test_wrong_password_fails_without_looping(net: VirtualNetwork) -> None:
@@ -341,7 +342,7 @@ def test_503_retry_after_is_honoured(net: VirtualNetwork) -> None:
     ua.register(net.now)
     net.pump()
     assert ua.events() == [ev.RegistrationChanged("failed", 503, "Service Unavailable",
-                                                  retry_in=7.0)]
+                                                  retry_in=7.0, registrar="sip:127.0.0.1:5090")]
     net.advance(6.9, step=0.1)
     assert len(reg.received) == 1
     net.advance(0.2, step=0.1)

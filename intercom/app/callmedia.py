@@ -31,22 +31,17 @@ PTIME = 20
 
 @dataclass
 class CallLeg:
-    """One SIP call of the station: to a call target, or from a resident."""
+    """The media of one SIP call of the station: to a call target, or from a resident."""
 
     peer: str
     rtp: RtpSession
     media: sdp.MediaDescription            # our side of the offer/answer
     incoming: bool = False
-    leg: int = -1                          # the ring plan's number, for an outgoing leg
+    leg: int = -1                          # the station core's number for it
     call_id: str = ""
-    state: str = "calling"                 # calling, ringing, answered
     stream: AudioStream | None = None
     crypto: Crypto | None = None           # our SDES key
-    cancelled: str = ""                    # why we called it off, once we have
     listen_only: bool = False              # the station's speaker stays silent
-    answered_at: float = 0.0               # loop time
-    source: str = ""                       # where its signalling comes from (an IP)
-    keys: int = 0                          # DTMF keys received in the call (never which)
 
 
 class CallMedia:

@@ -11,6 +11,7 @@ class RegistrationChanged:
     reason: str
     expires: int = 0
     retry_in: float = 0.0
+    registrar: str = ""         # where (the configured registrar's URI)
 
 
 @dataclass(frozen=True)

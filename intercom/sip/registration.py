@@ -254,7 +254,8 @@ class Registration:
     def _change(self, state: str, status: int, reason: str, expires: int = 0,
                 retry_in: float = 0.0) -> None:
         self.state = state
-        self.ua.emit(RegistrationChanged(state, status, reason, expires, retry_in))
+        self.ua.emit(RegistrationChanged(state, status, reason, expires, retry_in,
+                                         str(self.server)))
 
 
 def _retry_after(resp: Response) -> int | None:

@@ -243,6 +243,10 @@ class UserAgent:
         self.registration.address_changed(old, now)
         self.emit(LocalAddressChanged(host, tuple(self.calls)))
 
+    def has_call(self, call_id: str) -> bool:
+        """Is the call still live (not ended, not failed)?"""
+        return call_id in self.calls
+
     def call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
         if call is None:
