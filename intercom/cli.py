@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intercom import config as config_mod
-from intercom.hal.board import HalError, open_board, with_board_audio
+from intercom.hal.board import open_board, with_board_audio
+from intercom.hal.errors import HalError
 
 if TYPE_CHECKING:
     from intercom.app.events import Event

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intercom.app.events import Event
-from intercom.hal.board import HalError
+from intercom.hal.errors import HalError
 
 if TYPE_CHECKING:
     from intercom.app.station import DoorStation

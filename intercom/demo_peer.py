@@ -27,7 +27,8 @@ from intercom.sip.dialog import make_response, new_tag
 from intercom.sip.errors import SipError
 from intercom.sip.message import Request, parse_message
 from intercom.sip.transport import SipEndpoint
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 log = logging.getLogger("intercom.demo")
 PTIME = 20

@@ -78,7 +78,8 @@ def check_config(path: str) -> tuple[Check, config_mod.Config | None]:
 
 async def check_audio(cfg: config_mod.Config) -> Check:
     from intercom.app.callmedia import CallMedia
-    from intercom.hal.board import HalError, with_board_audio
+    from intercom.hal.board import with_board_audio
+    from intercom.hal.errors import HalError
     try:
         cfg = with_board_audio(cfg)
     except HalError as exc:
@@ -104,7 +105,8 @@ async def check_audio(cfg: config_mod.Config) -> Check:
 
 
 def check_board(cfg: config_mod.Config) -> Check:
-    from intercom.hal.board import HalError, open_board
+    from intercom.hal.board import open_board
+    from intercom.hal.errors import HalError
     b = cfg["board"]
     try:
         board = open_board(b["type"], b["profile"])

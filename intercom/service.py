@@ -111,7 +111,8 @@ async def wait_for_config(path: str, error: str, stop: asyncio.Event,
     and wait until the file changes into one that can be used (True) or the
     service is stopped (False)."""
     from intercom import config as config_mod
-    from intercom.hal.board import HalError, open_board
+    from intercom.hal.board import open_board
+    from intercom.hal.errors import HalError
     log.error("config %s: %s; the door stays locked until the file is fixed", path, error)
     board = None
     try:

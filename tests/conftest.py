@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "rfc4475"
 

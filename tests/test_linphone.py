@@ -20,7 +20,8 @@ from intercom.media.signal import tone, write_wav
 from intercom.sip import events as ev
 from intercom.sip import sdp
 from intercom.sip.transport import SipEndpoint
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 pytestmark = pytest.mark.peers
 STATION_TONE = 440.0

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from intercom.hal.board import BoardProfile, HalError, SimulatedBoard
+from intercom.hal.board import BoardProfile, SimulatedBoard
+from intercom.hal.errors import HalError
 from intercom.hal.serialrelay import SerialRelay, lctech_command
 
 ON, OFF = bytes.fromhex("A00101A2"), bytes.fromhex("A00100A1")

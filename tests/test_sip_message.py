@@ -12,7 +12,8 @@ from intercom.sip import sdp
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.errors import ParseError, RemoteError
 from intercom.sip.message import Request, Response, parse_message
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 VALID = ["wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp", "longreq", "dblreq",
          "semiuri", "transports", "mpart01", "unreason", "noreason", "badbranch", "novelsc",

@@ -22,7 +22,7 @@ from intercom.sip.framing import FramingError, StreamFramer
 from intercom.sip.locate import (Dest, Naptr, Srv, TargetList, fallback_plan, naptr_plan,
                                  order_srv, uri_dest)
 from intercom.sip.message import Request, parse_message
-from intercom.sip.transaction import Kind, TimerValues, Transaction
+from intercom.sip.transaction import Command, Input, Kind, TimerValues, Transaction
 
 OPTIONS = (b"OPTIONS sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKa\r\n"
            b"From: <sip:a@b>;tag=1\r\nTo: <sip:door@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n"
@@ -79,7 +79,8 @@ def test_content_length_over_a_real_tcp_connection_in_any_place() -> None:
     from conftest import free_port
 
     from intercom.sip.transport import SipEndpoint
-    from intercom.sip.ua import UaSettings, UserAgent
+    from intercom.sip.settings import UaSettings
+    from intercom.sip.ua import UserAgent
 
     async def main() -> list[bytes]:
         port = free_port()
@@ -196,11 +197,11 @@ def test_no_retransmissions_over_tcp_but_timer_b_still_ends_it() -> None:
     tx = Transaction(Kind.INVITE_CLIENT, invite, Dest("127.0.0.1", 5060, "tcp"), 0.0,
                      TimerValues(), reliable=True)
     assert set(tx.deadlines) == {"B"}
-    step = tx.fire("timer_B", 32.0)
+    step = tx.fire(Input.TIMER_B, 32.0)
     assert step.timed_out and not step.send
     server = Transaction(Kind.NON_INVITE_SERVER, invite, Dest("127.0.0.1", 5070, "tcp"), 0.0,
                          TimerValues(), reliable=True)
-    server.fire("send_final", 1.0, wire=b"SIP/2.0 200 OK\r\n\r\n")
+    server.send(Command.SEND_FINAL, b"SIP/2.0 200 OK\r\n\r\n", 1.0)
     assert server.deadlines == {"J": 1.0}                 # timer J is zero on TCP
 
 

@@ -27,7 +27,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from intercom.sip import events as ev
 from intercom.sip.errors import LocalError, SipError
 from intercom.sip.message import Request, Response, parse_message
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 PHONE = ("127.0.0.1", 5070)
 REACHED: set[tuple[str, str]] = set()            # (direction, call state) seen by the runs

@@ -19,6 +19,7 @@ from intercom.app import core
 from intercom.app.core import LocalError, StationCore
 from intercom.config import validate
 from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE
+from intercom.sip.events import RegState
 
 A, B, C = "sip:a@10.0.0.1", "sip:b@10.0.0.2", "sip:c@10.0.0.3"
 
@@ -491,7 +492,7 @@ def test_door_hold_lock_the_left_open_alarm_and_tamper() -> None:
 def test_the_leds_follow_a_visit() -> None:
     rig = Rig({A: Script(answer=2)}, registrar=True, door={"pulse_seconds": 1})
     assert rig.of(core.ShowLeds)[-1].shown.status == "unregistered"
-    rig.feed(core.Registration("registered", 200, "OK", "sip:pbx"))
+    rig.feed(core.Registration(RegState.REGISTERED, 200, "OK", "sip:pbx"))
     rig.press()
     rig.advance(0.01)
     rig.advance(3)

@@ -220,7 +220,8 @@ def test_the_station_names_what_is_wrong_for_the_watchdog(what: str, tmp_path: P
     from intercom.media.devices import SimulatedSoundCard
     from intercom.media.rtp import RtpSession
     from intercom.sip.transport import SipEndpoint
-    from intercom.sip.ua import UaSettings, UserAgent
+    from intercom.sip.settings import UaSettings
+    from intercom.sip.ua import UserAgent
     release = threading.Event()
 
     class Stuck(SimulatedSoundCard):

@@ -43,6 +43,7 @@ from intercom.media.rtcp import Quality
 from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE, Tone
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
+from intercom.sip.events import RegState
 
 BUSY_SECONDS = 4.0            # the busy tone once nobody answered
 AUDIO_REPORT_SECONDS = 1.0    # an audio event this often in a call
@@ -98,7 +99,7 @@ class AudioTrouble:
 
 @dataclass(frozen=True)
 class Registration:
-    state: str               # "registered", "failed", "unregistered"
+    state: RegState
     status: int
     reason: str
     registrar: str
@@ -384,7 +385,7 @@ class StationCore:
         self.codes = DoorCodes([], d["digit_timeout"])
         self.started = False
         self.audio_error: str | None = None
-        self.registration = "none"
+        self.registration: RegState | None = None      # None: not tried (or no registrar)
         self.visit: Visit | None = None
         self.legs: dict[int, Leg] = {}         # every leg not over yet
         self.call: Leg | None = None           # the one answered
@@ -476,7 +477,7 @@ class StationCore:
         view = shown(started=self.started, error=bool(self.audio_error or self.door.alarms),
                      locked_out=self.locked_out(now),
                      registered=None if not self.has_registrar
-                     else self.registration == "registered",
+                     else self.registration is RegState.REGISTERED,
                      door_open=self.door.energised or self.door.closed is False,
                      call=self.call_state())
         if view != self._shown:
@@ -719,7 +720,7 @@ class StationCore:
             self._emit(AcceptCall(leg.id, event.call_id, event.caller, event.sdp, listen_only))
 
     def _registration(self, event: Registration) -> None:
-        if event.state == "failed":
+        if event.state is RegState.FAILED:
             self._log(logging.WARNING, f"registration at {event.registrar} failed: "
                                        f"{event.status} {event.reason}; next try in "
                                        f"{event.retry_in:.0f} s; fix: {event.fix}")

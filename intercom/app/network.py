@@ -7,7 +7,8 @@ from intercom.sip.address import SipUri
 from intercom.sip.resolver import locate, make_resolver
 from intercom.sip.transaction import TimerValues
 from intercom.sip.transport import local_address_towards
-from intercom.sip.ua import UaSettings, UserAgent
+from intercom.sip.settings import UaSettings
+from intercom.sip.ua import UserAgent
 
 
 UNANSWERED_FIX = ("check [sip] registrar (its address and port), that the registrar runs, "

@@ -33,6 +33,7 @@ from intercom.sip import events as sip_events
 from intercom.sip import sdp
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
+from intercom.sip.events import RegState
 from intercom.sip.locate import Dest
 from intercom.sip.transport import SipEndpoint, tls_context
 
@@ -339,10 +340,10 @@ class DoorStation:
                 break
             await asyncio.sleep(0.05)
         self._command(core.Abandon())
-        if self.core.registration == "registered":
+        if self.core.registration is RegState.REGISTERED:
             self.sip.run(self.ua.unregister)
             for _ in range(20):                       # up to 1 s for the registrar's answer
-                if self.core.registration != "registered":
+                if self.core.registration is not RegState.REGISTERED:
                     break
                 await asyncio.sleep(0.05)
         if self._timer is not None:
@@ -407,7 +408,7 @@ class DoorStation:
                     "peer": ", ".join(c.visit.plan.ringing.values()),
                     "button": c.visit.button}
         return {"station": self.config["station"]["name"],
-                "registration": {"state": c.registration,
+                "registration": {"state": str(c.registration or "none"),
                                  "registrar": str(self.registrar) if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config["audio"]["device"], "error": c.audio_error},

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from intercom.hal.errors import HalError
 from intercom.hal.serialrelay import SerialRelay
 
 log = logging.getLogger("intercom.hal")
@@ -24,10 +25,6 @@ BLINKS = {"slow": (1.0, 1.0), "blink": (0.25, 0.25), "fast": (0.08, 0.08),
           "flash": (0.08, 1.92)}
 COLOUR_NAMES = {(1.0, 0.0, 0.0): "red", (0.0, 1.0, 0.0): "green", (0.0, 0.0, 1.0): "blue",
                 (1.0, 0.5, 0.0): "orange", (1.0, 1.0, 1.0): "white"}
-
-
-class HalError(RuntimeError):
-    """A board that cannot be set up: bad profile, no GPIO, pin in use."""
 
 
 @dataclass(frozen=True)

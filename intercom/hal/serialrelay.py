@@ -16,6 +16,8 @@ import logging
 import threading
 from typing import Any
 
+from intercom.hal.errors import HalError
+
 log = logging.getLogger("intercom.hal")
 RETRY_SECONDS = 1.0
 
@@ -31,7 +33,6 @@ class SerialRelay:
 
     def __init__(self, port: str, baudrate: int = 9600, channel: int = 1,
                  on: bytes | None = None, off: bytes | None = None) -> None:
-        from intercom.hal.board import HalError     # board.py imports this module
         self.port_name = port
         self.baudrate = baudrate
         self.on_bytes = on if on is not None else lctech_command(channel, True)

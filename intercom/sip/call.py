@@ -8,9 +8,9 @@ and carries out its sends; like the rest of ``sip/`` it never does I/O.
 """
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from intercom.sip import sdp
 from intercom.sip.address import NameAddr, SipUri, parse_params
@@ -18,12 +18,11 @@ from intercom.sip.dialog import ALLOW, SUPPORTED, Dialog, new_call_id, new_tag, 
 from intercom.sip.errors import LocalError, RemoteError
 from intercom.sip.events import (CallAnswered, CallEnded, CallFailed, CallProgress, CallUpdated,
                                  InfoDtmf)
+from intercom.sip.host import CallHost
 from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import Transaction
 
-if TYPE_CHECKING:
-    from intercom.sip.ua import UserAgent
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DIGITS = "0123456789*#ABCD"
@@ -61,8 +60,18 @@ def _digit_from_info(req: Request) -> str | None:
     return text if len(text) == 1 and text in _DIGITS else None
 
 
+class CallState(enum.StrEnum):
+    """Where an INVITE dialog is: its INVITE sent or received, a provisional
+    answer with a To tag, answered (ACKed or about to be), or being ended."""
+
+    CALLING = "calling"
+    EARLY = "early"
+    CONFIRMED = "confirmed"
+    ENDING = "ending"
+
+
 class Call:
-    def __init__(self, ua: UserAgent, call_id: str, outgoing: bool, invite: Request,
+    def __init__(self, ua: CallHost, call_id: str, outgoing: bool, invite: Request,
                  local_sdp: bytes, local_tag: str, dest: Dest,
                  server_tx: Transaction | None = None) -> None:
         self.ua = ua
@@ -74,7 +83,7 @@ class Call:
         self.local_tag = local_tag
         self.dest = dest
         self.server_tx = server_tx
-        self.state = "calling"               # calling, early, confirmed, ending
+        self.state = CallState.CALLING
         self.dialog: Dialog | None = None
         self.early: dict[str, Dialog] = {}   # early dialogs by remote tag (for PRACK)
         self.rseq_seen: dict[str, int] = {}
@@ -102,7 +111,7 @@ class Call:
 
     # ----- outgoing calls ------------------------------------------------------
     @classmethod
-    def place(cls, ua: UserAgent, target: str, local_sdp: bytes, now: float) -> Call:
+    def place(cls, ua: CallHost, target: str, local_sdp: bytes, now: float) -> Call:
         uri = SipUri.parse(target)
         if not uri.is_sip:
             raise LocalError(f"cannot call {target!r}: only sip: and sips: URIs")
@@ -133,7 +142,7 @@ class Call:
         if status < 200:
             self.provisional = True
             if self.hangup_requested and not self.cancel_sent:
-                self.ua.send_cancel(self, now)
+                self._send_cancel(now)
             if status > 100:
                 self._on_provisional(resp, now)
         elif status < 300:
@@ -146,7 +155,7 @@ class Call:
         elif status == 422 and not self.retried_422 and not self.hangup_requested:
             self._retry_422(tx.request, resp, now)
         else:
-            self.ua.end(self, CallFailed(self.call_id, status, resp.reason))
+            self.ua.end(self.call_id, CallFailed(self.call_id, status, resp.reason))
 
     def _resend_invite(self, retry: Request, now: float) -> None:
         self.invite = retry
@@ -164,9 +173,9 @@ class Call:
             self._resend_invite(retry, now)
             return
         if tx.unreachable:              # a transport error is a 503 to the TU (8.1.3.1)
-            self.ua.end(self, CallFailed(self.call_id, 503, "Unreachable"))
+            self.ua.end(self.call_id, CallFailed(self.call_id, 503, "Unreachable"))
         else:
-            self.ua.end(self, CallFailed(self.call_id, 408, "Request Timeout"))
+            self.ua.end(self.call_id, CallFailed(self.call_id, 408, "Request Timeout"))
 
     def _in_dialog(self, dialog: Dialog, method: str, cseq: int | None = None,
                    hop: Dest | None = None) -> tuple[Request, Dest]:
@@ -181,7 +190,7 @@ class Call:
         min_se = resp.headers.get("Min-SE") or ""
         value = min_se.split(";")[0].strip()
         if not value.isdigit():
-            self.ua.end(self, CallFailed(self.call_id, 422, resp.reason))
+            self.ua.end(self.call_id, CallFailed(self.call_id, 422, resp.reason))
             return
         self.retried_422 = True
         self.min_se = max(self.min_se, int(value))
@@ -211,8 +220,8 @@ class Call:
             prack, hop = self._in_dialog(early, "PRACK")
             prack.headers.add("RAck", f"{rseq} {self.invite.cseq[0]} INVITE")
             self.ua.start_client(prack, hop, now, _Quiet())
-        if self.state == "calling":
-            self.state = "early"
+        if self.state == CallState.CALLING:
+            self.state = CallState.EARLY
         if resp.body and resp.content_type == "application/sdp":
             self.remote_sdp = resp.body
         self.ua.emit(CallProgress(self.call_id, resp.status, resp.reason, resp.body
@@ -245,7 +254,7 @@ class Call:
         if self.hangup_requested:
             self.send_bye(now)
             return
-        self.state = "confirmed"
+        self.state = CallState.CONFIRMED
         if resp.body:
             self.remote_sdp = resp.body
         self._start_session_timer(resp, we_are_uac=True, now=now)
@@ -266,9 +275,9 @@ class Call:
         if self.dialog is None:                    # not a second fork of an answered call
             self.dialog = dialog
             self.ack = ack.to_bytes()
-            self.state = "ending"
+            self.state = CallState.ENDING
             self.give_up_at = None
-            self.ua.end(self, CallFailed(self.call_id, 502, f"unusable answer: {exc.reason}"))
+            self.ua.end(self.call_id, CallFailed(self.call_id, 502, f"unusable answer: {exc.reason}"))
 
     def _ack_again(self) -> None:
         if self.ack is not None and self.dialog is not None:
@@ -293,10 +302,10 @@ class Call:
                                                          ("RSeq", str(self.rseq))))
         t1 = self.ua.settings.timers.t1
         self.reliable = Resend(resp.to_bytes(), self.dest, now + t1, t1, now + 64 * t1, self.rseq)
-        self.state = "early"
+        self.state = CallState.EARLY
 
     def answer(self, local_sdp: bytes, now: float) -> None:
-        if self.outgoing or self.ok is not None or self.state in ("confirmed", "ending"):
+        if self.outgoing or self.ok is not None or self.state in (CallState.CONFIRMED, CallState.ENDING):
             raise LocalError(f"call {self.call_id} cannot be answered")
         self.local_sdp = local_sdp
         self.remote_sdp = self.invite.body
@@ -307,12 +316,12 @@ class Call:
         t1 = self.ua.settings.timers.t1
         self.ok = Resend(resp.to_bytes(), self.dest, now + t1, t1, now + 64 * t1,
                          self.invite.cseq[0])
-        self.state = "confirmed"
+        self.state = CallState.CONFIRMED
 
     def reject(self, status: int, reason: str, now: float) -> None:
         self.reliable = None
         self._respond(status, reason, now)
-        self.ua.end(self, CallEnded(self.call_id, False, f"rejected {status}"))
+        self.ua.end(self.call_id, CallEnded(self.call_id, False, f"rejected {status}"))
 
     def _respond(self, status: int, reason: str, now: float, body: bytes = b"",
                  extra: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -327,30 +336,45 @@ class Call:
                              extra, body)
 
     def on_cancel(self, now: float) -> None:
-        if self.ok is None and self.state != "confirmed":
+        if self.ok is None and self.state != CallState.CONFIRMED:
             self.reliable = None
             self._respond(487, "Request Terminated", now)
-            self.ua.end(self, CallEnded(self.call_id, True, "cancelled"))
+            self.ua.end(self.call_id, CallEnded(self.call_id, True, "cancelled"))
 
     # ----- ending --------------------------------------------------------------
+    def _send_cancel(self, now: float) -> None:
+        """CANCEL mirrors the INVITE's Request-URI, Via branch and Route (9.1)."""
+        inv = self.invite
+        cancel = Request("CANCEL", inv.uri)
+        h = cancel.headers
+        h.add("Via", inv.headers.get_all("Via")[0])
+        for route in inv.headers.get_all("Route"):
+            h.add("Route", route)
+        h.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            h.add(name, inv.headers.get(name) or "")
+        h.add("CSeq", f"{inv.cseq[0]} CANCEL")
+        self.cancel_sent = True
+        self.ua.start_client(cancel, self.dest, now, _Ignore())
+
     def hangup(self, now: float) -> None:
         """End the call in whatever state it is: CANCEL, BYE or a 603 to an offer."""
-        if self.state == "ending" or self.hangup_requested:
+        if self.state == CallState.ENDING or self.hangup_requested:
             return
         self.hangup_requested = True
-        if self.outgoing and self.state in ("calling", "early"):
+        if self.outgoing and self.state in (CallState.CALLING, CallState.EARLY):
             if self.provisional:
-                self.ua.send_cancel(self, now)
+                self._send_cancel(now)
             # else: CANCEL waits for the first provisional response (RFC 3261 9.1)
             self.give_up_at = now + 64 * self.ua.settings.timers.t1
-        elif not self.outgoing and self.state != "confirmed":
+        elif not self.outgoing and self.state != CallState.CONFIRMED:
             self.reject(603, "Decline", now)
         else:
             self.send_bye(now)
 
     def send_bye(self, now: float, reason: str = "hangup") -> None:
         assert self.dialog is not None
-        self.state = "ending"
+        self.state = CallState.ENDING
         self.ok = None
         self.timer = None
         bye, hop = self._in_dialog(self.dialog, "BYE")
@@ -368,7 +392,7 @@ class Call:
     def reoffer(self, now: float, method: str = "INVITE", with_sdp: bool = True,
                 local_sdp: bytes | None = None) -> None:
         """Send a re-INVITE or UPDATE, with our SDP (new if ``local_sdp``) or without."""
-        if self.dialog is None or self.state != "confirmed":
+        if self.dialog is None or self.state != CallState.CONFIRMED:
             raise LocalError(f"call {self.call_id} is not established")
         if local_sdp is not None:
             self.local_sdp = local_sdp
@@ -438,11 +462,11 @@ class Call:
 
     def on_offer_timeout(self, now: float) -> None:
         self.offer_pending = False
-        if self.state == "confirmed":
+        if self.state == CallState.CONFIRMED:
             self.send_bye(now, "no answer to re-INVITE")
 
     def _send_queued(self, now: float) -> None:
-        if self.queued_offer is not None and not self.offer_pending and self.state == "confirmed":
+        if self.queued_offer is not None and not self.offer_pending and self.state == CallState.CONFIRMED:
             method, with_sdp = self.queued_offer
             self.queued_offer = None
             self._send_offer(method, with_sdp, now)
@@ -471,7 +495,7 @@ class Call:
         dialog.remote_cseq = req.cseq[0]
         if req.method == "BYE":
             self.ua.reply(tx, req, 200, "OK", now)
-            self.ua.end(self, CallEnded(self.call_id, True, "BYE"))
+            self.ua.end(self.call_id, CallEnded(self.call_id, True, "BYE"))
         elif req.method in ("INVITE", "UPDATE"):
             self._on_offer(req, tx, now)
         elif req.method == "INFO":
@@ -631,7 +655,7 @@ class Call:
 
     def handle_timer(self, now: float) -> None:
         if self.give_up_at is not None and now >= self.give_up_at:
-            self.ua.end(self, CallFailed(self.call_id, 408, "no answer to CANCEL"))
+            self.ua.end(self.call_id, CallFailed(self.call_id, 408, "no answer to CANCEL"))
             return
         if self.reliable is not None and now >= self.reliable.give_up_at:
             self.reliable = None                   # never PRACKed (RFC 3262 3)
@@ -649,7 +673,7 @@ class Call:
         if self.retry_offer_at is not None and now >= self.retry_offer_at:
             self.retry_offer_at = None
             self._send_queued(now)
-        if self.timer is not None and now >= self.timer.due and self.state == "confirmed":
+        if self.timer is not None and now >= self.timer.due and self.state == CallState.CONFIRMED:
             self._session_timer_fired(now)
 
 
@@ -665,7 +689,7 @@ class _InviteClient:
     def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
         call = self.call
         call.note_peer_allow(resp)
-        if call.ua.calls.get(call.call_id) is call and call.invite is tx.request:
+        if call.ua.has_call(call.call_id) and call.invite is tx.request:
             call.on_invite_response(tx, resp, now)
         elif 200 <= resp.status < 300:
             call.on_invite_2xx(resp, now)     # answered after we gave up: ACK and BYE
@@ -692,10 +716,10 @@ class _ByeClient:
 
     def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
         if resp.status >= 200:
-            self.call.ua.end(self.call, CallEnded(self.call.call_id, False, self.reason))
+            self.call.ua.end(self.call.call_id, CallEnded(self.call.call_id, False, self.reason))
 
     def on_timeout(self, tx: Transaction, now: float) -> None:
-        self.call.ua.end(self.call, CallEnded(self.call.call_id, False,
+        self.call.ua.end(self.call.call_id, CallEnded(self.call.call_id, False,
                                               f"{self.reason} (no answer to BYE)"))
 
 
@@ -708,3 +732,13 @@ class _Quiet:
     def on_timeout(self, tx: Transaction, now: float) -> None:
         pass
 
+
+class _Ignore:
+    """The handler of a CANCEL's transaction: its answer changes nothing (the
+    INVITE's final response does)."""
+
+    def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
+        pass
+
+    def on_timeout(self, tx: Transaction, now: float) -> None:
+        pass

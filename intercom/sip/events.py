@@ -1,12 +1,19 @@
 """What the user agent core tells its user. Frozen, so they can be logged and queued."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class RegState(enum.StrEnum):
+    UNREGISTERED = "unregistered"
+    REGISTERED = "registered"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class RegistrationChanged:
-    state: str                  # "registered", "failed", "unregistered"
+    state: RegState
     status: int
     reason: str
     expires: int = 0

@@ -14,18 +14,17 @@ registration lifetime, so two views of the address cannot make it loop.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 from intercom.sip.address import NameAddr, SipUri, Via
 from intercom.sip.dialog import new_call_id, new_tag
 from intercom.sip.errors import RemoteError
-from intercom.sip.events import PublicAddress, RegistrationChanged, RegistrationUnanswered
+from intercom.sip.events import (PublicAddress, RegistrationChanged, RegistrationUnanswered,
+                                 RegState)
+from intercom.sip.host import RegistrationHost
 from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import Transaction
 
-if TYPE_CHECKING:
-    from intercom.sip.ua import UserAgent
 
 KEEPALIVE = b"\r\n\r\n"       # a CRLF ping (RFC 5626 3.5.1 and 4.4.1)
 RETRY_FIRST = 5.0          # seconds before the first retry after a failure
@@ -34,10 +33,10 @@ UNANSWERED_SECONDS = 4.0   # a REGISTER unanswered this long is worth a warning
 
 
 class Registration:
-    def __init__(self, ua: UserAgent, rng: random.Random) -> None:
+    def __init__(self, ua: RegistrationHost, rng: random.Random) -> None:
         self.ua = ua
         self.rng = rng
-        self.state = "unregistered"
+        self.state = RegState.UNREGISTERED
         self.wanted = False
         self.expires = ua.settings.register_expires
         self.call_id = new_call_id(ua.settings.local_host)
@@ -69,7 +68,7 @@ class Registration:
         self._send(now, self.expires)
 
     def stop(self, now: float) -> None:
-        if self.state == "registered":
+        if self.state == RegState.REGISTERED:
             self._send(now, 0)
         self.wanted = False
         self.due = None
@@ -109,7 +108,7 @@ class Registration:
         dest = self.dest
         s = self.ua.settings
         self.keepalive_due = now + s.keepalive_interval
-        if dest is None or self.state != "registered":
+        if dest is None or self.state != RegState.REGISTERED:
             return
         if s.keepalive_method == "options" and not dest.reliable:
             if self.keepalive_pending:
@@ -160,7 +159,7 @@ class Registration:
         if resp.status < 300:
             self.failures = 0
             if unregistering:
-                self._change("unregistered", resp.status, resp.reason)
+                self._change(RegState.UNREGISTERED, resp.status, resp.reason)
                 return
             granted = self._granted(resp, tx.dest.transport)
             if self._rewrite_contact(tx, resp, now, granted):
@@ -169,7 +168,7 @@ class Registration:
             self.due = now + max(granted / 2, granted - 60)
             interval = self.ua.settings.keepalive_interval
             self.keepalive_due = now + interval if interval > 0 else None
-            self._change("registered", resp.status, resp.reason, granted)
+            self._change(RegState.REGISTERED, resp.status, resp.reason, granted)
         elif resp.status in (401, 407) and (
                 retry := self.ua.authorized_retry(tx.request, resp, tx.dest, self.auth_tries)):
             self.auth_tries += 1
@@ -249,9 +248,9 @@ class Registration:
             delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self.failures - 1))
             delay *= self.rng.uniform(0.8, 1.2)
         self.due = now + delay if self.wanted else None
-        self._change("failed", status, reason, retry_in=delay)
+        self._change(RegState.FAILED, status, reason, retry_in=delay)
 
-    def _change(self, state: str, status: int, reason: str, expires: int = 0,
+    def _change(self, state: RegState, status: int, reason: str, expires: int = 0,
                 retry_in: float = 0.0) -> None:
         self.state = state
         self.ua.emit(RegistrationChanged(state, status, reason, expires, retry_in,

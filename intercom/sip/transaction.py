@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
+from intercom.sip.errors import LocalError
 from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 
@@ -34,65 +36,145 @@ class State(Enum):
     TERMINATED = "terminated"
 
 
-K, S = Kind, State
-_FINAL_CLIENT = ("deliver", "disarm:E", "disarm:F", "arm:K")
+class Input(Enum):
+    """What happens to a transaction from outside: a peer's message, a timer, the
+    transport failing. One that does not fit the state is absorbed (RFC 3261 17)."""
+
+    R1XX = "1xx"
+    R2XX = "2xx"
+    FINAL = "final"                  # 300-699
+    REQUEST = "request"              # the request again (a retransmission)
+    ACK = "ack"
+    TRANSPORT_ERROR = "transport_error"
+    TIMER_A = "A"
+    TIMER_B = "B"
+    TIMER_D = "D"
+    TIMER_E = "E"
+    TIMER_F = "F"
+    TIMER_G = "G"
+    TIMER_H = "H"
+    TIMER_I = "I"
+    TIMER_J = "J"
+    TIMER_K = "K"
+
+    @classmethod
+    def timer(cls, name: str) -> Input:
+        return cls(name)
+
+    @classmethod
+    def response(cls, status: int) -> Input:
+        return cls.R1XX if status < 200 else cls.R2XX if status < 300 else cls.FINAL
+
+
+class Command(Enum):
+    """What the transaction user does: send a response. One that does not fit the
+    state (a second final response, say) is a bug of ours: LocalError."""
+
+    SEND_1XX = "send_1xx"
+    SEND_2XX = "send_2xx"
+    SEND_FINAL = "send_final"
+
+    @classmethod
+    def response(cls, status: int) -> Command:
+        return cls.SEND_1XX if status < 200 else cls.SEND_2XX if status < 300 \
+            else cls.SEND_FINAL
+
+
+class Verb(Enum):
+    """What a step of the table does."""
+
+    ARM = "arm"                      # start a timer
+    DISARM = "disarm"
+    BACKOFF = "backoff"              # double its interval (capped at T2, except A)
+    T2 = "t2"                        # its interval becomes T2
+    RETRANSMIT = "retransmit"        # the request again
+    SEND = "send"                    # the response just given
+    RESEND = "resend"                # the last response again
+    SEND_ACK = "send_ack"            # ACK a non-2xx final response
+    DELIVER = "deliver"              # hand the response to the transaction user
+    TIMEOUT = "timeout"              # tell the transaction user it timed out
+
+
+Action = tuple[Verb, str]            # the verb, and its timer's letter if it has one
+RETRANSMIT, SEND, RESEND = (Verb.RETRANSMIT, ""), (Verb.SEND, ""), (Verb.RESEND, "")
+SEND_ACK, DELIVER, TIMEOUT = (Verb.SEND_ACK, ""), (Verb.DELIVER, ""), (Verb.TIMEOUT, "")
+
+
+def arm(timer: str) -> Action:
+    return Verb.ARM, timer
+
+
+def disarm(timer: str) -> Action:
+    return Verb.DISARM, timer
+
+
+def backoff(timer: str) -> Action:
+    return Verb.BACKOFF, timer
+
+
+def t2(timer: str) -> Action:
+    return Verb.T2, timer
+
+
+K, S, I, C = Kind, State, Input, Command
+_FINAL_CLIENT: tuple[Action, ...] = (DELIVER, disarm("E"), disarm("F"), arm("K"))
 
 # (kind, state, input) -> (next state, actions). Inputs not listed are absorbed.
-TABLE: dict[tuple[Kind, State, str], tuple[State, tuple[str, ...]]] = {
+TABLE: dict[tuple[Kind, State, Input | Command], tuple[State, tuple[Action, ...]]] = {
     # INVITE client, figure 5
-    (K.INVITE_CLIENT, S.CALLING, "timer_A"): (S.CALLING, ("retransmit", "backoff:A", "arm:A")),
-    (K.INVITE_CLIENT, S.CALLING, "timer_B"): (S.TERMINATED, ("timeout",)),
-    (K.INVITE_CLIENT, S.CALLING, "1xx"): (S.PROCEEDING, ("deliver", "disarm:A", "disarm:B")),
-    (K.INVITE_CLIENT, S.CALLING, "2xx"): (S.TERMINATED, ("deliver",)),
-    (K.INVITE_CLIENT, S.CALLING, "final"): (S.COMPLETED, ("send_ack", "deliver", "disarm:A",
-                                                          "disarm:B", "arm:D")),
-    (K.INVITE_CLIENT, S.PROCEEDING, "1xx"): (S.PROCEEDING, ("deliver",)),
-    (K.INVITE_CLIENT, S.PROCEEDING, "2xx"): (S.TERMINATED, ("deliver",)),
-    (K.INVITE_CLIENT, S.PROCEEDING, "final"): (S.COMPLETED, ("send_ack", "deliver", "arm:D")),
-    (K.INVITE_CLIENT, S.COMPLETED, "final"): (S.COMPLETED, ("send_ack",)),
-    (K.INVITE_CLIENT, S.COMPLETED, "timer_D"): (S.TERMINATED, ()),
-    (K.INVITE_CLIENT, S.CALLING, "transport_error"): (S.TERMINATED, ("timeout",)),
-    (K.INVITE_CLIENT, S.PROCEEDING, "transport_error"): (S.TERMINATED, ("timeout",)),
+    (K.INVITE_CLIENT, S.CALLING, I.TIMER_A): (S.CALLING, (RETRANSMIT, backoff("A"), arm("A"))),
+    (K.INVITE_CLIENT, S.CALLING, I.TIMER_B): (S.TERMINATED, (TIMEOUT,)),
+    (K.INVITE_CLIENT, S.CALLING, I.R1XX): (S.PROCEEDING, (DELIVER, disarm("A"), disarm("B"))),
+    (K.INVITE_CLIENT, S.CALLING, I.R2XX): (S.TERMINATED, (DELIVER,)),
+    (K.INVITE_CLIENT, S.CALLING, I.FINAL): (S.COMPLETED, (SEND_ACK, DELIVER, disarm("A"),
+                                                          disarm("B"), arm("D"))),
+    (K.INVITE_CLIENT, S.PROCEEDING, I.R1XX): (S.PROCEEDING, (DELIVER,)),
+    (K.INVITE_CLIENT, S.PROCEEDING, I.R2XX): (S.TERMINATED, (DELIVER,)),
+    (K.INVITE_CLIENT, S.PROCEEDING, I.FINAL): (S.COMPLETED, (SEND_ACK, DELIVER, arm("D"))),
+    (K.INVITE_CLIENT, S.COMPLETED, I.FINAL): (S.COMPLETED, (SEND_ACK,)),
+    (K.INVITE_CLIENT, S.COMPLETED, I.TIMER_D): (S.TERMINATED, ()),
+    (K.INVITE_CLIENT, S.CALLING, I.TRANSPORT_ERROR): (S.TERMINATED, (TIMEOUT,)),
+    (K.INVITE_CLIENT, S.PROCEEDING, I.TRANSPORT_ERROR): (S.TERMINATED, (TIMEOUT,)),
     # non-INVITE client, figure 6
-    (K.NON_INVITE_CLIENT, S.TRYING, "timer_E"): (S.TRYING, ("retransmit", "backoff:E", "arm:E")),
-    (K.NON_INVITE_CLIENT, S.TRYING, "timer_F"): (S.TERMINATED, ("timeout",)),
-    (K.NON_INVITE_CLIENT, S.TRYING, "1xx"): (S.PROCEEDING, ("deliver",)),
-    (K.NON_INVITE_CLIENT, S.TRYING, "2xx"): (S.COMPLETED, _FINAL_CLIENT),
-    (K.NON_INVITE_CLIENT, S.TRYING, "final"): (S.COMPLETED, _FINAL_CLIENT),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "timer_E"): (S.PROCEEDING, ("retransmit", "t2:E", "arm:E")),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "timer_F"): (S.TERMINATED, ("timeout",)),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "1xx"): (S.PROCEEDING, ("deliver",)),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "2xx"): (S.COMPLETED, _FINAL_CLIENT),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "final"): (S.COMPLETED, _FINAL_CLIENT),
-    (K.NON_INVITE_CLIENT, S.COMPLETED, "timer_K"): (S.TERMINATED, ()),
-    (K.NON_INVITE_CLIENT, S.TRYING, "transport_error"): (S.TERMINATED, ("timeout",)),
-    (K.NON_INVITE_CLIENT, S.PROCEEDING, "transport_error"): (S.TERMINATED, ("timeout",)),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.TIMER_E): (S.TRYING, (RETRANSMIT, backoff("E"), arm("E"))),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.TIMER_F): (S.TERMINATED, (TIMEOUT,)),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.R1XX): (S.PROCEEDING, (DELIVER,)),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.R2XX): (S.COMPLETED, _FINAL_CLIENT),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.FINAL): (S.COMPLETED, _FINAL_CLIENT),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.TIMER_E): (S.PROCEEDING, (RETRANSMIT, t2("E"), arm("E"))),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.TIMER_F): (S.TERMINATED, (TIMEOUT,)),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.R1XX): (S.PROCEEDING, (DELIVER,)),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.R2XX): (S.COMPLETED, _FINAL_CLIENT),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.FINAL): (S.COMPLETED, _FINAL_CLIENT),
+    (K.NON_INVITE_CLIENT, S.COMPLETED, I.TIMER_K): (S.TERMINATED, ()),
+    (K.NON_INVITE_CLIENT, S.TRYING, I.TRANSPORT_ERROR): (S.TERMINATED, (TIMEOUT,)),
+    (K.NON_INVITE_CLIENT, S.PROCEEDING, I.TRANSPORT_ERROR): (S.TERMINATED, (TIMEOUT,)),
     # INVITE server, figure 7 (a 2xx ends it; the dialog layer retransmits 2xx)
-    (K.INVITE_SERVER, S.PROCEEDING, "request"): (S.PROCEEDING, ("resend",)),
-    (K.INVITE_SERVER, S.PROCEEDING, "send_1xx"): (S.PROCEEDING, ("send",)),
-    (K.INVITE_SERVER, S.PROCEEDING, "send_2xx"): (S.TERMINATED, ("send",)),
-    (K.INVITE_SERVER, S.PROCEEDING, "send_final"): (S.COMPLETED, ("send", "arm:G", "arm:H")),
-    (K.INVITE_SERVER, S.COMPLETED, "request"): (S.COMPLETED, ("resend",)),
-    (K.INVITE_SERVER, S.COMPLETED, "timer_G"): (S.COMPLETED, ("resend", "backoff:G", "arm:G")),
-    (K.INVITE_SERVER, S.COMPLETED, "timer_H"): (S.TERMINATED, ("timeout",)),
-    (K.INVITE_SERVER, S.COMPLETED, "ack"): (S.CONFIRMED, ("disarm:G", "disarm:H", "arm:I")),
-    (K.INVITE_SERVER, S.CONFIRMED, "timer_I"): (S.TERMINATED, ()),
+    (K.INVITE_SERVER, S.PROCEEDING, I.REQUEST): (S.PROCEEDING, (RESEND,)),
+    (K.INVITE_SERVER, S.PROCEEDING, C.SEND_1XX): (S.PROCEEDING, (SEND,)),
+    (K.INVITE_SERVER, S.PROCEEDING, C.SEND_2XX): (S.TERMINATED, (SEND,)),
+    (K.INVITE_SERVER, S.PROCEEDING, C.SEND_FINAL): (S.COMPLETED, (SEND, arm("G"), arm("H"))),
+    (K.INVITE_SERVER, S.COMPLETED, I.REQUEST): (S.COMPLETED, (RESEND,)),
+    (K.INVITE_SERVER, S.COMPLETED, I.TIMER_G): (S.COMPLETED, (RESEND, backoff("G"), arm("G"))),
+    (K.INVITE_SERVER, S.COMPLETED, I.TIMER_H): (S.TERMINATED, (TIMEOUT,)),
+    (K.INVITE_SERVER, S.COMPLETED, I.ACK): (S.CONFIRMED, (disarm("G"), disarm("H"), arm("I"))),
+    (K.INVITE_SERVER, S.CONFIRMED, I.TIMER_I): (S.TERMINATED, ()),
     # non-INVITE server, figure 8
-    (K.NON_INVITE_SERVER, S.TRYING, "send_1xx"): (S.PROCEEDING, ("send",)),
-    (K.NON_INVITE_SERVER, S.TRYING, "send_2xx"): (S.COMPLETED, ("send", "arm:J")),
-    (K.NON_INVITE_SERVER, S.TRYING, "send_final"): (S.COMPLETED, ("send", "arm:J")),
-    (K.NON_INVITE_SERVER, S.PROCEEDING, "request"): (S.PROCEEDING, ("resend",)),
-    (K.NON_INVITE_SERVER, S.PROCEEDING, "send_1xx"): (S.PROCEEDING, ("send",)),
-    (K.NON_INVITE_SERVER, S.PROCEEDING, "send_2xx"): (S.COMPLETED, ("send", "arm:J")),
-    (K.NON_INVITE_SERVER, S.PROCEEDING, "send_final"): (S.COMPLETED, ("send", "arm:J")),
-    (K.NON_INVITE_SERVER, S.COMPLETED, "request"): (S.COMPLETED, ("resend",)),
-    (K.NON_INVITE_SERVER, S.COMPLETED, "timer_J"): (S.TERMINATED, ()),
+    (K.NON_INVITE_SERVER, S.TRYING, C.SEND_1XX): (S.PROCEEDING, (SEND,)),
+    (K.NON_INVITE_SERVER, S.TRYING, C.SEND_2XX): (S.COMPLETED, (SEND, arm("J"))),
+    (K.NON_INVITE_SERVER, S.TRYING, C.SEND_FINAL): (S.COMPLETED, (SEND, arm("J"))),
+    (K.NON_INVITE_SERVER, S.PROCEEDING, I.REQUEST): (S.PROCEEDING, (RESEND,)),
+    (K.NON_INVITE_SERVER, S.PROCEEDING, C.SEND_1XX): (S.PROCEEDING, (SEND,)),
+    (K.NON_INVITE_SERVER, S.PROCEEDING, C.SEND_2XX): (S.COMPLETED, (SEND, arm("J"))),
+    (K.NON_INVITE_SERVER, S.PROCEEDING, C.SEND_FINAL): (S.COMPLETED, (SEND, arm("J"))),
+    (K.NON_INVITE_SERVER, S.COMPLETED, I.REQUEST): (S.COMPLETED, (RESEND,)),
+    (K.NON_INVITE_SERVER, S.COMPLETED, I.TIMER_J): (S.TERMINATED, ()),
 }
 
-INITIAL = {K.INVITE_CLIENT: (S.CALLING, ("arm:A", "arm:B")),
-           K.NON_INVITE_CLIENT: (S.TRYING, ("arm:E", "arm:F")),
-           K.INVITE_SERVER: (S.PROCEEDING, ()),
-           K.NON_INVITE_SERVER: (S.TRYING, ())}
+INITIAL = {K.INVITE_CLIENT: (S.CALLING, (arm("A"), arm("B"))),
+           K.NON_INVITE_CLIENT: (S.TRYING, (arm("E"), arm("F"))),
+    K.INVITE_SERVER: (S.PROCEEDING, ()),
+    K.NON_INVITE_SERVER: (S.TRYING, ())}
 
 
 # Over TCP and TLS there are no retransmissions, and the wait states end at once.
@@ -116,6 +198,14 @@ class TimerValues:
         return self.t4                      # I, K
 
 
+class TransactionUser(Protocol):
+    """Who a client transaction reports to: its responses and its timeout."""
+
+    def on_response(self, tx: Transaction, resp: Response, now: float) -> None: ...
+
+    def on_timeout(self, tx: Transaction, now: float) -> None: ...
+
+
 @dataclass
 class Step:
     """What one input produced: datagrams to send and what to tell the TU."""
@@ -123,10 +213,6 @@ class Step:
     send: list[bytes] = field(default_factory=list)
     deliver: Response | None = None
     timed_out: bool = False
-
-
-def response_input(status: int) -> str:
-    return "1xx" if status < 200 else "2xx" if status < 300 else "final"
 
 
 class Transaction:
@@ -156,63 +242,71 @@ class Transaction:
     def next_deadline(self) -> float | None:
         return min(self.deadlines.values(), default=None)
 
-    def fire(self, event: str, now: float, response: Response | None = None,
-             wire: bytes | None = None) -> Step:
-        """Feed one input; ``response`` for received responses, ``wire`` for sent ones."""
-        step = Step()
-        if event.startswith("timer_"):
-            self.deadlines.pop(event[6:], None)    # fired; "arm" sets it again if it repeats
+    def fire(self, event: Input, now: float, response: Response | None = None) -> Step:
+        """Feed one input (``response`` for a received response); absorbed if it does
+        not fit the state."""
+        if event.name.startswith("TIMER_"):
+            self.deadlines.pop(event.value, None)   # fired; "arm" sets it again if it repeats
         entry = TABLE.get((self.kind, self.state, event))
+        return Step() if entry is None else self._step(entry, now, response)
+
+    def send(self, command: Command, wire: bytes, now: float) -> Step:
+        """Send a response (``wire``). Raises LocalError if the state does not allow it."""
+        entry = TABLE.get((self.kind, self.state, command))
         if entry is None:
-            return step
+            kind = self.kind.name.lower().replace("_", " ")
+            raise LocalError(f"cannot {command.value}: the {kind} transaction is "
+                             f"{self.state.value}")
+        self.last_response = wire
+        return self._step(entry, now, None)
+
+    def _step(self, entry: tuple[State, tuple[Action, ...]], now: float,
+              response: Response | None) -> Step:
+        step = Step()
         self.state, actions = entry
-        if wire is not None:
-            self.last_response = wire
         self._run(actions, now, response, step)
         if self.state is State.TERMINATED:
             self.deadlines.clear()
         return step
 
-    def due_timers(self, now: float) -> list[str]:
-        return sorted((n for n, t in self.deadlines.items() if t <= now),
-                      key=lambda n: self.deadlines[n])
+    def due_timers(self, now: float) -> list[Input]:
+        due = sorted((n for n, t in self.deadlines.items() if t <= now),
+                     key=lambda n: self.deadlines[n])
+        return [Input.timer(n) for n in due]
 
-    def _run(self, actions: tuple[str, ...], now: float, response: Response | None,
+    def _run(self, actions: tuple[Action, ...], now: float, response: Response | None,
              step: Step) -> None:
-        for action in actions:
-            verb, _, arg = action.partition(":")
-            if verb == "arm":
-                if self.reliable and arg in RELIABLE_SKIP:
-                    continue                        # TCP/TLS retransmit for us (17.1.1.2)
-                if self.reliable and arg in RELIABLE_ZERO:
-                    self.deadlines[arg] = now
-                    continue
-                interval = self.intervals.setdefault(arg, self.values.initial(arg))
-                self.deadlines[arg] = now + interval
-            elif verb == "disarm":
-                self.deadlines.pop(arg, None)
-            elif verb == "backoff":
-                cap = float("inf") if arg == "A" else self.values.t2
-                self.intervals[arg] = min(self.intervals[arg] * 2, cap)
-            elif verb == "t2":
-                self.intervals[arg] = self.values.t2
-            elif verb == "retransmit":
-                step.send.append(self._wire)
-            elif verb in ("send", "resend"):
-                if self.last_response is not None:
-                    step.send.append(self.last_response)
-            elif verb == "send_ack":
-                assert response is not None or self.ack is not None
-                if response is not None and self.ack is None:
-                    self.ack = build_non2xx_ack(self.request, response).to_bytes()
-                assert self.ack is not None
-                step.send.append(self.ack)
-            elif verb == "deliver":
-                step.deliver = response
-            elif verb == "timeout":
-                step.timed_out = True
-            else:                                   # pragma: no cover - table typo
-                raise AssertionError(f"unknown transaction action {action!r}")
+        for verb, arg in actions:
+            match verb:
+                case Verb.ARM:
+                    if self.reliable and arg in RELIABLE_SKIP:
+                        continue                    # TCP/TLS retransmit for us (17.1.1.2)
+                    if self.reliable and arg in RELIABLE_ZERO:
+                        self.deadlines[arg] = now
+                        continue
+                    interval = self.intervals.setdefault(arg, self.values.initial(arg))
+                    self.deadlines[arg] = now + interval
+                case Verb.DISARM:
+                    self.deadlines.pop(arg, None)
+                case Verb.BACKOFF:
+                    cap = float("inf") if arg == "A" else self.values.t2
+                    self.intervals[arg] = min(self.intervals[arg] * 2, cap)
+                case Verb.T2:
+                    self.intervals[arg] = self.values.t2
+                case Verb.RETRANSMIT:
+                    step.send.append(self._wire)
+                case Verb.SEND | Verb.RESEND:
+                    if self.last_response is not None:
+                        step.send.append(self.last_response)
+                case Verb.SEND_ACK:
+                    if response is not None and self.ack is None:
+                        self.ack = build_non2xx_ack(self.request, response).to_bytes()
+                    assert self.ack is not None
+                    step.send.append(self.ack)
+                case Verb.DELIVER:
+                    step.deliver = response
+                case Verb.TIMEOUT:
+                    step.timed_out = True
 
 
 def build_non2xx_ack(invite: Request, response: Response) -> Request:

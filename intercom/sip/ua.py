@@ -21,7 +21,8 @@ from intercom.sip.events import IncomingCall, LocalAddressChanged, MessageReject
 from intercom.sip.locate import Dest, TargetList, needs_srv, uri_dest
 from intercom.sip.message import Request, Response, parse_message
 from intercom.sip.registration import Registration
-from intercom.sip.transaction import Kind, TimerValues, Transaction, response_input
+from intercom.sip.settings import UaSettings
+from intercom.sip.transaction import Command, Input, Kind, Transaction, TransactionUser
 
 Addr = tuple[str, int]
 # Methods we know but do not accept: 405 with Allow (RFC 3261 8.2.1); others get 501.
@@ -30,47 +31,12 @@ EXTENSIONS = frozenset({"100rel", "timer"})      # option tags we can be require
 GONE_KEPT = 16               # unanswered outgoing calls remembered for a late 2xx
 
 
-@dataclass(frozen=True)
-class UaSettings:
-    user: str
-    domain: str
-    local_host: str
-    local_port: int
-    display_name: str = ""
-    registrar: SipUri | None = None
-    backup_registrar: SipUri | None = None   # used while the registrar fails
-    proxy: SipUri | None = None          # outbound proxy; the active registrar when unset
-    auth_user: str = ""
-    password: str = ""
-    realm: str = ""                      # answer challenges of this realm only, when set
-    register_expires: int = 600
-    transport: str = "udp"               # for URIs that do not say (udp, tcp, tls)
-    keepalive_interval: float = 25.0     # toward the registrar; 0: none
-    keepalive_method: str = "crlf"       # or "options"
-    contact_rewrite: bool = True         # follow the registrar's received/rport (RFC 3581)
-    session_expires: int = 1800          # RFC 4028 interval we ask for; 0: none
-    min_se: int = 90
-    timers: TimerValues = TimerValues()
-    user_agent: str = "intercom/0.1"
-
-    @property
-    def aor(self) -> NameAddr:
-        display = f'"{self.display_name}"' if self.display_name else None
-        return NameAddr(SipUri("sip", self.domain, self.user), display)
-
-    @property
-    def servers(self) -> tuple[SipUri, ...]:
-        """Where our credentials may go: the configured proxy and registrars only."""
-        return tuple(u for u in (self.proxy, self.registrar, self.backup_registrar)
-                     if u is not None)
-
-
 class UserAgent:
     def __init__(self, settings: UaSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
         self._out: list[tuple[bytes, Dest]] = []
         self._events: deque[UaEvent] = deque()
-        self._client: dict[tuple[str, str], tuple[Transaction, object]] = {}
+        self._client: dict[tuple[str, str], tuple[Transaction, TransactionUser]] = {}
         self._server: dict[tuple[str, str, str], Transaction] = {}
         self._merge: dict[tuple[str, str, int, str], tuple[str, str, str]] = {}
         self._nonces: dict[str, tuple[digest.Challenge, int]] = {}
@@ -126,25 +92,25 @@ class UserAgent:
             if not tx.dest.same_place(dest):
                 continue
             tx.unreachable = True
-            step = tx.fire("transport_error", now)
+            step = tx.fire(Input.TRANSPORT_ERROR, now)
             if tx.terminated:
                 self._client.pop(key, None)
             if step.timed_out:
-                handler.on_timeout(tx, now)  # type: ignore[attr-defined]
+                handler.on_timeout(tx, now)
         self.registration.on_transport_lost(dest, now)
 
     def handle_timer(self, now: float) -> None:
         for key, (tx, handler) in list(self._client.items()):
-            for name in tx.due_timers(now):
-                step = tx.fire("timer_" + name, now)
+            for timer in tx.due_timers(now):
+                step = tx.fire(timer, now)
                 self._send(step.send, tx.dest)
                 if step.timed_out:
-                    handler.on_timeout(tx, now)  # type: ignore[attr-defined]
+                    handler.on_timeout(tx, now)
             if tx.terminated:
                 self._client.pop(key, None)
         for skey, stx in list(self._server.items()):
-            for name in stx.due_timers(now):
-                self._send(stx.fire("timer_" + name, now).send, stx.dest)
+            for timer in stx.due_timers(now):
+                self._send(stx.fire(timer, now).send, stx.dest)
             if stx.terminated:
                 del self._server[skey]
         for merge, skey in list(self._merge.items()):
@@ -274,7 +240,7 @@ class UserAgent:
         h.add("User-Agent", self.settings.user_agent)
         return req
 
-    def start_client(self, req: Request, dest: Dest, now: float, handler: object) -> Transaction:
+    def start_client(self, req: Request, dest: Dest, now: float, handler: TransactionUser) -> Transaction:
         kind = Kind.INVITE_CLIENT if req.method == "INVITE" else Kind.NON_INVITE_CLIENT
         tx = Transaction(kind, req, dest, now, self.settings.timers, dest.reliable)
         branch = Via.parse(req.headers.get_all("Via")[0]).branch or ""
@@ -336,8 +302,11 @@ class UserAgent:
     def send_raw(self, data: bytes, dest: Dest) -> None:
         self._out.append((data, dest))
 
-    def end(self, call: Call, event: UaEvent) -> None:
-        if self.calls.pop(call.call_id, None) is not None:
+    def end(self, call_id: str, event: UaEvent) -> None:
+        """The call is over: ``event`` says how; it is forgotten (kept a while if it
+        was ours and never answered, for a late 2xx)."""
+        call = self.calls.pop(call_id, None)
+        if call is not None:
             self.emit(event)
             if call.outgoing and call.dialog is None:
                 # kept a while for a 2xx that comes after all (see _on_response)
@@ -345,28 +314,12 @@ class UserAgent:
                 while len(self._gone) > GONE_KEPT:
                     del self._gone[next(iter(self._gone))]
 
-    def send_cancel(self, call: Call, now: float) -> None:
-        """CANCEL mirrors the INVITE's Request-URI, Via branch and Route (9.1)."""
-        inv = call.invite
-        cancel = Request("CANCEL", inv.uri)
-        h = cancel.headers
-        h.add("Via", inv.headers.get_all("Via")[0])
-        for route in inv.headers.get_all("Route"):
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        for name in ("From", "To", "Call-ID"):
-            h.add(name, inv.headers.get(name) or "")
-        h.add("CSeq", f"{inv.cseq[0]} CANCEL")
-        call.cancel_sent = True
-        self.start_client(cancel, call.dest, now, _Ignore())
-
     def reply(self, tx: Transaction, req: Request, status: int, reason: str, now: float,
               to_tag: str | None = None, extra: tuple[tuple[str, str], ...] = (),
               body: bytes = b"") -> Response:
         resp = make_response(req, status, reason, to_tag, extra)
         resp.body = body
-        event = "send_1xx" if status < 200 else "send_2xx" if status < 300 else "send_final"
-        self._send(tx.fire(event, now, wire=resp.to_bytes()).send, tx.dest)
+        self._send(tx.send(Command.response(status), resp.to_bytes(), now).send, tx.dest)
         return resp
 
     def on_options(self, req: Request, tx: Transaction, now: float) -> None:
@@ -393,17 +346,17 @@ class UserAgent:
                     gone.on_invite_2xx(resp, now)
             return
         tx, handler = entry
-        step = tx.fire(response_input(resp.status), now, response=resp)
+        step = tx.fire(Input.response(resp.status), now, response=resp)
         self._send(step.send, tx.dest)
         if tx.terminated:
             self._client.pop(key, None)
         if step.deliver is not None:
-            handler.on_response(tx, resp, now)  # type: ignore[attr-defined]
+            handler.on_response(tx, resp, now)
 
     # ----- requests --------------------------------------------------------------
     def _reject_unparsable(self, exc: RemoteError, addr: Dest, now: float) -> None:
         self.emit(MessageRejected(exc.status, exc.reason, (addr.host, addr.port)))
-        req = exc.request
+        req = exc.request if isinstance(exc.request, Request) else None
         if req is None or req.method == "ACK" or not req.headers.get_all("Via"):
             return                                  # nothing to address a response to
         try:
@@ -427,12 +380,12 @@ class UserAgent:
         tx = self._server.get(key)
         if req.method == "ACK":
             if tx is not None:
-                tx.fire("ack", now)
+                tx.fire(Input.ACK, now)
             elif (call := self.calls.get(req.call_id)) is not None:
                 call.on_ack(req, now)
             return
         if tx is not None:
-            self._send(tx.fire("request", now).send, addr)
+            self._send(tx.fire(Input.REQUEST, now).send, addr)
             return
         kind = Kind.INVITE_SERVER if req.method == "INVITE" else Kind.NON_INVITE_SERVER
         tx = Transaction(kind, req, addr, now, self.settings.timers, addr.reliable)
@@ -505,11 +458,3 @@ class UserAgent:
 
     def _send(self, datagrams: list[bytes], dest: Dest) -> None:
         self._out.extend((d, dest) for d in datagrams)
-
-
-class _Ignore:
-    def on_response(self, tx: Transaction, resp: Response, now: float) -> None:
-        pass
-
-    def on_timeout(self, tx: Transaction, now: float) -> None:
-        pass

@@ -20,7 +20,8 @@ with atheris.instrument_imports():
     from intercom.sip.address import NameAddr, SipUri, Via
     from intercom.sip.errors import SipError
     from intercom.sip.message import parse_message
-    from intercom.sip.ua import UaSettings, UserAgent
+    from intercom.sip.settings import UaSettings
+    from intercom.sip.ua import UserAgent
 
 UA = UserAgent(UaSettings("door", "example.com", "127.0.0.1", 5060))
 
