@@ -69,7 +69,7 @@ class DoorStation:
         self._tones: TonePlayer | None = None         # ringback or busy, on the card alone
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._run_core(lambda now: self.core.timer(now))      # booting, on the LEDs
+        self._run_core(self.core.timer)                # booting, on the LEDs
 
     # ----- feeding the core ---------------------------------------------------------
     def feed(self, event: core.Input) -> None:
@@ -90,13 +90,7 @@ class DoorStation:
 
     def _command(self, command: core.Command) -> None:
         """A local command, at once; raises LocalError (nothing done) when illegal."""
-        actions = self.core.handle(command, self.loop.time())
-        self._feeding = True
-        try:
-            self._do(actions)
-        finally:
-            self._feeding = False
-        self._drain()
+        self._run_core(lambda now: self.core.handle(command, now))
 
     def _run_core(self, step: Callable[[float], list[StationAction]]) -> None:
         self._feeding = True

@@ -21,7 +21,7 @@ from intercom.sip.events import (CallAnswered, CallEnded, CallFailed, CallProgre
 from intercom.sip.host import CallHost
 from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
-from intercom.sip.transaction import Transaction
+from intercom.sip.transaction import Transaction, like_invite
 
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
@@ -344,16 +344,7 @@ class Call:
     # ----- ending --------------------------------------------------------------
     def _send_cancel(self, now: float) -> None:
         """CANCEL mirrors the INVITE's Request-URI, Via branch and Route (9.1)."""
-        inv = self.invite
-        cancel = Request("CANCEL", inv.uri)
-        h = cancel.headers
-        h.add("Via", inv.headers.get_all("Via")[0])
-        for route in inv.headers.get_all("Route"):
-            h.add("Route", route)
-        h.add("Max-Forwards", "70")
-        for name in ("From", "To", "Call-ID"):
-            h.add(name, inv.headers.get(name) or "")
-        h.add("CSeq", f"{inv.cseq[0]} CANCEL")
+        cancel = like_invite("CANCEL", self.invite, self.invite.headers.get("To") or "")
         self.cancel_sent = True
         self.ua.start_client(cancel, self.dest, now, _Ignore())
 

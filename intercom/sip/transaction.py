@@ -309,16 +309,22 @@ class Transaction:
                     step.timed_out = True
 
 
-def build_non2xx_ack(invite: Request, response: Response) -> Request:
-    """ACK for a 3xx-6xx answer: same branch and route as the INVITE (17.1.1.3)."""
-    ack = Request("ACK", invite.uri)
-    h = ack.headers
+def like_invite(method: str, invite: Request, to: str) -> Request:
+    """A CANCEL or a non-2xx ACK: the INVITE's Request-URI, top Via (so its branch),
+    Route, From, Call-ID and CSeq number, with ``to`` as To (RFC 3261 9.1, 17.1.1.3)."""
+    req = Request(method, invite.uri)
+    h = req.headers
     h.add("Via", invite.headers.get_all("Via")[0])
     for route in invite.headers.get_all("Route"):
         h.add("Route", route)
     h.add("Max-Forwards", "70")
     h.add("From", invite.headers.get("From") or "")
-    h.add("To", response.headers.get("To") or "")
+    h.add("To", to)
     h.add("Call-ID", invite.call_id)
-    h.add("CSeq", f"{invite.cseq[0]} ACK")
-    return ack
+    h.add("CSeq", f"{invite.cseq[0]} {method}")
+    return req
+
+
+def build_non2xx_ack(invite: Request, response: Response) -> Request:
+    """ACK for a 3xx-6xx answer: same branch and route as the INVITE (17.1.1.3)."""
+    return like_invite("ACK", invite, response.headers.get("To") or "")
