@@ -64,17 +64,17 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     from intercom.hal import machine
     log = logging.getLogger("intercom")
     log.info("intercom %s on %s; board %s (profile %s), audio %s", _version(), machine.describe(),
-             cfg["board"]["type"], cfg["board"]["profile"] or "default", cfg["audio"]["device"])
+             cfg.board.type, cfg.board.profile or "default", cfg.audio.device)
     try:
         cfg = with_board_audio(cfg)
-        board = open_board(cfg["board"]["type"], cfg["board"]["profile"])
+        board = open_board(cfg.board.type, cfg.board.profile)
     except HalError as exc:
         log.error("board: %s", exc)
         return 1
-    a = cfg["audio"]
-    if a["device"] == "alsa" and a["mixer"]:
+    a = cfg.audio
+    if a.device == "alsa" and a.mixer:
         from intercom.media.devices import set_mixer
-        for error in set_mixer(a["playback"], a["mixer"]):
+        for error in set_mixer(a.playback, a.mixer):
             log.error("audio: %s", error)
     stop = _stop_on_signals(stop)
     loop = asyncio.get_running_loop()
@@ -84,7 +84,7 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         log.error("config: %s", exc)
         board.close()
         return 1
-    control = ControlServer(station, socket_path(cfg["control"]["socket"]))
+    control = ControlServer(station, socket_path(cfg.control.socket))
     try:
         control.check_free()                      # before it registers or takes the port
     except ControlError as exc:
@@ -94,7 +94,7 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     try:
         await station.start()
     except OSError as exc:
-        log.error("cannot open SIP port %s:%d: %s", cfg["sip"]["listen"], cfg["sip"]["port"], exc)
+        log.error("cannot open SIP port %s:%d: %s", cfg.sip.listen, cfg.sip.port, exc)
         board.close()
         return 1
     from intercom.service import Notifier, status_line, watchdog
@@ -127,7 +127,7 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.wait_for_config:
         cfg = _load_config(args.config)
-        _setup_logging(cfg["log"]["level"])
+        _setup_logging(cfg.log.level)
         return asyncio.run(serve(cfg))
     # As a service: a broken config leaves the station up, the door locked and the
     # error on the LEDs, until the file is fixed.
@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not asyncio.run(_wait_for_config(args.config, str(exc))):
                 return EXIT_CONFIG
             continue
-        _setup_logging(cfg["log"]["level"])
+        _setup_logging(cfg.log.level)
         return asyncio.run(serve(cfg))
 
 
@@ -176,7 +176,7 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     from intercom.service import fallback_board
     try:
         cfg = config_mod.load(args.config)
-        kind, profile = cfg["board"]["type"], cfg["board"]["profile"]
+        kind, profile = cfg.board.type, cfg.board.profile
     except config_mod.ConfigError:
         kind, profile = fallback_board(args.config)
     try:
@@ -207,7 +207,7 @@ def _ctl_socket(args: argparse.Namespace) -> str:
     from intercom.control import socket_path
     if args.socket:
         return str(args.socket)
-    configured = _load_config(args.config)["control"]["socket"] if args.config else ""
+    configured = _load_config(args.config).control.socket if args.config else ""
     return str(socket_path(configured))
 
 
@@ -279,7 +279,7 @@ def _log_from_file(args: argparse.Namespace) -> int:
     """``ctl log`` while the station is stopped: read its SQLite event log directly."""
     import sqlite3
     from intercom.app.eventlog import default_path, read_latest
-    configured = _load_config(args.config)["log"]["database"] if args.config else ""
+    configured = _load_config(args.config).log.database if args.config else ""
     path = Path(configured) if configured else default_path()
     try:
         events = read_latest(path, args.count or 20, args.kind)
@@ -381,15 +381,15 @@ def calibration_device(cfg: config_mod.Config) -> AudioDevice:
     """The configured sound card; the simulated one with a quiet street (no visitor)."""
     from intercom.media.devices import AlsaSoundCard, SimulatedSoundCard
     from intercom.media.echo import EchoPathSpec
-    a = with_board_audio(cfg)["audio"]
-    period = a["rate"] * a["period_ms"] // 1000
-    if a["device"] == "alsa":
-        return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
+    a = with_board_audio(cfg).audio
+    period = a.rate * a.period_ms // 1000
+    if a.device == "alsa":
+        return AlsaSoundCard(a.rate, period, a.capture, a.playback)
     echo = None
-    if a["sim_echo_gain_db"] > -120:
-        echo = EchoPathSpec(a["sim_echo_delay_ms"], a["sim_echo_room_ms"], a["sim_echo_gain_db"],
-                            a["sim_noise_dbfs"])
-    return SimulatedSoundCard(a["rate"], period, mic_tone_hz=0, echo=echo)
+    if a.sim_echo_gain_db > -120:
+        echo = EchoPathSpec(a.sim_echo_delay_ms, a.sim_echo_room_ms, a.sim_echo_gain_db,
+                            a.sim_noise_dbfs)
+    return SimulatedSoundCard(a.rate, period, mic_tone_hz=0, echo=echo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,14 +2,21 @@
 
 Every error names the key (``section.key``) and says what is allowed. The
 same file runs on a Pi and in simulation; only [board] and [audio] differ.
+
+Each section is a frozen dataclass whose fields carry their :class:`Rule`
+(type, range, choices, a validator, help and an example); :func:`validate`
+builds a :class:`Config` of them from the parsed TOML, and ``docs/config.md``
+is generated from the same rules (:func:`reference`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,306 +28,85 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the key."""
 
 
+# A validator: takes the key (for the message) and a value of the right TOML
+# type, raises ConfigError if the value cannot be used, returns the value as
+# the section's dataclass holds it.
+Validator = Callable[[str, Any], Any]
+
+
 @dataclass(frozen=True)
-class Field:
-    kind: type | tuple[type, ...]
+class Rule:
+    """What one key allows."""
+    kind: tuple[type, ...]
     default: Any = None
     required: bool = False
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] = ()
-    check: str = ""                 # extra checks: "sip_uri", "sip_uri_list", "dtmf_codes",
-                                    # "codec_list", "optional_sip_uri", "session_interval",
-                                    # "optional_hostport", "hostport_list", "optional_file",
-                                    # "optional_sip_uri_list", "button_targets",
-                                    # "caller_codes", "mixer"
+    check: Validator | None = None
     help: str = ""
+    example: Any = None             # for the reference; None: the default is the example
 
     def describe(self) -> str:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        name = "a number" if float in kinds else {str: "a string", int: "an integer",
-                                                  bool: "true or false", list: "a list",
-                                                  dict: "a table"}[kinds[0]]
+        name = "a number" if float in self.kind else {str: "a string", int: "an integer",
+                                                      bool: "true or false", list: "a list",
+                                                      dict: "a table"}[self.kind[0]]
         if self.low is not None and self.high is not None:
             return f"{name} from {self.low:g} to {self.high:g}"
         return name
 
-
-def _s(default: str = "", **kw: Any) -> Field:
-    return Field(str, default, **kw)
-
-
-def _n(default: float, low: float, high: float, **kw: Any) -> Field:
-    return Field((int, float), default, low=low, high=high, **kw)
+    def type_name(self) -> str:
+        return "number" if float in self.kind else {str: "string", int: "integer",
+                                                    bool: "boolean", list: "list",
+                                                    dict: "table"}[self.kind[0]]
 
 
-def _i(default: int, low: int, high: int, **kw: Any) -> Field:
-    return Field(int, default, low=low, high=high, **kw)
+def _setting(rule: Rule) -> Any:
+    """A dataclass field that carries ``rule``; its default is the rule's, made
+    immutable (a list becomes a tuple)."""
+    meta = {"rule": rule}
+    if rule.required:
+        return dataclasses.field(metadata=meta)
+    if isinstance(rule.default, dict):
+        return dataclasses.field(default_factory=dict, metadata=meta)
+    if isinstance(rule.default, list):
+        return dataclasses.field(default=tuple(rule.default), metadata=meta)
+    return dataclasses.field(default=rule.default, metadata=meta)
 
 
-SCHEMA: dict[str, dict[str, Field]] = {
-    "station": {
-        "name": _s("Door station", help="shown to the resident as the caller's name"),
-        "country": _s("us", choices=("at", "au", "ch", "de", "es", "fr", "gb", "it", "jp",
-                                     "nl", "us"),
-                      help="whose ringback and busy tones the visitor hears"),
-    },
-    "sip": {
-        "user": _s("door", help="our SIP user name (the user part of our address)"),
-        "domain": _s("", help="our SIP domain; defaults to the registrar's host"),
-        "registrar": _s("", check="optional_sip_uri", help="e.g. sip:pbx.local; empty: none"),
-        "backup_registrar": _s("", check="optional_sip_uri",
-                               help="registrar used while the first one fails; empty: none"),
-        "proxy": _s("", check="optional_sip_uri", help="outbound proxy; defaults to registrar"),
-        "auth_user": _s("", help="digest user name; defaults to user"),
-        "password": _s(""),
-        "realm": _s("", help="only answer challenges of this realm; empty: the registrar's"),
-        "listen": _s("0.0.0.0", help="local address to bind"),
-        "port": _i(5060, 1, 65535),
-        "public_address": _s("", help="address put in Contact/SDP; empty: found by routing"),
-        "register_expires": _i(600, 60, 86400),
-        "t1": _n(0.5, 0.1, 5.0, help="RFC 3261 T1 in seconds"),
-        "session_expires": _i(1800, 0, 86400, check="session_interval",
-                              help="RFC 4028 session timer asked for, 90 s or more; 0: none"),
-        "transport": _s("auto", choices=("auto", "udp", "tcp", "tls"),
-                        help="auto: as the URI says, else DNS NAPTR/SRV, else UDP"),
-        "tls_ca_file": _s("", check="optional_file", help="PEM CA file to verify the server's TLS certificate; "
-                                   "empty: the system's CAs"),
-        "dns_servers": Field(list, [], check="hostport_list",
-                             help='DNS servers for NAPTR/SRV, e.g. ["192.0.2.53"]; '
-                                  "empty: the system's"),
-        "keepalive_interval": _i(25, 0, 3600,
-                                 help="seconds between keepalives to the registrar; 0: none"),
-        "keepalive": _s("crlf", choices=("crlf", "options")),
-        "contact_rewrite": Field(bool, True, help="register the address the registrar sees "
-                                                  "(received/rport) as our Contact"),
-        "stun_server": _s("", check="optional_hostport",
-                          help="host[:port] of a STUN server for the public RTP address"),
-        "address_check": _n(5, 0, 300, help="seconds between checks of our own address, "
-                                            "to follow a network change; 0: never"),
-    },
-    "call": {
-        "targets": Field(list, None, required=True, check="sip_uri_list",
-                         help='who the bell calls, e.g. ["sip:resident@pbx.local"]'),
-        "button_targets": Field(dict, {}, check="button_targets",
-                                help='per bell button its own targets, e.g. '
-                                     '{ bell2 = ["sip:flat2@pbx.local"] }, or a table '
-                                     'with targets and any of strategy, ring_time, cycles '
-                                     'and fallback_targets; buttons not named here call '
-                                     'targets'),
-        "strategy": _s("sequential", choices=("sequential", "parallel"),
-                       help="ring the targets one after another, or all at once (the first "
-                            "to answer wins, the others get CANCEL)"),
-        "ring_time": _n(30, 5, 300, help="seconds each target (in parallel: the group) "
-                                         "rings before the next one"),
-        "cycles": _i(1, 1, 10, help="times through the targets before the fallback"),
-        "fallback_targets": Field(list, [], check="optional_sip_uri_list",
-                                  help="rung after the targets, e.g. a mobile"),
-        "ring_timeout": _n(120, 5, 900, help="seconds after the press before the station "
-                                             "gives up, however far it got"),
-        "press_holdoff": _n(3, 0, 60, help="seconds after a press starts a call in which "
-                                           "the bells are not heeded again, so a held or "
-                                           "bouncing button places one call"),
-        "press_during_call": _s("ignore", choices=("ignore", "restart"),
-                                help="a bell pressed while a call rings or is up: ignored, "
-                                     "or the call is ended and that bell's call starts"),
-        "max_duration": _n(300, 10, 7200, help="seconds before a call is hung up"),
-        "warning_seconds": _n(20, 0, 300, help="a warning tone this long before the "
-                                               "maximum; 0: none"),
-        "extend_key": _s("*", choices=("", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
-                                       "*", "#", "A", "B", "C", "D"),
-                         help="DTMF key that extends the call after the warning (not "
-                              "taken as a code digit then); empty: no extension"),
-        "extend_seconds": _n(120, 10, 3600, help="how much longer the call may go on "
-                                                 "per extension"),
-    },
-    "incoming": {
-        "callers": Field(list, [], check="optional_sip_uri_list",
-                         help="who may call the station (answered at once, to listen at "
-                              "the door or key a door code); everyone else gets 403"),
-        "talk": Field(bool, False, help="the caller is heard on the station's speaker; "
-                                        "false: the caller only listens"),
-    },
-    "audio": {
-        "device": _s("simulated", choices=("simulated", "alsa", "auto"),
-                     help="auto: alsa on a Raspberry Pi, else simulated"),
-        "capture": _s("", help="ALSA capture PCM name; empty: the board profile's, "
-                               "else ALSA's default"),
-        "playback": _s("", help="ALSA playback PCM name; empty: the board profile's, "
-                                "else ALSA's default"),
-        "mixer": Field(dict, {}, check="mixer",
-                       help='mixer levels set at start, e.g. { Speaker = 90, Capture = 70 }; '
-                            "over the board profile's"),
-        "rate": Field(int, 48000, choices=(8000, 16000, 32000, 44100, 48000)),
-        "period_ms": Field(int, 20, choices=(10, 20), help="the sound card's period"),
-        "mic_file": _s("", help="simulated: WAV file the microphone plays; empty: a tone"),
-        "mic_tone_hz": _n(440, 50, 3400),
-        "speaker_file": _s("", help="simulated: WAV file that records the speaker"),
-        "tones": Field(bool, True, help="ringback, busy, door-opened, wrong-code and "
-                                        "call-ending tones"),
-        "codecs": Field(list, ["opus", "G722", "PCMU", "PCMA"], check="codec_list",
-                        help="in order of preference"),
-        "opus_complexity": _i(8, 0, 10, help="Opus encoder complexity: more is better "
-                                             "sound for more CPU; libopus 1.3 codes "
-                                             "in-band FEC only from 8 up"),
-        "echo_cancel": Field(bool, True, help="cancel the speaker's echo from the microphone"),
-        "echo_tail_ms": _i(200, 50, 500, help="echo canceller filter length"),
-        "echo_delay_ms": _n(0, 0, 500, help="playback-to-capture delay to align the "
-                                            "canceller; intercom calibrate measures it"),
-        "echo_training": _s("", help="noise and its echo recorded by intercom calibrate; "
-                                     "the echo canceller learns the room from it at start"),
-        "speaker_gain_db": _n(0, -40, 20, help="gain on what the speaker plays"),
-        "mic_gain_db": _n(0, -20, 40, help="gain on what the microphone records"),
-        "denoise": Field(bool, True, help="suppress steady noise in the microphone"),
-        "agc": Field(bool, False, help="automatic gain control of the microphone"),
-        "sim_echo_delay_ms": _n(40, 0, 500, help="simulated: speaker-to-microphone delay"),
-        "sim_echo_room_ms": _n(120, 1, 500, help="simulated: length of the room's response"),
-        "sim_echo_gain_db": _n(-10, -120, 10, help="simulated: echo level; -120: no echo"),
-        "sim_noise_dbfs": _n(-70, -120, 0, help="simulated: microphone noise; -120: none"),
-    },
-    "media": {
-        "srtp": _s("optional", choices=("off", "optional", "required"),
-                   help="SRTP with SDES keys: optional offers it, required refuses calls "
-                        "without it"),
-        "rtp_port_min": _i(16384, 1024, 65534),
-        "rtp_port_max": _i(32766, 1025, 65535),
-        "jitter_min_ms": _n(0, 0, 400, help="the jitter buffer's delay never goes below "
-                                            "this; 0: as low as the network allows"),
-        "jitter_max_ms": _n(500, 60, 1000, help="nor above this: older audio is dropped"),
-        "jitter_spike_max_ms": _n(40, 0, 300, help="delay spikes that recur (a Wi-Fi "
-                                                   "link stalling) are covered up to this "
-                                                   "delay; 0: always conceal them"),
-    },
-    "door": {
-        "codes": Field(list, [], check="dtmf_codes", help='e.g. ["1234#"]: open the door '
-                                                          'in any call; empty: none'),
-        "caller_codes": Field(dict, {}, check="caller_codes",
-                              help='codes that open only in a call with that target or '
-                                   'caller, e.g. { "sip:flat2@pbx.local" = ["4711#"] }'),
-        "pulse_seconds": _n(3.0, 0.1, 30, help="how long a right code energises the relay"),
-        "hangup_after_open": _n(0, 0, 600, help="hang up this many seconds after the door "
-                                                "opened by code; 0: the resident hangs up"),
-        "hold_max_seconds": _n(3600, 10, 86400, help="a door held open (intercom ctl door "
-                                                     "hold) locks again after this long"),
-        "open_alarm_seconds": _n(60, 0, 3600, help="a door (contact) open this long raises "
-                                                   "an alarm; 0: never"),
-        "digit_timeout": _n(5.0, 1, 60, help="seconds a partly keyed code is kept"),
-        "max_wrong_codes": _i(3, 1, 20, help="wrong codes in one call that end code "
-                                             "entry for the call; as many from one caller "
-                                             "over any calls lock that caller out"),
-        "max_wrong_codes_overall": _i(10, 1, 100, help="wrong codes from everyone that "
-                                                       "lock code entry for all callers"),
-        "lockout_seconds": _n(60, 1, 86400, help="the first lockout; each next one from "
-                                                 "the same cause is twice as long"),
-        "lockout_max_seconds": _n(3600, 1, 604800, help="the longest lockout"),
-        "inband_dtmf": Field(bool, False, help="also take code digits from tones in the "
-                                               "audio (for phones without RFC 4733); "
-                                               "anyone near the phone can play them"),
-    },
-    "board": {
-        "type": _s("simulated", choices=("simulated", "gpio", "auto"),
-                   help="auto: gpio on a Raspberry Pi, else simulated"),
-        "profile": _s("", help="a profile name in board/ or a path; empty: by type"),
-    },
-    "control": {
-        "socket": _s("", help="control socket path; empty: the service's /run/intercom, "
-                                   "else $XDG_RUNTIME_DIR/intercom"),
-    },
-    "log": {
-        "level": _s("info", choices=("debug", "info", "warning", "error")),
-        "database": _s("", help="SQLite file of calls, door openings, rejected codes, "
-                                "alarms and lockouts; empty: $STATE_DIRECTORY, "
-                                "/var/lib/intercom (root) or ~/.local/state/intercom"),
-        "max_events": _i(10000, 100, 1000000, help="events kept; the oldest go first"),
-    },
-}
-
-Config = dict[str, dict[str, Any]]
-# What a bell's own table in call.button_targets may set; the rest is [call]'s.
-BUTTON_KEYS = ("targets", "strategy", "ring_time", "cycles", "fallback_targets")
+def _s(default: str = "", **kw: Any) -> Any:
+    return _setting(Rule((str,), default, **kw))
 
 
-def _is_kind(value: Any, field: Field) -> bool:
-    kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
-    # bool is an int to Python, but `port = true` is a mistake.
-    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+def _n(default: float, low: float, high: float, **kw: Any) -> Any:
+    return _setting(Rule((int, float), float(default), low=low, high=high, **kw))
 
 
-def _check_value(key: str, field: Field, value: Any) -> Any:
-    if not _is_kind(value, field):
-        raise ConfigError(f"{key}: {value!r} is not {field.describe()}")
-    if field.choices and value not in field.choices:
-        raise ConfigError(f"{key}: {value!r} is not allowed; use {field.describe()}")
-    if field.low is not None and field.high is not None and not field.low <= value <= field.high:
-        raise ConfigError(f"{key}: {value!r} is outside the allowed range {field.low:g}..{field.high:g}")
-    if field.check in ("sip_uri", "optional_sip_uri") and (value or field.check == "sip_uri"):
-        _check_uri(key, value)
-    elif field.check in ("sip_uri_list", "optional_sip_uri_list"):
-        if not value and field.check == "sip_uri_list":
-            raise ConfigError(f"{key}: needs at least one SIP URI")
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
-            _check_uri(f"{key}[{i}]", item)
-            if item in value[:i]:
-                raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
-    elif field.check == "button_targets":
-        for button, targets in value.items():
-            if isinstance(targets, dict):
-                for name in targets:
-                    if name not in BUTTON_KEYS:
-                        raise ConfigError(f"{key}.{button}.{name}: unknown key; allowed: "
-                                          f"{', '.join(BUTTON_KEYS)}")
-                if "targets" not in targets:
-                    raise ConfigError(f"{key}.{button}.targets: required")
-                for name, item in targets.items():
-                    _check_value(f"{key}.{button}.{name}", SCHEMA["call"][name], item)
-            else:
-                _check_value(f"{key}.{button}", Field(list, check="sip_uri_list"), targets)
-    elif field.check == "mixer":
-        for control, level in value.items():
-            if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
-                raise ConfigError(f"{key}.{control}: {level!r} is not a percentage (0-100)")
-    elif field.check == "caller_codes":
-        for uri, codes in value.items():
-            _check_uri(f"{key}.{uri}", uri)
-            _check_value(f'{key}."{uri}"', Field(list, check="dtmf_codes"), codes)
-    elif field.check == "optional_file" and value and not Path(value).is_file():
-        raise ConfigError(f"{key}: {value!r} is not a readable file")
-    elif field.check == "optional_hostport" and value:
-        _check_hostport(key, value)
-    elif field.check == "hostport_list":
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
-            _check_hostport(f"{key}[{i}]", item)
-    elif field.check == "session_interval" and 0 < value < 90:
-        raise ConfigError(f"{key}: {value} is too short; use 0 (no session timer) or 90..86400")
-    elif field.check == "codec_list":
-        from intercom.media.codecs import CODECS
-        known = {name.lower() for name in CODECS}
-        if not value or any(not isinstance(c, str) or c.lower() not in known for c in value):
-            raise ConfigError(f"{key}: {value!r}; allowed codecs: {', '.join(CODECS)}")
-    elif field.check == "dtmf_codes":
-        for i, code in enumerate(value):
-            if not isinstance(code, str) or not code or len(code) > 16 or any(
-                    c not in "0123456789*#ABCD" for c in code):
-                raise ConfigError(f"{key}[{i}]: {code!r} must be 1-16 DTMF digits (0-9 * # A-D)")
-    return value
+def _i(default: int, low: int, high: int, **kw: Any) -> Any:
+    return _setting(Rule((int,), default, low=low, high=high, **kw))
 
 
-def _check_hostport(key: str, value: str) -> None:
-    try:
-        host, port = parse_hostport(value)
-    except SipError as exc:
-        raise ConfigError(f"{key}: {value!r} is not host[:port] ({exc})") from exc
-    if not host or (port is not None and not 0 < port < 65536):
-        raise ConfigError(f"{key}: {value!r} is not host[:port]")
+def _c(default: int, **kw: Any) -> Any:
+    """An integer from a set of choices."""
+    return _setting(Rule((int,), default, **kw))
 
 
-def _check_uri(key: str, value: str) -> None:
+def _b(default: bool, **kw: Any) -> Any:
+    return _setting(Rule((bool,), default, **kw))
+
+
+def _l(default: list[str] | None, **kw: Any) -> Any:
+    return _setting(Rule((list,), default, **kw))
+
+
+def _d(default: dict[str, Any], **kw: Any) -> Any:
+    return _setting(Rule((dict,), default, **kw))
+
+
+# ----- validators -----------------------------------------------------------------
+def _uri(key: str, value: str) -> None:
     try:
         uri = SipUri.parse(value)
     except SipError as exc:
@@ -329,41 +115,468 @@ def _check_uri(key: str, value: str) -> None:
         raise ConfigError(f"{key}: {value!r} must be a sip: or sips: URI")
 
 
-def validate(raw: dict[str, Any]) -> Config:
-    """Checked config with every default filled in. Raises ConfigError."""
-    out: Config = {}
+def _hostport(key: str, value: str) -> None:
+    try:
+        host, port = parse_hostport(value)
+    except SipError as exc:
+        raise ConfigError(f"{key}: {value!r} is not host[:port] ({exc})") from exc
+    if not host or (port is not None and not 0 < port < 65536):
+        raise ConfigError(f"{key}: {value!r} is not host[:port]")
+
+
+def _strings(key: str, value: list[Any]) -> tuple[str, ...]:
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
+    return tuple(value)
+
+
+def optional_sip_uri(key: str, value: str) -> str:
+    """a sip: or sips: URI, or empty"""
+    if value:
+        _uri(key, value)
+    return value
+
+
+def optional_sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """sip: or sips: URIs, each once"""
+    items = _strings(key, value)
+    for i, item in enumerate(items):
+        _uri(f"{key}[{i}]", item)
+        if item in items[:i]:
+            raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
+    return items
+
+
+def sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """one or more sip: or sips: URIs, each once"""
+    if not value:
+        raise ConfigError(f"{key}: needs at least one SIP URI")
+    return optional_sip_uri_list(key, value)
+
+
+def optional_file(key: str, value: str) -> str:
+    """a readable file, or empty"""
+    if value and not Path(value).is_file():
+        raise ConfigError(f"{key}: {value!r} is not a readable file")
+    return value
+
+
+def optional_hostport(key: str, value: str) -> str:
+    """host[:port], or empty"""
+    if value:
+        _hostport(key, value)
+    return value
+
+
+def hostport_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """host[:port] strings"""
+    items = _strings(key, value)
+    for i, item in enumerate(items):
+        _hostport(f"{key}[{i}]", item)
+    return items
+
+
+def session_interval(key: str, value: int) -> int:
+    """0, or 90 and up"""
+    if 0 < value < 90:
+        raise ConfigError(f"{key}: {value} is too short; use 0 (no session timer) or 90..86400")
+    return value
+
+
+def codec_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """one or more of opus, G722, PCMU, PCMA"""
+    from intercom.media.codecs import CODECS
+    known = {name.lower() for name in CODECS}
+    if not value or any(not isinstance(c, str) or c.lower() not in known for c in value):
+        raise ConfigError(f"{key}: {value!r}; allowed codecs: {', '.join(CODECS)}")
+    return tuple(value)
+
+
+def dtmf_codes(key: str, value: list[Any]) -> tuple[str, ...]:
+    """codes of 1-16 keys from 0-9 * # A-D"""
+    for i, code in enumerate(value):
+        if not isinstance(code, str) or not code or len(code) > 16 or any(
+                c not in "0123456789*#ABCD" for c in code):
+            raise ConfigError(f"{key}[{i}]: {code!r} must be 1-16 DTMF digits (0-9 * # A-D)")
+    return tuple(value)
+
+
+def mixer_levels(key: str, value: dict[str, Any]) -> Mapping[str, int]:
+    """mixer control = percentage 0-100"""
+    for control, level in value.items():
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 100:
+            raise ConfigError(f"{key}.{control}: {level!r} is not a percentage (0-100)")
+    return dict(value)
+
+
+def codes_by_caller(key: str, value: dict[str, Any]) -> Mapping[str, tuple[str, ...]]:
+    """SIP URI = list of codes"""
+    out = {}
+    for uri, codes in value.items():
+        _uri(f"{key}.{uri}", uri)
+        name = f'{key}."{uri}"'
+        if not isinstance(codes, list):
+            raise ConfigError(f"{name}: {codes!r} is not a list")
+        out[uri] = dtmf_codes(name, codes)
+    return out
+
+
+@dataclass(frozen=True)
+class ButtonCall:
+    """One bell's own entry in call.button_targets; None: as [call] says."""
+    targets: tuple[str, ...]
+    strategy: str | None = None
+    ring_time: float | None = None
+    cycles: int | None = None
+    fallback_targets: tuple[str, ...] | None = None
+
+
+# What a bell's own table in call.button_targets may set; the rest is [call]'s.
+BUTTON_KEYS = tuple(f.name for f in dataclasses.fields(ButtonCall))
+
+
+def button_calls(key: str, value: dict[str, Any]) -> Mapping[str, ButtonCall]:
+    """button = SIP URIs, or a table of targets, strategy, ring_time, cycles and
+    fallback_targets"""
+    out = {}
+    for button, own in value.items():
+        if not isinstance(own, dict):
+            out[button] = ButtonCall(_check_value(f"{key}.{button}", _rule(CallConfig, "targets"),
+                                                  own))
+            continue
+        for name in own:
+            if name not in BUTTON_KEYS:
+                raise ConfigError(f"{key}.{button}.{name}: unknown key; allowed: "
+                                  f"{', '.join(BUTTON_KEYS)}")
+        if "targets" not in own:
+            raise ConfigError(f"{key}.{button}.targets: required")
+        out[button] = ButtonCall(**{
+            name: _check_value(f"{key}.{button}.{name}", _rule(CallConfig, name), item)
+            for name, item in own.items()})
+    return out
+
+
+# ----- the sections ---------------------------------------------------------------
+COUNTRIES = ("at", "au", "ch", "de", "es", "fr", "gb", "it", "jp", "nl", "us")
+DTMF_KEYS = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C", "D")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationConfig:
+    """Who the station is to the people it calls."""
+    name: str = _s("Door station", help="shown to the resident as the caller's name")
+    country: str = _s("us", choices=COUNTRIES,
+                      help="whose ringback and busy tones the visitor hears")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SipConfig:
+    """The station's SIP account: registrar, credentials, transport and NAT handling."""
+    user: str = _s("door", help="our SIP user name (the user part of our address)")
+    domain: str = _s("", example="pbx.local",
+                     help="our SIP domain; empty: the registrar's host")
+    registrar: str = _s("", example="sip:pbx.local", check=optional_sip_uri,
+                        help="where the station registers; empty: it does not register")
+    backup_registrar: str = _s("", example="sip:pbx2.local", check=optional_sip_uri,
+                               help="registrar used while the first one fails; empty: none")
+    proxy: str = _s("", example="sip:proxy.local;transport=tcp", check=optional_sip_uri,
+                    help="outbound proxy; empty: the registrar")
+    auth_user: str = _s("", example="door-auth", help="digest user name; empty: user")
+    password: str = _s("", example="s3cret", help="digest password (never logged)")
+    realm: str = _s("", example="pbx.local",
+                    help="only answer challenges of this realm; empty: the registrar's")
+    listen: str = _s("0.0.0.0", help="local address to bind")
+    port: int = _i(5060, 1, 65535, help="local SIP port (UDP and TCP; TLS on port + 1)")
+    public_address: str = _s("", example="203.0.113.7",
+                             help="address put in Contact/SDP; empty: found by routing")
+    register_expires: int = _i(600, 60, 86400, help="seconds a registration is asked to last")
+    t1: float = _n(0.5, 0.1, 5.0, help="RFC 3261 T1 in seconds")
+    session_expires: int = _i(1800, 0, 86400, check=session_interval,
+                              help="RFC 4028 session timer asked for, 90 s or more; 0: none")
+    transport: str = _s("auto", choices=("auto", "udp", "tcp", "tls"),
+                        help="auto: as the URI says, else DNS NAPTR/SRV, else UDP")
+    tls_ca_file: str = _s("", example="/etc/ssl/pbx-ca.pem", check=optional_file,
+                          help="PEM CA file to verify the server's TLS certificate; "
+                               "empty: the system's CAs")
+    dns_servers: tuple[str, ...] = _l([], example=["192.0.2.53"], check=hostport_list,
+                                      help="DNS servers for NAPTR/SRV; empty: the system's")
+    keepalive_interval: int = _i(25, 0, 3600,
+                                 help="seconds between keepalives to the registrar; 0: none")
+    keepalive: str = _s("crlf", choices=("crlf", "options"),
+                        help="a CRLF ping (RFC 5626) or an OPTIONS request")
+    contact_rewrite: bool = _b(True, help="register the address the registrar sees "
+                                          "(received/rport) as our Contact")
+    stun_server: str = _s("", example="stun.example.org:3478", check=optional_hostport,
+                          help="host[:port] of a STUN server for the public RTP address")
+    address_check: float = _n(5, 0, 300, help="seconds between checks of our own address, "
+                                              "to follow a network change; 0: never")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallConfig:
+    """Whom a bell press calls, in what order, and for how long."""
+    targets: tuple[str, ...] = _l(None, required=True, check=sip_uri_list,
+                                  example=["sip:resident@pbx.local"],
+                                  help="who the bell calls")
+    button_targets: Mapping[str, ButtonCall] = _d(
+        {}, check=button_calls, example={"bell2": ["sip:flat2@pbx.local"]},
+        help="per bell button its own targets, or a table with targets and any of "
+             "strategy, ring_time, cycles and fallback_targets; buttons not named here "
+             "call targets")
+    strategy: str = _s("sequential", choices=("sequential", "parallel"),
+                       help="ring the targets one after another, or all at once (the first "
+                            "to answer wins, the others get CANCEL)")
+    ring_time: float = _n(30, 5, 300, help="seconds each target (in parallel: the group) "
+                                           "rings before the next one")
+    cycles: int = _i(1, 1, 10, help="times through the targets before the fallback")
+    fallback_targets: tuple[str, ...] = _l([], check=optional_sip_uri_list,
+                                           example=["sip:mobile@pbx.local"],
+                                           help="rung after the targets, e.g. a mobile")
+    ring_timeout: float = _n(120, 5, 900, help="seconds after the press before the station "
+                                               "gives up, however far it got")
+    press_holdoff: float = _n(3, 0, 60, help="seconds after a press starts a call in which "
+                                             "the bells are not heeded again, so a held or "
+                                             "bouncing button places one call")
+    press_during_call: str = _s("ignore", choices=("ignore", "restart"),
+                                help="a bell pressed while a call rings or is up: ignored, "
+                                     "or the call is ended and that bell's call starts")
+    max_duration: float = _n(300, 10, 7200, help="seconds before a call is hung up")
+    warning_seconds: float = _n(20, 0, 300, help="a warning tone this long before the "
+                                                 "maximum; 0: none")
+    extend_key: str = _s("*", choices=("", *DTMF_KEYS),
+                         help="DTMF key that extends the call after the warning (not "
+                              "taken as a code digit then); empty: no extension")
+    extend_seconds: float = _n(120, 10, 3600, help="how much longer the call may go on "
+                                                   "per extension")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IncomingConfig:
+    """Calls to the station: who may call it, and whether they are heard at the door."""
+    callers: tuple[str, ...] = _l([], check=optional_sip_uri_list,
+                                  example=["sip:resident@pbx.local"],
+                                  help="who may call the station (answered at once, to "
+                                       "listen at the door or key a door code); everyone "
+                                       "else gets 403")
+    talk: bool = _b(False, help="the caller is heard on the station's speaker; "
+                                "false: the caller only listens")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioConfig:
+    """The sound card, the codecs and the microphone path (gains, echo canceller,
+    noise suppression); the `sim_*` keys shape the simulated card."""
+    device: str = _s("simulated", choices=("simulated", "alsa", "auto"),
+                     help="auto: alsa on a Raspberry Pi, else simulated")
+    capture: str = _s("", example="hw:1,0", help="ALSA capture PCM name; empty: the board "
+                                                 "profile's, else ALSA's default")
+    playback: str = _s("", example="hw:1,0", help="ALSA playback PCM name; empty: the board "
+                                                  "profile's, else ALSA's default")
+    mixer: Mapping[str, int] = _d({}, check=mixer_levels,
+                                  example={"Speaker": 90, "Capture": 70},
+                                  help="mixer levels set at start, over the board profile's")
+    rate: int = _c(48000, choices=(8000, 16000, 32000, 44100, 48000),
+                   help="the sound card's sample rate")
+    period_ms: int = _c(20, choices=(10, 20), help="the sound card's period")
+    mic_file: str = _s("", example="visitor.wav",
+                       help="simulated: WAV file the microphone plays; empty: a tone")
+    mic_tone_hz: float = _n(440, 50, 3400, help="simulated: the microphone's tone")
+    speaker_file: str = _s("", example="speaker.wav",
+                           help="simulated: WAV file that records the speaker")
+    tones: bool = _b(True, help="ringback, busy, door-opened, wrong-code and "
+                                "call-ending tones")
+    codecs: tuple[str, ...] = _l(["opus", "G722", "PCMU", "PCMA"], check=codec_list,
+                                 help="in order of preference")
+    opus_complexity: int = _i(8, 0, 10, help="Opus encoder complexity: more is better "
+                                             "sound for more CPU; libopus 1.3 codes "
+                                             "in-band FEC only from 8 up")
+    echo_cancel: bool = _b(True, help="cancel the speaker's echo from the microphone")
+    echo_tail_ms: int = _i(200, 50, 500, help="echo canceller filter length")
+    echo_delay_ms: float = _n(0, 0, 500, help="playback-to-capture delay to align the "
+                                              "canceller; intercom calibrate measures it")
+    echo_training: str = _s("", example="/var/lib/intercom/echo-training.wav",
+                            help="noise and its echo recorded by intercom calibrate; the "
+                                 "echo canceller learns the room from it at start")
+    speaker_gain_db: float = _n(0, -40, 20, help="gain on what the speaker plays")
+    mic_gain_db: float = _n(0, -20, 40, help="gain on what the microphone records")
+    denoise: bool = _b(True, help="suppress steady noise in the microphone")
+    agc: bool = _b(False, help="automatic gain control of the microphone")
+    sim_echo_delay_ms: float = _n(40, 0, 500, help="simulated: speaker-to-microphone delay")
+    sim_echo_room_ms: float = _n(120, 1, 500, help="simulated: length of the room's response")
+    sim_echo_gain_db: float = _n(-10, -120, 10, help="simulated: echo level; -120: no echo")
+    sim_noise_dbfs: float = _n(-70, -120, 0, help="simulated: microphone noise; -120: none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaConfig:
+    """RTP: SRTP, the port range and the jitter buffer."""
+    srtp: str = _s("optional", choices=("off", "optional", "required"),
+                   help="SRTP with SDES keys: optional offers it, required refuses calls "
+                        "without it")
+    rtp_port_min: int = _i(16384, 1024, 65534, help="lowest local RTP port")
+    rtp_port_max: int = _i(32766, 1025, 65535, help="highest local RTP port, at least "
+                                                    "rtp_port_min + 2")
+    jitter_min_ms: float = _n(0, 0, 400, help="the jitter buffer's delay never goes below "
+                                              "this; 0: as low as the network allows")
+    jitter_max_ms: float = _n(500, 60, 1000, help="nor above this (at least jitter_min_ms "
+                                                  "+ 40): older audio is dropped")
+    jitter_spike_max_ms: float = _n(40, 0, 300, help="delay spikes that recur (a Wi-Fi "
+                                                     "link stalling) are covered up to this "
+                                                     "delay; 0: always conceal them")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoorConfig:
+    """Door codes, the relay, the door contact and lockouts after wrong codes."""
+    codes: tuple[str, ...] = _l([], check=dtmf_codes, example=["1234#"],
+                                help="codes that open the door in any call; empty: none")
+    caller_codes: Mapping[str, tuple[str, ...]] = _d(
+        {}, check=codes_by_caller, example={"sip:flat2@pbx.local": ["4711#"]},
+        help="codes that open only in a call with that target or caller")
+    pulse_seconds: float = _n(3.0, 0.1, 30, help="how long a right code energises the relay")
+    hangup_after_open: float = _n(0, 0, 600, help="hang up this many seconds after the door "
+                                                  "opened by code; 0: the resident hangs up")
+    hold_max_seconds: float = _n(3600, 10, 86400, help="a door held open (intercom ctl door "
+                                                       "hold) locks again after this long")
+    open_alarm_seconds: float = _n(60, 0, 3600, help="a door (contact) open this long raises "
+                                                     "an alarm; 0: never")
+    digit_timeout: float = _n(5.0, 1, 60, help="seconds a partly keyed code is kept")
+    max_wrong_codes: int = _i(3, 1, 20, help="wrong codes in one call that end code "
+                                             "entry for the call; as many from one caller "
+                                             "over any calls lock that caller out")
+    max_wrong_codes_overall: int = _i(10, 1, 100, help="wrong codes from everyone that "
+                                                       "lock code entry for all callers")
+    lockout_seconds: float = _n(60, 1, 86400, help="the first lockout; each next one from "
+                                                   "the same cause is twice as long")
+    lockout_max_seconds: float = _n(3600, 1, 604800, help="the longest lockout (at least "
+                                                          "lockout_seconds)")
+    inband_dtmf: bool = _b(False, help="also take code digits from tones in the "
+                                       "audio (for phones without RFC 4733); "
+                                       "anyone near the phone can play them")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoardConfig:
+    """The buttons, LEDs, relay and inputs: GPIO on a Pi or the simulated board."""
+    type: str = _s("simulated", choices=("simulated", "gpio", "auto"),
+                   help="auto: gpio on a Raspberry Pi, else simulated")
+    profile: str = _s("", example="respeaker-2mic",
+                      help="a profile name in board/ or the path of a .toml file; "
+                           "empty: the type's default")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlConfig:
+    """The local control socket that `intercom ctl` talks to."""
+    socket: str = _s("", example="/run/intercom/control.sock",
+                     help="control socket path; empty: the service's /run/intercom, "
+                          "else $XDG_RUNTIME_DIR/intercom")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    """Logging, and the event log kept in SQLite."""
+    level: str = _s("info", choices=("debug", "info", "warning", "error"),
+                    help="the lowest level logged")
+    database: str = _s("", example="/var/lib/intercom/events.sqlite",
+                       help="SQLite file of calls, door openings, rejected codes, alarms "
+                            "and lockouts; empty: $STATE_DIRECTORY, /var/lib/intercom "
+                            "(root) or ~/.local/state/intercom")
+    max_events: int = _i(10000, 100, 1000000, help="events kept; the oldest go first")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole checked config: one frozen dataclass per section."""
+    station: StationConfig
+    sip: SipConfig
+    call: CallConfig
+    incoming: IncomingConfig
+    audio: AudioConfig
+    media: MediaConfig
+    door: DoorConfig
+    board: BoardConfig
+    control: ControlConfig
+    log: LogConfig
+
+
+SECTIONS: dict[str, type] = {
+    "station": StationConfig, "sip": SipConfig, "call": CallConfig,
+    "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
+    "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
+}
+
+# Every key's rule, by section and key: what the reference and the errors describe.
+SCHEMA: dict[str, dict[str, Rule]] = {
+    section: {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
+    for section, cls in SECTIONS.items()
+}
+
+
+def _rule(cls: type, key: str) -> Rule:
+    rule: Rule = next(f for f in dataclasses.fields(cls) if f.name == key).metadata["rule"]
+    return rule
+
+
+def _is_kind(value: Any, rule: Rule) -> bool:
+    # bool is an int to Python, but `port = true` is a mistake.
+    return isinstance(value, rule.kind) and not (isinstance(value, bool) and bool not in rule.kind)
+
+
+def _check_value(key: str, rule: Rule, value: Any) -> Any:
+    """``value`` checked against ``rule``, as the section holds it."""
+    if not _is_kind(value, rule):
+        raise ConfigError(f"{key}: {value!r} is not {rule.describe()}")
+    if rule.choices and value not in rule.choices:
+        raise ConfigError(f"{key}: {value!r} is not allowed; use {rule.describe()}")
+    if rule.low is not None and rule.high is not None and not rule.low <= value <= rule.high:
+        raise ConfigError(f"{key}: {value!r} is outside the allowed range "
+                          f"{rule.low:g}..{rule.high:g}")
+    if rule.check is not None:
+        value = rule.check(key, value)
+    if isinstance(value, list):
+        value = _strings(key, value)
+    elif float in rule.kind:
+        value = float(value)
+    return value
+
+
+def _section(section: str, cls: type, given: dict[str, Any]) -> Any:
+    fields = SCHEMA[section]
+    for key in given:
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}: unknown key; allowed in [{section}]: "
+                              f"{', '.join(fields)}")
+    values = {}
+    for key, rule in fields.items():
+        name = f"{section}.{key}"
+        if key in given:
+            values[key] = _check_value(name, rule, given[key])
+        elif rule.required:
+            raise ConfigError(f"{name}: required ({rule.help or rule.describe()})")
+    return cls(**values)
+
+
+def validate(raw: Mapping[str, Any]) -> Config:
+    """The checked config with every default filled in. Raises ConfigError."""
     for section in raw:
         if section not in SCHEMA:
             raise ConfigError(f"[{section}]: unknown section; allowed: {', '.join(SCHEMA)}")
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section}: must be a table ([{section}])")
-    for section, fields in SCHEMA.items():
-        given = raw.get(section, {})
-        for key in given:
-            if key not in fields:
-                raise ConfigError(f"{section}.{key}: unknown key; allowed in [{section}]: "
-                                  f"{', '.join(fields)}")
-        out[section] = {}
-        for key, field in fields.items():
-            name = f"{section}.{key}"
-            if key in given:
-                out[section][key] = _check_value(name, field, given[key])
-            elif field.required:
-                raise ConfigError(f"{name}: required ({field.help or field.describe()})")
-            else:
-                out[section][key] = type(field.default)(field.default) \
-                    if isinstance(field.default, (list, dict)) else field.default
-    media = out["media"]
-    if media["rtp_port_min"] + 2 > media["rtp_port_max"]:
+    cfg = Config(**{section: _section(section, cls, raw.get(section, {}))
+                    for section, cls in SECTIONS.items()})
+    media, door = cfg.media, cfg.door
+    if media.rtp_port_min + 2 > media.rtp_port_max:
         raise ConfigError("media.rtp_port_max: must be at least rtp_port_min + 2")
-    door = out["door"]
-    if door["lockout_max_seconds"] < door["lockout_seconds"]:
+    if door.lockout_max_seconds < door.lockout_seconds:
         raise ConfigError("door.lockout_max_seconds: must be at least lockout_seconds")
-    if media["jitter_min_ms"] + 40 > media["jitter_max_ms"]:
+    if media.jitter_min_ms + 40 > media.jitter_max_ms:
         raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
                           "(two packets)")
-    _check_profile(out["board"]["profile"])
-    return settle_auto(out)
+    _check_profile(cfg.board.profile)
+    return settle_auto(cfg)
 
 
 def board_profiles() -> list[str]:
@@ -392,10 +605,10 @@ def settle_auto(cfg: Config) -> Config:
     and ALSA on a Raspberry Pi, the simulated board and card elsewhere (so the
     image's default config runs on a Pi and in a virtual machine alike)."""
     from intercom.hal import machine
-    if cfg["board"]["type"] == "auto":
-        cfg["board"]["type"] = machine.auto_board()
-    if cfg["audio"]["device"] == "auto":
-        cfg["audio"]["device"] = machine.auto_audio()
+    if cfg.board.type == "auto":
+        cfg = replace(cfg, board=replace(cfg.board, type=machine.auto_board()))
+    if cfg.audio.device == "auto":
+        cfg = replace(cfg, audio=replace(cfg.audio, device=machine.auto_audio()))
     return cfg
 
 
@@ -425,7 +638,16 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_toml_value, value)) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }" if value else "{}"
     raise TypeError(f"cannot write {value!r} into the config")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def update_file(path: str | Path, section: str, values: dict[str, Any]) -> None:
@@ -467,3 +689,38 @@ def update_file(path: str | Path, section: str, values: dict[str, Any]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference() -> str:
+    """The config reference (docs/config.md), made from the rules above."""
+    out = ["# Configuration reference", "",
+           "<!-- Generated from intercom/config.py by `python -m intercom.config "
+           "> docs/config.md`; tests/test_config.py fails when it is stale. -->", "",
+           "The station reads one TOML file (`/boot/firmware/intercom.toml` on the image, "
+           "`--config FILE` elsewhere). Every key is optional except `call.targets`; "
+           "`intercom check-config FILE` checks a file and names the key at fault, with "
+           "what it allows.", ""]
+    for section, rules in SCHEMA.items():
+        doc = (SECTIONS[section].__doc__ or "").strip()
+        out += [f"## [{section}]", "", doc, "",
+                "| key | type | default | allowed | example | what it does |",
+                "|---|---|---|---|---|---|"]
+        for key, rule in rules.items():
+            default = "required" if rule.required else f"`{_toml_value(rule.default)}`"
+            allowed = rule.describe()
+            if rule.check is not None and rule.check.__doc__:
+                allowed = " ".join(rule.check.__doc__.split())
+            example = rule.example if rule.example is not None else rule.default
+            out.append(f"| `{key}` | {rule.type_name()} | {_cell(default)} | "
+                       f"{_cell(allowed)} | `{_cell(f'{key} = {_toml_value(example)}')}` | "
+                       f"{_cell(rule.help)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

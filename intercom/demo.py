@@ -21,7 +21,7 @@ from typing import Any
 
 from intercom.app.events import Event, describe
 from intercom.app.station import DoorStation
-from intercom.config import validate
+from intercom.config import Config, validate
 from intercom.control import ControlServer
 from intercom.demo_peer import DemoPhone
 from intercom.hal.board import BoardProfile, SimulatedBoard
@@ -40,7 +40,7 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_config(work: Path, station_port: int, phone_port: int) -> dict[str, Any]:
+def demo_config(work: Path, station_port: int, phone_port: int) -> Config:
     # The visitor talks in syllables of a tone: broken like speech, so the noise
     # suppressor lets it through as it would a voice (a tone that never stops it
     # would take for a hum and turn down).

@@ -17,7 +17,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,42 +84,42 @@ async def check_audio(cfg: config_mod.Config) -> Check:
         cfg = with_board_audio(cfg)
     except HalError as exc:
         return Check("audio", False, f"the board profile: {exc}", "check [board] profile")
-    a = cfg["audio"]
+    a = cfg.audio
     media = CallMedia(cfg, lambda: "127.0.0.1", lambda leg, d: None, lambda m: None)
     error = await media.probe()
-    what = f"{a['device']} card" + (f" (capture {a['capture']!r}, playback {a['playback']!r})"
-                                    if a["device"] == "alsa" else "")
-    if error is None and a["device"] == "alsa" and a["mixer"]:
+    what = f"{a.device} card" + (f" (capture {a.capture!r}, playback {a.playback!r})"
+                                    if a.device == "alsa" else "")
+    if error is None and a.device == "alsa" and a.mixer:
         from intercom.media.devices import set_mixer
-        problems = set_mixer(a["playback"], a["mixer"])
+        problems = set_mixer(a.playback, a.mixer)
         if problems:
             return Check("audio", False, f"{what} opens, but " + "; ".join(problems),
                          "list the card's controls with `amixer -D hw:CARD scontrols` and "
                          "fix [audio] mixer (or the board profile's)")
     if error is None:
-        return Check("audio", True, f"{what} opens at {a['rate']} Hz")
+        return Check("audio", True, f"{what} opens at {a.rate} Hz")
     fix = ("list the cards with `arecord -l` and `aplay -l`, and set [audio] capture and "
            "playback (e.g. plughw:CARD=Device,DEV=0); the user needs the audio group"
-           if a["device"] == "alsa" else "check [audio] mic_file and speaker_file")
+           if a.device == "alsa" else "check [audio] mic_file and speaker_file")
     return Check("audio", False, f"{what}: {error}", fix)
 
 
 def check_board(cfg: config_mod.Config) -> Check:
     from intercom.hal.board import open_board
     from intercom.hal.errors import HalError
-    b = cfg["board"]
+    b = cfg.board
     try:
-        board = open_board(b["type"], b["profile"])
+        board = open_board(b.type, b.profile)
     except HalError as exc:
         fix = ("run on a Raspberry Pi with python3-lgpio, as a user in the gpio group; or "
-               "set [board] type = \"simulated\"" if b["type"] == "gpio"
+               "set [board] type = \"simulated\"" if b.type == "gpio"
                else "check [board] profile")
         return Check("board", False, str(exc), fix)
     try:
         p = board.profile
         relay = f"GPIO{p.relay_pin}" if p.relay_pin is not None else \
             f"serial {p.relay_serial['port'] if p.relay_serial else ''}"
-        return Check("board", True, f"{b['type']} board {p.name!r}: buttons "
+        return Check("board", True, f"{b.type} board {p.name!r}: buttons "
                      f"{', '.join(sorted(board.buttons))}, relay {relay} (released)")
     finally:
         board.set_relay(False)
@@ -128,7 +128,7 @@ def check_board(cfg: config_mod.Config) -> Check:
 
 def check_route(cfg: config_mod.Config) -> Check:
     from intercom.app.network import registrar_of, route_address
-    target = registrar_of(cfg) or SipUri.parse(cfg["call"]["targets"][0])
+    target = registrar_of(cfg) or SipUri.parse(cfg.call.targets[0])
     try:
         local = route_address(cfg)
     except OSError as exc:
@@ -147,9 +147,9 @@ async def check_dns(cfg: config_mod.Config) -> Check:
     if not needs_srv(registrar):
         return Check("dns", True, f"{registrar.host} needs no look-up")
     try:
-        s = cfg["sip"]
-        places = await locate(registrar, make_resolver(s["dns_servers"]),
-                              transport=None if s["transport"] == "auto" else s["transport"])
+        s = cfg.sip
+        places = await locate(registrar, make_resolver(s.dns_servers),
+                              transport=None if s.transport == "auto" else s.transport)
     except Exception as exc:                     # dnspython's many errors, all alike here
         return Check("dns", False, f"{registrar.host}: {exc}",
                      "check /etc/resolv.conf or [sip] dns_servers, and the domain's records")
@@ -168,15 +168,14 @@ async def check_registration(cfg: config_mod.Config) -> Check:
     registrar = registrar_of(cfg)
     if registrar is None:
         return Check("registration", True, "no registrar configured")
-    trial = dict(cfg)
-    trial["sip"] = dict(cfg["sip"], port=_free_udp_port(cfg["sip"]["listen"]))
+    trial = replace(cfg, sip=replace(cfg.sip, port=_free_udp_port(cfg.sip.listen)))
     ua = user_agent(trial)
     seen: asyncio.Queue[ev.RegistrationChanged] = asyncio.Queue()
 
     def on_event(event: ev.UaEvent) -> None:
         if isinstance(event, ev.RegistrationChanged):
             seen.put_nowait(event)
-    endpoint = await SipEndpoint.open(ua, (trial["sip"]["listen"], trial["sip"]["port"]),
+    endpoint = await SipEndpoint.open(ua, (trial.sip.listen, trial.sip.port),
                                       on_event, listen_tcp=False)
     try:
         endpoint.run(ua.register)
@@ -201,11 +200,11 @@ async def check_stun(cfg: config_mod.Config) -> Check:
     from intercom.app.network import route_address
     from intercom.media.rtp import RtpSession
     from intercom.sip.address import parse_hostport
-    server = cfg["sip"]["stun_server"]
+    server = cfg.sip.stun_server
     if not server:
         return Check("nat", True, "no STUN server configured: SDP carries the local address")
     host, port = parse_hostport(server, 3478)
-    rtp = await RtpSession.open(cfg["sip"]["listen"], 40000, 49998, lambda *a: None)
+    rtp = await RtpSession.open(cfg.sip.listen, 40000, 49998, lambda *a: None)
     try:
         found = await rtp.public_address((host.strip("[]"), port or 3478))
     finally:
@@ -220,7 +219,7 @@ async def check_stun(cfg: config_mod.Config) -> Check:
 
 def station_state(cfg: config_mod.Config) -> dict[str, Any] | None:
     from intercom.control import socket_path
-    path = socket_path(cfg["control"]["socket"])
+    path = socket_path(cfg.control.socket)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(3)
@@ -235,22 +234,22 @@ def station_state(cfg: config_mod.Config) -> dict[str, Any] | None:
 
 def check_sip_port(cfg: config_mod.Config) -> Check:
     """The SIP port is free for the station, or held by the station itself."""
-    s = cfg["sip"]
-    host = s["listen"] if s["listen"] not in ("", "::") else "0.0.0.0"
+    s = cfg.sip
+    host = s.listen if s.listen not in ("", "::") else "0.0.0.0"
     taken = []
     for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as probe:
             try:
-                probe.bind((host, s["port"]))
+                probe.bind((host, s.port))
             except OSError as exc:
                 taken.append(f"{name} ({exc.strerror or exc})")
-    where = f"{host}:{s['port']}"
+    where = f"{host}:{s.port}"
     if not taken:
         return Check("sip port", True, f"{where} is free for the station")
     if station_state(cfg) is not None:
         return Check("sip port", True, f"{where} is in use by the running station")
     return Check("sip port", False, f"{where} cannot be used: {', '.join(taken)}",
-                 f"stop the program that holds it (`ss -lunp 'sport = :{s['port']}'` names "
+                 f"stop the program that holds it (`ss -lunp 'sport = :{s.port}'` names "
                  "it), or set [sip] port to a free one")
 
 

@@ -38,8 +38,8 @@ def test_a_writer_killed_at_random_points_never_leaves_a_broken_config(tmp_path:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         cfg = load(path)                                  # parses and validates
-        assert 0 <= cfg["audio"]["echo_delay_ms"] < 400
-        values.add(cfg["audio"]["echo_delay_ms"])
+        assert 0 <= cfg.audio.echo_delay_ms < 400
+        values.add(cfg.audio.echo_delay_ms)
         text = path.read_text()
         assert text.startswith("# the front door\n") and "# flat 1" in text
     assert len(values) > 5                                # the kills landed mid-stream

@@ -171,12 +171,12 @@ def test_the_config_fills_in_the_profiles_sound_card_and_can_overrule_it() -> No
     from intercom.hal.board import with_board_audio
     cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"profile": "pi4"},
                     "audio": {"mixer": {"Mic": 40}}})
-    a = with_board_audio(cfg)["audio"]
-    assert a["capture"] == a["playback"] == "plughw:CARD=Device,DEV=0"
-    assert a["mixer"] == {"Speaker": 85, "Mic": 40}             # the config's level wins
+    a = with_board_audio(cfg).audio
+    assert a.capture == a.playback == "plughw:CARD=Device,DEV=0"
+    assert a.mixer == {"Speaker": 85, "Mic": 40}             # the config's level wins
     own = validate({"call": {"targets": ["sip:a@b"]}, "audio": {"capture": "hw:2,0"}})
-    a = with_board_audio(own)["audio"]
-    assert (a["capture"], a["playback"]) == ("hw:2,0", "default")   # simulator: no card named
+    a = with_board_audio(own).audio
+    assert (a.capture, a.playback) == ("hw:2,0", "default")   # simulator: no card named
 
 
 def test_a_profile_with_a_base_that_goes_round_is_refused(tmp_path: Path) -> None:

@@ -52,13 +52,13 @@ def test_calibrate_command_writes_the_delay_and_keeps_the_rest(tmp_path: Path) -
     assert out.returncode == 0, out.stderr
     assert "echo delay     100.0 ms" in out.stdout
     cfg = load(path)
-    assert cfg["audio"]["echo_delay_ms"] == pytest.approx(100, abs=1)
-    assert cfg["audio"]["echo_tail_ms"] >= 200
+    assert cfg.audio.echo_delay_ms == pytest.approx(100, abs=1)
+    assert cfg.audio.echo_tail_ms >= 200
     text = path.read_text()
     assert text.startswith("# front door, installed 2026-11\n")
     assert 'targets = ["sip:resident@127.0.0.1"]   # the flat' in text
     assert text.count("\necho_delay_ms =") == 1                # replaced, not added again
-    assert cfg["door"]["codes"] == ["1234#"]
+    assert cfg.door.codes == ("1234#",)
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_an_update_that_would_break_the_config_is_refused(tmp_path: Path) -> Non
         update_file(path, "audio", {"echo_delay_ms": 9999})
     assert path.read_text() == CONFIG
     update_file(path, "media", {"rtp_port_min": 20000})          # a section not yet there
-    assert load(path)["media"]["rtp_port_min"] == 20000
+    assert load(path).media.rtp_port_min == 20000
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -101,16 +101,16 @@ def test_the_canceller_learns_the_room_from_the_calibration_noise(tmp_path: Path
     out = subprocess.run([sys.executable, "-m", "intercom.cli", "calibrate", "--config",
                           str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    audio = load(path)["audio"]
-    assert Path(audio["echo_training"]).is_file()
-    control = EchoControl(16000, 320, audio["echo_tail_ms"], audio["echo_delay_ms"])
-    assert calibrate.train(control, audio["echo_training"])
+    audio = load(path).audio
+    assert Path(audio.echo_training).is_file()
+    control = EchoControl(16000, 320, audio.echo_tail_ms, audio.echo_delay_ms)
+    assert calibrate.train(control, audio.echo_training)
     # The simulated card's room: its 80 ms plus the card's own 20 ms period.
     room = EchoPathSpec(delay_ms=100, room_ms=120, gain_db=-10, noise_dbfs=-70)
     speech = synthesized_speech(16000)
     trained = measure(room, speech, 16000, 320, control=control)
-    fresh = measure(room, speech, 16000, 320, tail_ms=audio["echo_tail_ms"],
-                    delay_ms=audio["echo_delay_ms"])
+    fresh = measure(room, speech, 16000, 320, tail_ms=audio.echo_tail_ms,
+                    delay_ms=audio.echo_delay_ms)
     assert trained.converged_s is not None and trained.converged_s < 0.2, trained
     assert fresh.converged_s is not None and fresh.converged_s > 0.5, fresh
     assert trained.erle_db >= 30, trained

@@ -1,13 +1,15 @@
 """Config validation: defaults, and errors that name the key and what is allowed."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from intercom.config import ConfigError, load, validate
+from intercom.config import (SCHEMA, SECTIONS, ButtonCall, ConfigError, load, reference,
+                             validate)
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"call": {"targets": ["sip:resident@192.0.2.1"]}}
@@ -15,8 +17,61 @@ MINIMAL = {"call": {"targets": ["sip:resident@192.0.2.1"]}}
 
 def test_minimal_config_gets_every_default() -> None:
     cfg = validate(MINIMAL)
-    assert cfg["sip"]["port"] == 5060 and cfg["door"]["codes"] == []
-    assert cfg["audio"]["device"] == "simulated" and cfg["board"]["type"] == "simulated"
+    assert cfg.sip.port == 5060 and cfg.door.codes == ()
+    assert cfg.audio.device == "simulated" and cfg.board.type == "simulated"
+    # Every key of the schema is a field of its section, with the rule's default.
+    for section, rules in SCHEMA.items():
+        values = getattr(cfg, section)
+        assert isinstance(values, SECTIONS[section])
+        for key, rule in rules.items():
+            if not rule.required:
+                want = tuple(rule.default) if isinstance(rule.default, list) else rule.default
+                assert getattr(values, key) == want, f"{section}.{key}"
+
+
+def test_the_checked_config_is_typed_and_cannot_be_changed_by_accident() -> None:
+    cfg = validate({"call": {"targets": ["sip:a@b"], "ring_time": 20,
+                             "button_targets": {"bell2": ["sip:c@d"],
+                                                "bell3": {"targets": ["sip:e@f"], "cycles": 2}}},
+                    "door": {"caller_codes": {"sip:c@d": ["42#"]}},
+                    "audio": {"mixer": {"Speaker": 80}}})
+    assert isinstance(cfg.call.ring_time, float) and cfg.call.ring_time == 20.0
+    assert cfg.call.targets == ("sip:a@b",)
+    assert cfg.call.button_targets == {"bell2": ButtonCall(("sip:c@d",)),
+                                       "bell3": ButtonCall(("sip:e@f",), cycles=2)}
+    assert cfg.door.caller_codes == {"sip:c@d": ("42#",)}
+    assert cfg.audio.mixer == {"Speaker": 80}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.door.codes = ("1#",)  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        cfg.door.pulse_secs  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_the_config_reference_in_docs_is_made_from_the_schema() -> None:
+    """docs/config.md is generated; when a key, default or range changes, regenerate
+    it with `python -m intercom.config > docs/config.md`."""
+    text = (ROOT / "docs" / "config.md").read_text()
+    assert text == reference(), "docs/config.md is stale: python -m intercom.config > docs/config.md"
+    for section, rules in SCHEMA.items():
+        assert f"## [{section}]" in text
+        for key in rules:
+            assert f"| `{key}` |" in text, f"{section}.{key} missing from docs/config.md"
+
+
+def test_every_example_in_the_reference_is_a_valid_setting() -> None:
+    """The reference's example for each key, put into a config, passes the checks
+    (except the file paths, which need the file)."""
+    for section, rules in SCHEMA.items():
+        for key, rule in rules.items():
+            example = rule.example if rule.example is not None else rule.default
+            if rule.check is not None and rule.check.__name__ == "optional_file":
+                continue
+            raw = {"call": {"targets": ["sip:a@b"]}}
+            raw.setdefault(section, {})[key] = example
+            try:
+                validate(raw)
+            except ConfigError as exc:
+                pytest.fail(f"the example for {section}.{key} is refused: {exc}")
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -123,7 +178,7 @@ def test_a_config_saved_by_a_windows_editor_on_the_boot_partition_reads(tmp_path
     path.write_bytes(b"\xef\xbb\xbf[call]\r\ntargets = [\"sip:resident@pbx\"]\r\n"
                      b"[station]\r\nname = \"Haust\xc3\xbcr\"\r\n")
     cfg = load(path)
-    assert cfg["call"]["targets"] == ["sip:resident@pbx"] and cfg["station"]["name"] == "Haustür"
+    assert cfg.call.targets == ("sip:resident@pbx",) and cfg.station.name == "Haustür"
     path.write_bytes(b"[call]\ntargets = [\"sip:a@b\"]\n[station]\nname = \"Haust\xfcr\"\n")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(at line 4\): save it as UTF-8"):
         load(path)
@@ -145,11 +200,11 @@ def test_auto_board_and_audio_follow_the_machine(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(machine, "MODEL_FILES", (str(path),))
     cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"type": "auto"},
                     "audio": {"device": "auto"}})
-    assert (cfg["board"]["type"], cfg["audio"]["device"]) == (board, audio)
+    assert (cfg.board.type, cfg.audio.device) == (board, audio)
     # Set by hand, they stay as they are.
     cfg = validate({"call": {"targets": ["sip:a@b"]}, "board": {"type": "simulated"},
                     "audio": {"device": "alsa"}})
-    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("simulated", "alsa")
+    assert (cfg.board.type, cfg.audio.device) == ("simulated", "alsa")
 
 
 def test_the_image_default_config_is_valid_and_follows_the_machine(
@@ -161,12 +216,12 @@ def test_the_image_default_config_is_valid_and_follows_the_machine(
     image_config = ROOT / "image-build" / "intercom.toml"
     monkeypatch.setattr(machine, "MODEL_FILES", (str(tmp_path / "none"),))
     cfg = load(image_config)
-    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("simulated", "simulated")
+    assert (cfg.board.type, cfg.audio.device) == ("simulated", "simulated")
     assert fallback_board(str(image_config)) == ("simulated", "pi4")
     (tmp_path / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\x00")
     monkeypatch.setattr(machine, "MODEL_FILES", (str(tmp_path / "model"),))
     cfg = load(image_config)
-    assert (cfg["board"]["type"], cfg["audio"]["device"]) == ("gpio", "alsa")
+    assert (cfg.board.type, cfg.audio.device) == ("gpio", "alsa")
     assert fallback_board(str(image_config)) == ("gpio", "pi4")
     # A file broken beyond reading still shows its error on the Pi's GPIO.
     (tmp_path / "broken.toml").write_text("[board\ntype = ")

@@ -298,7 +298,7 @@ def test_broken_sound_file_is_reported_and_the_door_still_opens(tmp_path: Path) 
 
 def test_malformed_sip_gets_400_and_the_station_carries_on(tmp_path: Path) -> None:
     async def body(rig: Rig) -> None:
-        port = rig.station.config["sip"]["port"]
+        port = rig.station.config.sip.port
         loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -380,7 +380,7 @@ def test_targets_for_a_button_the_board_lacks_are_refused(tmp_path: Path) -> Non
 
 
 def station_uri(rig: Rig) -> str:
-    return f"sip:door@127.0.0.1:{rig.station.config['sip']['port']}"
+    return f"sip:door@127.0.0.1:{rig.station.config.sip.port}"
 
 
 def test_a_caller_not_configured_gets_403_and_nothing_rings_or_opens(tmp_path: Path) -> None:
@@ -435,7 +435,7 @@ def test_a_caller_is_not_believed_on_its_from_header_alone(tmp_path: Path) -> No
     """An INVITE that claims to come from an allowed phone at 192.0.2.7 but comes
     from somewhere else (here 127.0.0.1, not our registrar) gets 403."""
     async def body(rig: Rig) -> None:
-        port = rig.station.config["sip"]["port"]
+        port = rig.station.config.sip.port
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         me = sock.getsockname()[1]

@@ -56,17 +56,17 @@ class CallMedia:
 
     async def open(self, peer: str, incoming: bool = False) -> CallLeg:
         """A leg with its RTP port open and our media description. Raises OSError."""
-        m = self.config["media"]
-        rtp = await RtpSession.open(self.config["sip"]["listen"], m["rtp_port_min"],
-                                    m["rtp_port_max"], lambda *a: None)
+        m = self.config.media
+        rtp = await RtpSession.open(self.config.sip.listen, m.rtp_port_min,
+                                    m.rtp_port_max, lambda *a: None)
         host, port = await self.address(rtp)
-        media = sdp.MediaDescription(host, port, offer_formats(self.config["audio"]["codecs"]),
+        media = sdp.MediaDescription(host, port, offer_formats(self.config.audio.codecs),
                                      ptime=PTIME, rtcp_mux=True)
         return CallLeg(peer, rtp, media, incoming=incoming)
 
     async def address(self, rtp: RtpSession) -> tuple[str, int]:
         """Where the peer should send our audio: STUN's answer when configured (RFC 5389)."""
-        server = self.config["sip"]["stun_server"]
+        server = self.config.sip.stun_server
         if server:
             host, port = parse_hostport(server, 3478)
             found = await rtp.public_address((host.strip("[]"), port or 3478))
@@ -75,7 +75,7 @@ class CallMedia:
         return self.local_host(), rtp.local_port
 
     def offer(self, leg: CallLeg) -> bytes:
-        srtp = self.config["media"]["srtp"]
+        srtp = self.config.media.srtp
         if srtp != "off":
             # Required: RTP/SAVP, which a phone without SRTP refuses. Optional: RTP/AVP
             # with a=crypto, which such a phone ignores (best effort, RFC 4568 7.1).
@@ -87,7 +87,7 @@ class CallMedia:
     def answer(self, leg: CallLeg, offer: bytes) -> bytes:
         """Our answer to a resident's offer; the stream starts. Raises SipError."""
         remote = sdp.parse(offer)
-        srtp = self.config["media"]["srtp"]
+        srtp = self.config.media.srtp
         protocols = {"off": ("RTP/AVP",), "optional": ("RTP/AVP", "RTP/SAVP"),
                      "required": ("RTP/SAVP", "RTP/AVP")}[srtp]
         answer = sdp.answer_for(remote, leg.media.formats, leg.media.address, leg.media.port,
@@ -125,19 +125,19 @@ class CallMedia:
         if running is not None and running.codec.name.lower() == chosen.codec.name.lower() \
                 and (running.codec.payload_type, running.te_pt) == (chosen.codec.payload_type, te):
             return True                            # same codec: keep its state and the stream
-        codec = codec_for(chosen.codec, self.config["audio"]["opus_complexity"])
+        codec = codec_for(chosen.codec, self.config.audio.opus_complexity)
         if leg.stream is not None:
             leg.stream.stop()
-        a, m = self.config["audio"], self.config["media"]
+        a, m = self.config.audio, self.config.media
         te_rate = chosen.telephone_event.clock_rate if chosen.telephone_event else 8000
-        leg.stream = AudioStream(self.open_device, a["rate"], leg.rtp, codec, te,
+        leg.stream = AudioStream(self.open_device, a.rate, leg.rtp, codec, te,
                                  lambda digit: self.on_dtmf(leg, digit), self.on_audio_error,
                                  PTIME, self._echo_control(codec.sample_rate),
-                                 a["mic_gain_db"], a["speaker_gain_db"], te_rate,
-                                 self.config["door"]["inband_dtmf"], a["period_ms"],
-                                 jitter_min_ms=m["jitter_min_ms"],
-                                 jitter_max_ms=m["jitter_max_ms"],
-                                 jitter_spike_max_ms=m["jitter_spike_max_ms"])
+                                 a.mic_gain_db, a.speaker_gain_db, te_rate,
+                                 self.config.door.inband_dtmf, a.period_ms,
+                                 jitter_min_ms=m.jitter_min_ms,
+                                 jitter_max_ms=m.jitter_max_ms,
+                                 jitter_spike_max_ms=m.jitter_spike_max_ms)
         if leg.listen_only:
             leg.stream.speaker_gain = 0.0
         leg.stream.start()
@@ -151,7 +151,7 @@ class CallMedia:
                            if c is not None and c.tag == leg.crypto.tag
                            and c.suite == leg.crypto.suite), None)
         if theirs is None:
-            if self.config["media"]["srtp"] == "required":
+            if self.config.media.srtp == "required":
                 log.warning("%s sent SDP without SRTP, which the config requires", leg.peer)
                 return False
             leg.rtp.srtp = None
@@ -179,31 +179,31 @@ class CallMedia:
         return None
 
     def open_device(self) -> AudioDevice:
-        a = self.config["audio"]
-        period = a["rate"] * a["period_ms"] // 1000
-        if a["device"] == "alsa":
-            return AlsaSoundCard(a["rate"], period, a["capture"], a["playback"])
+        a = self.config.audio
+        period = a.rate * a.period_ms // 1000
+        if a.device == "alsa":
+            return AlsaSoundCard(a.rate, period, a.capture, a.playback)
         echo = None
-        if a["sim_echo_gain_db"] > -120:
-            echo = EchoPathSpec(a["sim_echo_delay_ms"], a["sim_echo_room_ms"],
-                                a["sim_echo_gain_db"], a["sim_noise_dbfs"])
-        return SimulatedSoundCard(a["rate"], period, a["mic_file"], a["mic_tone_hz"],
-                                  a["speaker_file"], echo)
+        if a.sim_echo_gain_db > -120:
+            echo = EchoPathSpec(a.sim_echo_delay_ms, a.sim_echo_room_ms,
+                                a.sim_echo_gain_db, a.sim_noise_dbfs)
+        return SimulatedSoundCard(a.rate, period, a.mic_file, a.mic_tone_hz,
+                                  a.speaker_file, echo)
 
     def _echo_control(self, rate: int) -> EchoControl | None:
         """The echo canceller for calls at ``rate``, kept from call to call: the room
         does not change, so a canceller that has learnt it starts the next call ready."""
-        a = self.config["audio"]
-        if not a["echo_cancel"]:
+        a = self.config.audio
+        if not a.echo_cancel:
             return None
         control = self._echo.get(rate)
         if control is None:
             control = self._echo[rate] = EchoControl(
-                rate, rate * PTIME // 1000, a["echo_tail_ms"], a["echo_delay_ms"],
-                denoise=a["denoise"], agc=a["agc"])
-            if a["echo_training"] and not calibrate.train(control, a["echo_training"]):
+                rate, rate * PTIME // 1000, a.echo_tail_ms, a.echo_delay_ms,
+                denoise=a.denoise, agc=a.agc)
+            if a.echo_training and not calibrate.train(control, a.echo_training):
                 log.warning("echo training file %s is missing or broken; run intercom "
-                            "calibrate again", a["echo_training"])
+                            "calibrate again", a.echo_training)
         else:
             control.restart()
         return control

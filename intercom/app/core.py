@@ -377,12 +377,12 @@ class StationCore:
     def __init__(self, config: Config, registrar: bool = False) -> None:
         self.config = config
         self.has_registrar = registrar
-        d = config["door"]
-        self.door = DoorState(d["pulse_seconds"], d["hold_max_seconds"],
-                              d["open_alarm_seconds"])
-        self.lockout = Lockout(d["max_wrong_codes"], d["max_wrong_codes_overall"],
-                               d["lockout_seconds"], d["lockout_max_seconds"])
-        self.codes = DoorCodes([], d["digit_timeout"])
+        d = config.door
+        self.door = DoorState(d.pulse_seconds, d.hold_max_seconds,
+                              d.open_alarm_seconds)
+        self.lockout = Lockout(d.max_wrong_codes, d.max_wrong_codes_overall,
+                               d.lockout_seconds, d.lockout_max_seconds)
+        self.codes = DoorCodes([], d.digit_timeout)
         self.started = False
         self.audio_error: str | None = None
         self.registration: RegState | None = None      # None: not tried (or no registrar)
@@ -455,12 +455,17 @@ class StationCore:
 
     def ring_settings(self, button: str) -> RingSettings:
         """How ``button`` rings: its own table in call.button_targets over [call]'s."""
-        c = dict(self.config["call"])
-        own = c["button_targets"].get(button)
-        if own is not None:
-            c.update(own if isinstance(own, dict) else {"targets": own})
-        return RingSettings(tuple(c["targets"]), c["strategy"], float(c["ring_time"]),
-                            c["cycles"], tuple(c["fallback_targets"]), float(c["ring_timeout"]))
+        c = self.config.call
+        own = c.button_targets.get(button)
+        if own is None:
+            return RingSettings(c.targets, c.strategy, c.ring_time, c.cycles,
+                                c.fallback_targets, c.ring_timeout)
+        return RingSettings(
+            own.targets, own.strategy or c.strategy,
+            c.ring_time if own.ring_time is None else own.ring_time,
+            own.cycles or c.cycles,
+            c.fallback_targets if own.fallback_targets is None else own.fallback_targets,
+            c.ring_timeout)
 
     # ----- plumbing ----------------------------------------------------------------
     def _emit(self, action: StationAction) -> None:
@@ -634,16 +639,16 @@ class StationCore:
             self._log(logging.INFO, f"bell {button} pressed {self.holdoff_until - now:.1f} s "
                                     "after a call started: ignored (hold-off)")
             return
-        if self.busy and self.config["call"]["press_during_call"] == "restart":
+        if self.busy and self.config.call.press_during_call == "restart":
             self._log(logging.INFO, f"bell {button} pressed during a call: ending it, "
                                     "calling again")
             self._hangup("the bell was pressed again", now)
         elif self.busy:
             self._log(logging.INFO, f"bell {button} pressed during a call: ignored")
             return
-        self.holdoff_until = now + self.config["call"]["press_holdoff"]
+        self.holdoff_until = now + self.config.call.press_holdoff
         visit = self.visit = Visit(button, RingPlan(self.ring_settings(button), now))
-        self._emit(LocalTone(RINGBACK[self.config["station"]["country"]]))
+        self._emit(LocalTone(RINGBACK[self.config.station.country]))
         self._act(visit, visit.plan.start(now), now)
 
     def _act(self, visit: Visit, actions: list[PlanAction], now: float) -> None:
@@ -689,7 +694,7 @@ class StationCore:
         elif outcome != "answered":
             self._log(logging.INFO, f"bell {visit.button}: {outcome} "
                                     f"(tried {', '.join(plan.tried)})")
-            self._emit(LocalTone(BUSY[self.config["station"]["country"]], BUSY_SECONDS))
+            self._emit(LocalTone(BUSY[self.config.station.country], BUSY_SECONDS))
         record = CallRecord("bell", visit.button, outcome, tuple(plan.tried),
                             plan.answered_by or "", round(seconds, 1))
         if leg is not None:
@@ -711,7 +716,7 @@ class StationCore:
             self._log(logging.INFO, f"incoming call from {event.caller} while busy: 486")
             self._emit(RejectCall(event.call_id, 486, "Busy Here"))
         else:
-            listen_only = not self.config["incoming"]["talk"]
+            listen_only = not self.config.incoming.talk
             leg = self.answering = self._new_leg(event.caller, incoming=True,
                                                  call_id=event.call_id,
                                                  source=event.source[0],
@@ -735,10 +740,10 @@ class StationCore:
         leg.answered_at = now
         leg.codec = codec
         self.call = leg
-        self.codes = DoorCodes(self._codes_for(leg.peer), self.config["door"]["digit_timeout"])
-        c = self.config["call"]
-        self.limit = CallLimit(now, c["max_duration"], c["warning_seconds"], c["extend_key"],
-                               c["extend_seconds"])
+        self.codes = DoorCodes(self._codes_for(leg.peer), self.config.door.digit_timeout)
+        c = self.config.call
+        self.limit = CallLimit(now, c.max_duration, c.warning_seconds, c.extend_key,
+                               c.extend_seconds)
         self._audio_at = now + AUDIO_REPORT_SECONDS
         self._publish(CallEvent("answered", leg.peer,
                                 codec + (" (incoming)" if leg.incoming else "")))
@@ -781,7 +786,7 @@ class StationCore:
         """Mix ``tone`` into the call: the resident hears it, and the visitor too
         unless the caller is only listening at the door."""
         call = self.call
-        if call is not None and self.config["audio"]["tones"]:
+        if call is not None and self.config.audio.tones:
             self._emit(CallTone(call.id, tone, to_speaker and not call.listen_only))
 
     # ----- keys, codes and the door ---------------------------------------------------
@@ -815,12 +820,12 @@ class StationCore:
     def _codes_for(self, peer: str) -> list[str]:
         """The codes that open the door in a call with ``peer``: everyone's, and
         those door.caller_codes gives that target or caller."""
-        codes = list(self.config["door"]["codes"])
+        codes = list(self.config.door.codes)
         try:
             uri = SipUri.parse(peer)
         except SipError:
             return codes
-        for entry, own in self.config["door"]["caller_codes"].items():
+        for entry, own in self.config.door.caller_codes.items():
             if SipUri.parse(entry).names(uri):
                 codes += own
         return codes
@@ -834,7 +839,7 @@ class StationCore:
                 self._publish(DoorEvent("opened", caller, "code", source))
                 self._tone_in_call(DOOR_OPENED, True)
                 self.door.pulse(now, self._emit)
-                after = self.config["door"]["hangup_after_open"]
+                after = self.config.door.hangup_after_open
                 if after and self._hangup_at is None:
                     self._hangup_at = now + after
                 continue

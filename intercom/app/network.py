@@ -29,43 +29,43 @@ def registration_fix(status: int) -> str:
 
 
 def registrar_of(config: Config) -> SipUri | None:
-    s = config["sip"]
-    return SipUri.parse(s["registrar"]) if s["registrar"] else None
+    s = config.sip
+    return SipUri.parse(s.registrar) if s.registrar else None
 
 
 def route_address(config: Config, toward: tuple[str, int] | None = None) -> str:
     """Our address on the route to ``toward``: the registrar, else the first target."""
-    listen = config["sip"]["listen"]
+    listen = config.sip.listen
     if listen not in ("0.0.0.0", "::", ""):
         return str(listen)
     if toward is None:
-        toward = (registrar_of(config) or SipUri.parse(config["call"]["targets"][0])).hostport()
+        toward = (registrar_of(config) or SipUri.parse(config.call.targets[0])).hostport()
     return local_address_towards(*toward)
 
 
 def user_agent(config: Config) -> UserAgent:
-    s = config["sip"]
+    s = config.sip
     registrar = registrar_of(config)
-    local_host = s["public_address"] or route_address(config)
+    local_host = s.public_address or route_address(config)
     return UserAgent(UaSettings(
-        user=s["user"], domain=s["domain"] or (registrar.host if registrar else local_host),
-        local_host=local_host, local_port=s["port"],
-        display_name=config["station"]["name"], registrar=registrar,
-        proxy=SipUri.parse(s["proxy"]) if s["proxy"] else None,
-        backup_registrar=SipUri.parse(s["backup_registrar"]) if s["backup_registrar"] else None,
-        auth_user=s["auth_user"], password=s["password"], realm=s["realm"],
-        register_expires=s["register_expires"], session_expires=s["session_expires"],
-        transport="udp" if s["transport"] == "auto" else s["transport"],
-        keepalive_interval=float(s["keepalive_interval"]), keepalive_method=s["keepalive"],
-        contact_rewrite=s["contact_rewrite"], timers=TimerValues(t1=float(s["t1"]))))
+        user=s.user, domain=s.domain or (registrar.host if registrar else local_host),
+        local_host=local_host, local_port=s.port,
+        display_name=config.station.name, registrar=registrar,
+        proxy=SipUri.parse(s.proxy) if s.proxy else None,
+        backup_registrar=SipUri.parse(s.backup_registrar) if s.backup_registrar else None,
+        auth_user=s.auth_user, password=s.password, realm=s.realm,
+        register_expires=s.register_expires, session_expires=s.session_expires,
+        transport="udp" if s.transport == "auto" else s.transport,
+        keepalive_interval=float(s.keepalive_interval), keepalive_method=s.keepalive,
+        contact_rewrite=s.contact_rewrite, timers=TimerValues(t1=float(s.t1))))
 
 
 async def locate_servers(ua: UserAgent, config: Config, targets: list[str]) -> None:
     """RFC 3263: the places DNS names for the registrars and proxy, best first,
     and for the call ``targets`` when calls go to them directly."""
-    s = config["sip"]
-    resolver = make_resolver(s["dns_servers"])
-    forced = None if s["transport"] == "auto" else s["transport"]
+    s = config.sip
+    resolver = make_resolver(s.dns_servers)
+    forced = None if s.transport == "auto" else s.transport
     uris = list(ua.settings.servers)
     if ua.outbound is None:
         uris += [SipUri.parse(t) for t in targets]

@@ -48,7 +48,7 @@ class DoorStation:
         self.loop = asyncio.get_running_loop()
         self.subscribers: list[Callable[[Event], None]] = []
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
-        for button in config["call"]["button_targets"]:
+        for button in config.call.button_targets:
             if button not in board.buttons:
                 raise ConfigError(f"call.button_targets.{button}: the board has no such "
                                   f"button; it has {', '.join(sorted(board.buttons))}")
@@ -246,17 +246,17 @@ class DoorStation:
         if self._tones is not None:
             self._tones.stop()
             self._tones = None
-        a = self.config["audio"]
-        if tone is not None and a["tones"]:
-            self._tones = TonePlayer(self.media.open_device, a["rate"],
-                                     a["rate"] * a["period_ms"] // 1000, tone, seconds)
+        a = self.config.audio
+        if tone is not None and a.tones:
+            self._tones = TonePlayer(self.media.open_device, a.rate,
+                                     a.rate * a.period_ms // 1000, tone, seconds)
 
     # ----- the address ---------------------------------------------------------------
     async def _watch_address(self, interval: float) -> None:
         """Follow a change of our own address (Wi-Fi/4G handover): re-register, re-offer."""
         while True:
             await asyncio.sleep(interval)
-            first = SipUri.parse(self.config["call"]["targets"][0])
+            first = SipUri.parse(self.config.call.targets[0])
             dest = self.ua.locate(self.ua.outbound or first)
             try:
                 current = await asyncio.to_thread(route_address, self.config,
@@ -282,23 +282,23 @@ class DoorStation:
 
     # ----- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        lg = self.config["log"]
-        path = lg["database"] or default_path()
+        lg = self.config.log
+        path = lg.database or default_path()
         lockouts: dict[str, tuple[int, int, float]] = {}
         try:
-            self.eventlog = EventLog(path, lg["max_events"])
+            self.eventlog = EventLog(path, lg.max_events)
             lockouts = self.eventlog.load_lockouts()
         except (sqlite3.Error, OSError) as exc:
             # The door station works without its record; it says so, once.
             log.error("event log %s cannot be opened: %s; running without it", path, exc)
-        s = self.config["sip"]
-        tls = tls_context(s["tls_ca_file"]) if s["transport"] in ("auto", "tls") else None
-        self.sip = await SipEndpoint.open(self.ua, (s["listen"], s["port"]), self._on_sip_event,
+        s = self.config.sip
+        tls = tls_context(s.tls_ca_file) if s.transport in ("auto", "tls") else None
+        self.sip = await SipEndpoint.open(self.ua, (s.listen, s.port), self._on_sip_event,
                                           tls)
         await locate_servers(self.ua, self.config, self._all_targets())
-        if s["address_check"] and not s["public_address"] and \
-                s["listen"] in ("0.0.0.0", "::", ""):
-            self._watch = self.loop.create_task(self._watch_address(float(s["address_check"])))
+        if s.address_check and not s.public_address and \
+                s.listen in ("0.0.0.0", "::", ""):
+            self._watch = self.loop.create_task(self._watch_address(float(s.address_check)))
         self.board.on_button = self._button_from_board
         self.board.on_door = self._door_from_board
         self.board.on_tamper = self._tamper_from_board
@@ -309,8 +309,8 @@ class DoorStation:
             self.sip.run(self.ua.register)
         self.feed(core.Started(audio_error, lockouts, self.board.tamper_open is True,
                                self.board.door_closed))
-        log.info("station %r up: SIP %s:%d, %s", self.config["station"]["name"], self.local_host,
-                 s["port"], f"registrar {self.registrar}" if self.registrar else "no registrar")
+        log.info("station %r up: SIP %s:%d, %s", self.config.station.name, self.local_host,
+                 s.port, f"registrar {self.registrar}" if self.registrar else "no registrar")
 
     @property
     def started(self) -> bool:
@@ -401,12 +401,12 @@ class DoorStation:
             call = {"state": c.call_state(),
                     "peer": ", ".join(c.visit.plan.ringing.values()),
                     "button": c.visit.button}
-        return {"station": self.config["station"]["name"],
+        return {"station": self.config.station.name,
                 "registration": {"state": str(c.registration or "none"),
                                  "registrar": str(self.registrar) if self.registrar else None},
                 "call": call,
-                "audio": {"device": self.config["audio"]["device"], "error": c.audio_error},
-                "board": {"type": self.config["board"]["type"],
+                "audio": {"device": self.config.audio.device, "error": c.audio_error},
+                "board": {"type": self.config.board.type,
                           "profile": self.board.profile.name},
                 "relay": {"energised": self.board.relay_energised, "held": c.door.held},
                 "door_closed": self.board.door_closed,
@@ -419,7 +419,7 @@ class DoorStation:
     def _all_targets(self) -> list[str]:
         """Every target any bell may ring (for DNS at start)."""
         every: list[str] = []
-        for button in ["", *self.config["call"]["button_targets"]]:
+        for button in ["", *self.config.call.button_targets]:
             plan = self.ring_settings(button)           # "": [call]'s own targets
             every += [*plan.targets, *plan.fallback]
         return list(dict.fromkeys(every))
@@ -456,7 +456,7 @@ class DoorStation:
             uri = SipUri.parse(caller)
         except SipError:
             return False
-        for entry in map(SipUri.parse, self.config["incoming"]["callers"]):
+        for entry in map(SipUri.parse, self.config.incoming.callers):
             if (entry.user, entry.host.lower()) != (uri.user, uri.host.lower()) or \
                     (entry.port is not None and entry.port != uri.port):
                 continue

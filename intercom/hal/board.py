@@ -11,13 +11,16 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intercom.hal.errors import HalError
 from intercom.hal.serialrelay import SerialRelay
+
+if TYPE_CHECKING:
+    from intercom.config import Config
 
 log = logging.getLogger("intercom.hal")
 # LED patterns besides on and off: (seconds on, seconds off).
@@ -329,12 +332,12 @@ def open_board(board_type: str, profile_name: str) -> Board:
     return Board(profile)
 
 
-def with_board_audio(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def with_board_audio(cfg: Config) -> Config:
     """The config with the board profile's sound card where [audio] leaves it open:
     capture and playback (else ALSA's default), and mixer levels under the config's."""
-    profile = profile_for(cfg["board"]["type"], cfg["board"]["profile"])
-    a = dict(cfg["audio"])
-    for key in ("capture", "playback"):
-        a[key] = a[key] or profile.audio.get(key, "default")
-    a["mixer"] = {**profile.audio.get("mixer", {}), **a["mixer"]}
-    return {**cfg, "audio": a}
+    profile = profile_for(cfg.board.type, cfg.board.profile)
+    a = cfg.audio
+    audio = replace(a, capture=a.capture or profile.audio.get("capture", "default"),
+                    playback=a.playback or profile.audio.get("playback", "default"),
+                    mixer={**profile.audio.get("mixer", {}), **a.mixer})
+    return replace(cfg, audio=audio)

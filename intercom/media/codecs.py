@@ -8,7 +8,7 @@ sample rate, and the RTP clock the SDP names (G.722: 16 kHz audio on an
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,7 +151,7 @@ def spec(name: str) -> CodecSpec:
     raise KeyError(name)
 
 
-def offer_formats(names: list[str]) -> list[PayloadFormat]:
+def offer_formats(names: Sequence[str]) -> list[PayloadFormat]:
     """Our payload formats in preference order, plus telephone-event."""
     formats = [spec(n).format for n in names]
     events = [TELEPHONE_EVENT]

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import wave
+from collections.abc import Mapping
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -164,7 +165,7 @@ class SimulatedSoundCard(AudioDevice):
         self._speaker = None                     # the recording stays open for the next
 
 
-def set_mixer(device: str, levels: dict[str, int]) -> list[str]:
+def set_mixer(device: str, levels: Mapping[str, int]) -> list[str]:
     """Set each mixer control of the card behind PCM ``device`` to its percentage.
     Returns the errors (a control the card lacks, no mixer), one line each."""
     import alsaaudio

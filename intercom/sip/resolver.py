@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import dns.asyncresolver
@@ -26,7 +27,7 @@ log = logging.getLogger("intercom.sip")
 QUERY_LIFETIME = 3.0               # seconds for one query, retries included
 
 
-def make_resolver(nameservers: list[str]) -> dns.asyncresolver.Resolver:
+def make_resolver(nameservers: Sequence[str]) -> dns.asyncresolver.Resolver:
     """The system resolver, or one asking the given ``host[:port]`` servers only."""
     if not nameservers:
         return dns.asyncresolver.Resolver()
