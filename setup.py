@@ -46,5 +46,5 @@ extensions = [
               **{**common, "extra_compile_args": common["extra_compile_args"] + spandsp_cflags}),
 ]
 
-setup(ext_modules=cythonize(extensions, language_level=3,
+setup(ext_modules=cythonize(extensions, language_level=3, include_path=["cext", "."],
                             compiler_directives={"boundscheck": False, "wraparound": False}))

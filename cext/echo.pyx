@@ -14,8 +14,6 @@ from libc.stdint cimport int16_t, int32_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memmove, memset
 from libspeexdsp cimport (
-    SpeexResamplerState, speex_resampler_init, speex_resampler_destroy,
-    speex_resampler_process_int,
     SpeexEchoState, SPEEX_ECHO_SET_SAMPLING_RATE, speex_echo_state_init,
     speex_echo_state_destroy, speex_echo_cancellation, speex_echo_state_reset, speex_echo_ctl,
     SpeexPreprocessState, SPEEX_PREPROCESS_SET_DENOISE, SPEEX_PREPROCESS_SET_AGC,
@@ -25,19 +23,11 @@ from libspeexdsp cimport (
     speex_preprocess_state_init, speex_preprocess_state_destroy, speex_preprocess_run,
     speex_preprocess_ctl,
 )
+from intercom.cext.resample cimport Resampler, check_speex
+
+from intercom.cext.resample import SpeexError
 
 cnp.import_array()
-
-
-class SpeexError(RuntimeError):
-    """libspeexdsp refused a setting or failed to allocate its state."""
-
-
-cdef int _check(int err, str what) except -1:
-    # Every libspeexdsp control call's return code passes through here.
-    if err != 0:
-        raise SpeexError(f"libspeexdsp: {what} failed ({err})")
-    return 0
 
 
 cdef class EchoCanceller:
@@ -55,7 +45,7 @@ cdef class EchoCanceller:
             raise SpeexError("libspeexdsp: cannot create the echo canceller")
         self.frame_size, self.filter_length, self.rate = frame_size, filter_length, rate
         cdef int r = rate
-        _check(speex_echo_ctl(self._state, SPEEX_ECHO_SET_SAMPLING_RATE, &r), "set rate")
+        check_speex(speex_echo_ctl(self._state, SPEEX_ECHO_SET_SAMPLING_RATE, &r), "set rate")
 
     def __dealloc__(self):
         if self._state != NULL:
@@ -94,7 +84,7 @@ cdef class Preprocessor:
 
     cdef _set_int(self, int request, int value, str what):
         cdef int v = value
-        _check(speex_preprocess_ctl(self._state, request, &v), what)
+        check_speex(speex_preprocess_ctl(self._state, request, &v), what)
 
     def configure(self, bint denoise=True, int noise_suppress_db=-15, bint agc=False,
                   float agc_level=8000.0, int agc_max_gain_db=20,
@@ -106,7 +96,7 @@ cdef class Preprocessor:
         self._set_int(SPEEX_PREPROCESS_SET_AGC, 1 if agc else 0, "AGC")
         cdef float level = agc_level
         if agc:
-            _check(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_AGC_LEVEL, &level),
+            check_speex(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_AGC_LEVEL, &level),
                    "AGC level")
             self._set_int(SPEEX_PREPROCESS_SET_AGC_MAX_GAIN, agc_max_gain_db, "AGC max gain")
         self._set_int(SPEEX_PREPROCESS_SET_ECHO_SUPPRESS, echo_suppress_db, "echo suppress")
@@ -117,7 +107,7 @@ cdef class Preprocessor:
         """Residual echo suppression from the canceller's estimate of the echo."""
         if canceller.frame_size != self.frame_size:
             raise ValueError("the canceller and preprocessor frame sizes differ")
-        _check(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_ECHO_STATE,
+        check_speex(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_ECHO_STATE,
                                     canceller._state), "echo state")
         self._echo = canceller
 
@@ -151,8 +141,8 @@ cdef class MicPath:
     and comes out ready to encode. Without a canceller the frames come out as
     they were recorded (the preprocessor, if given, still runs).
     """
-    cdef SpeexResamplerState* _mic_rs
-    cdef SpeexResamplerState* _ref_rs
+    cdef Resampler _mic_rs
+    cdef Resampler _ref_rs
     cdef int16_t* _mic
     cdef int16_t* _ref
     cdef int16_t* _scratch
@@ -165,7 +155,6 @@ cdef class MicPath:
     def __cinit__(self, int device_rate, int rate, int frame, double mic_gain=1.0,
                   EchoCanceller canceller=None, Preprocessor preprocessor=None, int lag=0,
                   int quality=3):
-        cdef int err = 0
         if device_rate <= 0 or rate <= 0 or frame <= 0 or lag < 0:
             raise ValueError("rates and frame must be positive, lag not negative")
         if canceller is not None and canceller.frame_size != frame:
@@ -187,25 +176,17 @@ cdef class MicPath:
             raise MemoryError()
         self._ref_n = lag                       # the reference starts with the lag's silence
         if device_rate != rate:
-            self._mic_rs = speex_resampler_init(1, device_rate, rate, quality, &err)
-            if self._mic_rs == NULL:
-                raise SpeexError(f"libspeexdsp: cannot create a resampler ({err})")
+            self._mic_rs = Resampler(device_rate, rate, quality)
             if canceller is not None:
-                self._ref_rs = speex_resampler_init(1, device_rate, rate, quality, &err)
-                if self._ref_rs == NULL:
-                    raise SpeexError(f"libspeexdsp: cannot create a resampler ({err})")
+                self._ref_rs = Resampler(device_rate, rate, quality)
 
     def __dealloc__(self):
-        if self._mic_rs != NULL:
-            speex_resampler_destroy(self._mic_rs)
-        if self._ref_rs != NULL:
-            speex_resampler_destroy(self._ref_rs)
         free(self._mic)
         free(self._ref)
         free(self._scratch)
 
-    cdef int _append(self, SpeexResamplerState* rs, int16_t* buf, int* n,
-                     const int16_t* src, uint32_t count) noexcept nogil:
+    cdef int _append(self, Resampler rs, int16_t* buf, int* n,
+                     const int16_t* src, uint32_t count) except -1 nogil:
         # Add ``count`` device-rate samples to ``buf`` at the codec's rate; when
         # full, the oldest give way (the other side stopped taking frames).
         cdef uint32_t in_len = count, out_len
@@ -214,12 +195,12 @@ cdef class MicPath:
             memmove(buf, buf + (n[0] - self._cap // 2), (self._cap // 2) * sizeof(int16_t))
             n[0] = self._cap // 2
             room = self._cap - n[0]
-        if rs == NULL:
+        if rs is None:
             memcpy(buf + n[0], src, count * sizeof(int16_t))
             n[0] += count
             return 0
         out_len = room
-        speex_resampler_process_int(rs, 0, src, &in_len, buf + n[0], &out_len)
+        rs.convert(src, &in_len, buf + n[0], &out_len)
         n[0] += out_len
         return 0
 

@@ -6,6 +6,7 @@ cdef extern from "speex/speex_resampler.h" nogil:
         pass
     enum:
         RESAMPLER_ERR_SUCCESS
+        RESAMPLER_ERR_MAX_ERROR
     SpeexResamplerState* speex_resampler_init(uint32_t nb_channels, uint32_t in_rate,
                                               uint32_t out_rate, int quality, int* err)
     void speex_resampler_destroy(SpeexResamplerState* st)

@@ -13,6 +13,7 @@ from libspeexdsp cimport (
     JITTER_BUFFER_OK, JITTER_BUFFER_MISSING, JITTER_BUFFER_INSERTION,
     JITTER_BUFFER_SET_MARGIN,
 )
+from intercom.cext.resample cimport check_speex
 
 OK = JITTER_BUFFER_OK
 MISSING = JITTER_BUFFER_MISSING
@@ -34,7 +35,8 @@ cdef class SpeexJitterBuffer:
             raise MemoryError("jitter_buffer_init failed")
         self.step = step
         cdef int32_t m = margin
-        jitter_buffer_ctl(self._jb, JITTER_BUFFER_SET_MARGIN, &m)
+        check_speex(jitter_buffer_ctl(self._jb, JITTER_BUFFER_SET_MARGIN, &m),
+                    "setting the jitter buffer's margin")
 
     def __dealloc__(self):
         if self._jb != NULL:

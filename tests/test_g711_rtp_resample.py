@@ -111,3 +111,19 @@ def test_resampler_rejects_bad_arguments() -> None:
         Resampler(48000, 8000, quality=11)
     with pytest.raises(ValueError):
         Resampler(0, 8000)
+
+
+def test_a_libspeexdsp_failure_is_one_error_named_by_libspeexdsp() -> None:
+    """Every libspeexdsp return code goes through one check (intercom/cext/resample.pxd):
+    a resampler it cannot allocate is a SpeexError with libspeexdsp's reason, and the
+    echo module raises the same class."""
+    from intercom.cext import echo
+    from intercom.cext.resample import SpeexError
+    assert echo.SpeexError is SpeexError
+    with pytest.raises(SpeexError, match="creating a resampler failed: Memory allocation"):
+        Resampler(4_000_000_000, 1)
+    # The microphone path resamples through the same Resampler.
+    path = echo.MicPath(48000, 16000, 320)
+    frames = path.process(tone(1000, 0.02, 48000), np.zeros(960, dtype=np.int16))
+    frames += path.process(tone(1000, 0.02, 48000), np.zeros(960, dtype=np.int16))
+    assert [len(f) for f in frames] == [320] * len(frames) and frames
