@@ -109,9 +109,10 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
         log.info("control socket %s", control.path)
         # Ready: the config is loaded and the first registration attempt is made.
         notifier.notify("READY=1", f"STATUS={status_line(station)}")
+        from intercom.app.events import EventKind
 
         def report(event: Event) -> None:
-            if event.kind in ("registration", "call", "alarm"):
+            if event.kind in (EventKind.REGISTRATION, EventKind.CALL, EventKind.ALARM):
                 notifier.notify(f"STATUS={status_line(station)}")
         station.subscribe(report)
         await stop.wait()

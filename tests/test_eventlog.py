@@ -6,7 +6,7 @@ from pathlib import Path
 
 from intercom.app.door import Lockout
 from intercom.app.eventlog import EventLog
-from intercom.app.events import (AudioEvent, CallEvent, CallRecord, DoorEvent, DtmfEvent,
+from intercom.app.events import (AudioEvent, CallEvent, CallRecord, Direction, DoorEvent, DtmfEvent,
                                  RegistrationEvent)
 
 
@@ -70,3 +70,23 @@ def test_a_lockout_outlives_a_restart_on_the_wall_clock(tmp_path: Path) -> None:
     lock = second.locked("call-4", "sip:guess@pbx", 70.0)
     assert lock is not None and lock.seconds == 120
     reopened.close()
+
+
+def test_an_event_word_outside_its_vocabulary_is_refused_by_name() -> None:
+    """States, outcomes, actions and causes are enums: a typo fails where the event is
+    made, naming the words there are, instead of reaching the log as a new word."""
+    import pytest
+
+    from intercom.app.events import CallOutcome, CallPhase, DoorAction, EventKind
+    event = CallEvent("answered", "sip:a@pbx")                  # type: ignore[arg-type]
+    assert event.state is CallPhase.ANSWERED and event.kind is EventKind.CALL
+    assert event.to_json()["state"] == "answered"
+    with pytest.raises(ValueError, match="CallEvent.state 'anwsered' is not one of calling, "
+                                         "ringing, answered"):
+        CallEvent("anwsered", "sip:a@pbx")                      # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="DoorEvent.action 'open' is not one of opened"):
+        DoorEvent("open", "sip:a@pbx")                          # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CallRecord.outcome 'no_answer'"):
+        CallRecord(Direction.BELL, "bell", "no_answer", ())     # type: ignore[arg-type]
+    assert DoorEvent(DoorAction.OPENED, "sip:a@pbx").text() == "door opened by sip:a@pbx"
+    assert CallOutcome.NO_ANSWER == "no answer"

@@ -32,9 +32,10 @@ from typing import Any
 
 from intercom.app.calltime import CallLimit
 from intercom.app.door import Decision, DoorCodes, Lockout
-from intercom.app.events import (AlarmEvent, ButtonPressed, CallEvent, CallRecord,
-                                 DoorContactEvent, DoorEvent, DtmfEvent, Event, QualityEvent,
-                                 RegistrationEvent, RelayEvent)
+from intercom.app.events import (AlarmCause, AlarmEvent, ButtonPressed, CallEvent, CallOutcome,
+                                 CallPhase, CallRecord, Direction, DoorAction, DoorContactEvent,
+                                 DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent,
+                                 RelayEvent)
 from intercom.app.leds import Shown, shown
 from intercom.app.ringing import Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.app.ringing import Action as PlanAction
@@ -54,6 +55,14 @@ class LocalError(ValueError):
 
 
 class LegState(enum.StrEnum):
+    CALLING = "calling"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+
+
+class StationCallState(enum.StrEnum):
+    """What the station's call is doing, as `intercom ctl state` and the LEDs show it."""
+    IDLE = "idle"
     CALLING = "calling"
     RINGING = "ringing"
     ANSWERED = "answered"
@@ -440,13 +449,13 @@ class StationCore:
     def busy(self) -> bool:
         return self.visit is not None or self.call is not None or self.answering is not None
 
-    def call_state(self) -> str:
+    def call_state(self) -> StationCallState:
         if self.call is not None:
-            return self.call.state
+            return StationCallState(self.call.state)
         if self.visit is not None:
             ringing = any(leg.state == LegState.RINGING for leg in self.visit.legs.values())
-            return "ringing" if ringing else "calling"
-        return "idle"
+            return StationCallState.RINGING if ringing else StationCallState.CALLING
+        return StationCallState.IDLE
 
     def locked_out(self, now: float) -> bool:
         call = self.call
@@ -534,7 +543,7 @@ class StationCore:
                 for leg in list(self.legs.values()):
                     if leg is self.call:
                         self._call_over(leg, now)
-                    self._leg_over(leg, "ended", "station stopped")
+                    self._leg_over(leg, CallPhase.ENDED, "station stopped")
                 self.door.release(now, self._emit)
                 self._emit(LocalTone(None))
             case _:
@@ -546,18 +555,18 @@ class StationCore:
         match event:
             case Placed(_, call_id, source):
                 leg.call_id, leg.source = call_id, source
-                self._publish(CallEvent("calling", leg.peer))
+                self._publish(CallEvent(CallPhase.CALLING, leg.peer))
             case NotPlaced(_, status, reason):
                 del self.legs[leg.id]
                 if status == 0:
                     return                       # withdrawn: nothing went out
-                self._publish(CallEvent("failed", leg.peer, reason))
+                self._publish(CallEvent(CallPhase.FAILED, leg.peer, reason))
                 if visit is not None:
                     self._act(visit, visit.plan.failed(leg.plan_leg, status, now), now)
             case Progress(_, status, reason, body):
                 if leg.state == LegState.CALLING:
                     leg.state = LegState.RINGING
-                    self._publish(CallEvent("ringing", leg.peer, f"{status} {reason}"))
+                    self._publish(CallEvent(CallPhase.RINGING, leg.peer, f"{status} {reason}"))
                 # Early media (the PBX's tones) is heard only from a target ringing alone.
                 if body and visit is not None and len(visit.plan.ringing) == 1 \
                         and not leg.cancelled:
@@ -581,10 +590,10 @@ class StationCore:
                     else:
                         self._emit(EndCall(leg.id))
                         if visit is not None:
-                            self._visit_over(visit, "unavailable")
+                            self._visit_over(visit, CallOutcome.UNAVAILABLE)
                 elif purpose == MediaPurpose.UPDATE and ok and leg is self.call:
                     leg.codec = codec or leg.codec
-                    self._publish(CallEvent("updated", leg.peer,
+                    self._publish(CallEvent(CallPhase.UPDATED, leg.peer,
                                             "on hold" if on_hold else "talking"))
             case Updated(_, body):
                 self._emit(ApplyMedia(leg.id, body, MediaPurpose.UPDATE))
@@ -592,16 +601,16 @@ class StationCore:
                 self._digit(leg, digit, now)
             case Failed(_, status, reason):
                 if leg.cancelled:
-                    self._leg_over(leg, "cancelled", leg.cancelled)
+                    self._leg_over(leg, CallPhase.CANCELLED, leg.cancelled)
                 else:
-                    self._leg_over(leg, "failed", f"{status} {reason}")
+                    self._leg_over(leg, CallPhase.FAILED, f"{status} {reason}")
                 if visit is not None:
                     self._act(visit, visit.plan.failed(leg.plan_leg, status, now), now)
             case Ended(_, reason, by_remote):
                 who = "by the resident" if by_remote else "by the station"
                 if leg is self.call:
                     self._call_over(leg, now)
-                self._leg_over(leg, "ended", f"{reason} {who}")
+                self._leg_over(leg, CallPhase.ENDED, f"{reason} {who}")
             case Accepted(_, codec):
                 self.answering = None
                 self._talking(leg, codec, now)
@@ -621,7 +630,7 @@ class StationCore:
         if record is not None:
             self._publish(dataclasses.replace(record, quality=summary))
 
-    def _leg_over(self, leg: Leg, state: str, reason: str) -> None:
+    def _leg_over(self, leg: Leg, state: CallPhase, reason: str) -> None:
         self.legs.pop(leg.id, None)
         self._emit(CloseMedia(leg.id))
         self._publish(CallEvent(state, leg.peer, reason))
@@ -673,7 +682,7 @@ class StationCore:
             self._log(logging.INFO, f"calling off the ringing: {reason}")
             visit = self.visit
             self._act(visit, visit.plan.stop(reason), now)
-            self._visit_over(visit, "stopped")
+            self._visit_over(visit, CallOutcome.STOPPED)
             done = True
         if self.call is not None:
             call = self.call
@@ -683,19 +692,19 @@ class StationCore:
             done = True
         return done
 
-    def _visit_over(self, visit: Visit, outcome: str, seconds: float = 0.0,
+    def _visit_over(self, visit: Visit, outcome: CallOutcome, seconds: float = 0.0,
                     leg: Leg | None = None) -> None:
         """The visit is over; its record now, or once ``leg``'s quality is known."""
         if self.visit is visit:
             self.visit = None
         plan = visit.plan
-        if outcome == "stopped":
+        if outcome is CallOutcome.STOPPED:
             self._emit(LocalTone(None))
-        elif outcome != "answered":
+        elif outcome is not CallOutcome.ANSWERED:
             self._log(logging.INFO, f"bell {visit.button}: {outcome} "
                                     f"(tried {', '.join(plan.tried)})")
             self._emit(LocalTone(BUSY[self.config.station.country], BUSY_SECONDS))
-        record = CallRecord("bell", visit.button, outcome, tuple(plan.tried),
+        record = CallRecord(Direction.BELL, visit.button, outcome, tuple(plan.tried),
                             plan.answered_by or "", round(seconds, 1))
         if leg is not None:
             leg.record = record
@@ -710,7 +719,7 @@ class StationCore:
                                        f"({event.source[0]}:{event.source[1]}): "
                                        "not an allowed caller")
             self._emit(RejectCall(event.call_id, 403, "Forbidden"))
-            self._publish(CallEvent("refused", event.caller,
+            self._publish(CallEvent(CallPhase.REFUSED, event.caller,
                                     f"not an allowed caller, from {event.source[0]}"))
         elif self.busy:
             self._log(logging.INFO, f"incoming call from {event.caller} while busy: 486")
@@ -745,7 +754,7 @@ class StationCore:
         self.limit = CallLimit(now, c.max_duration, c.warning_seconds, c.extend_key,
                                c.extend_seconds)
         self._audio_at = now + AUDIO_REPORT_SECONDS
-        self._publish(CallEvent("answered", leg.peer,
+        self._publish(CallEvent(CallPhase.ANSWERED, leg.peer,
                                 codec + (" (incoming)" if leg.incoming else "")))
 
     def _limit_due(self, now: float) -> None:
@@ -758,7 +767,7 @@ class StationCore:
         elif due == "warn":
             self._tone_in_call(CALL_ENDING, True)
             key = limit.extend_key
-            self._publish(CallEvent("expiring", call.peer,
+            self._publish(CallEvent(CallPhase.EXPIRING, call.peer,
                                     f"ends in {limit.ends_at - now:.0f} s" +
                                     (f"; {key} extends it" if key else "")))
 
@@ -775,10 +784,10 @@ class StationCore:
         seconds = now - call.answered_at
         visit = self.visit
         if call.incoming:
-            call.record = CallRecord("incoming", "", "answered", (call.peer,), call.peer,
+            call.record = CallRecord(Direction.INCOMING, "", CallOutcome.ANSWERED, (call.peer,), call.peer,
                                      round(seconds, 1))
         elif visit is not None and visit.plan.answered_by is not None:
-            self._visit_over(visit, "answered", seconds, call)
+            self._visit_over(visit, CallOutcome.ANSWERED, seconds, call)
         self._stopping[call.id] = call
         self._emit(StopMedia(call.id))
 
@@ -800,7 +809,7 @@ class StationCore:
         entering = self.codes.deadline() is not None
         if self.limit is not None and self.limit.extends(digit, entering):
             # After the warning the extend key is not a code digit.
-            self._publish(CallEvent("extended", leg.peer,
+            self._publish(CallEvent(CallPhase.EXTENDED, leg.peer,
                                     f"by {self.limit.extend_seconds:g} s"))
             return
         if not self.codes.codes:
@@ -836,7 +845,7 @@ class StationCore:
             if decision.action == "open":
                 self.lockout.right(caller)
                 self._emit(SaveLockouts(self.lockout.export(now)))
-                self._publish(DoorEvent("opened", caller, "code", source))
+                self._publish(DoorEvent(DoorAction.OPENED, caller, "code", source))
                 self._tone_in_call(DOOR_OPENED, True)
                 self.door.pulse(now, self._emit)
                 after = self.config.door.hangup_after_open
@@ -845,12 +854,12 @@ class StationCore:
                 continue
             # Its log line is in a fixed form that fail2ban can match on the
             # address: "door code rejected from <caller> (<ip>): <why>" (events.py).
-            self._publish(DoorEvent("rejected", caller, decision.reason, source))
+            self._publish(DoorEvent(DoorAction.REJECTED, caller, decision.reason, source))
             self._tone_in_call(WRONG_CODE, False)
             for lock in self.lockout.wrong(leg.call_id, caller, now):
                 how = "for the rest of the call" if lock.scope == "call" else \
                     f"for {lock.seconds:.0f} s"
-                self._publish(DoorEvent("locked_out", caller, f"{lock.scope} {how}", source))
+                self._publish(DoorEvent(DoorAction.LOCKED_OUT, caller, f"{lock.scope} {how}", source))
                 if lock.seconds:
                     self._lock_ends.append(now + lock.seconds)
             self._emit(SaveLockouts(self.lockout.export(now)))
@@ -859,7 +868,7 @@ class StationCore:
         """``open`` (a pulse), ``hold`` (open until ``lock``) or ``lock``, from the
         control socket: an installer, a home-automation system."""
         if action == "open":
-            self._publish(DoorEvent("opened", by, "command"))
+            self._publish(DoorEvent(DoorAction.OPENED, by, "command"))
             self.door.pulse(now, self._emit)
         elif action == "hold":
             self.door.hold(by, now, self._emit)
@@ -890,7 +899,7 @@ class DoorState:
         self.open_alarm = open_alarm
         self.held = False
         self.closed: bool | None = None        # the contact; None without one
-        self.alarms: set[str] = set()
+        self.alarms: set[AlarmCause] = set()
         self.release_at: float | None = None   # energised until then
         self._since = 0.0
         self._alarm_at: float | None = None
@@ -908,7 +917,7 @@ class DoorState:
             self.release(now, emit)
         if self._alarm_at is not None and now >= self._alarm_at:
             self._alarm_at = None
-            self._alarm("door_open", f"open for {self.open_alarm:g} s", emit)
+            self._alarm(AlarmCause.DOOR_OPEN, f"open for {self.open_alarm:g} s", emit)
 
     def pulse(self, now: float, emit: Emit) -> None:
         if not self.held:
@@ -917,11 +926,11 @@ class DoorState:
     def hold(self, by: str, now: float, emit: Emit) -> None:
         self.held = True
         self._energise(self.hold_max, now, emit)
-        emit(Publish(DoorEvent("held_open", by, f"for up to {self.hold_max:g} s")))
+        emit(Publish(DoorEvent(DoorAction.HELD_OPEN, by, f"for up to {self.hold_max:g} s")))
 
     def lock(self, by: str, now: float, emit: Emit) -> None:
         self.release(now, emit)
-        emit(Publish(DoorEvent("locked", by)))
+        emit(Publish(DoorEvent(DoorAction.LOCKED, by)))
 
     def _energise(self, seconds: float, now: float, emit: Emit) -> None:
         if self.release_at is None:
@@ -945,20 +954,20 @@ class DoorState:
         if not closed and self.open_alarm:
             self._alarm_at = now + self.open_alarm
         elif closed:
-            self._clear("door_open", "the door closed", emit)
+            self._clear(AlarmCause.DOOR_OPEN, "the door closed", emit)
 
     def tamper(self, opened: bool, emit: Emit) -> None:
         if opened:
-            self._alarm("tamper", "the case was opened", emit)
+            self._alarm(AlarmCause.TAMPER, "the case was opened", emit)
         else:
-            self._clear("tamper", "the case was closed", emit)
+            self._clear(AlarmCause.TAMPER, "the case was closed", emit)
 
-    def _alarm(self, cause: str, detail: str, emit: Emit) -> None:
+    def _alarm(self, cause: AlarmCause, detail: str, emit: Emit) -> None:
         if cause not in self.alarms:
             self.alarms.add(cause)
             emit(Publish(AlarmEvent(cause, True, detail)))
 
-    def _clear(self, cause: str, detail: str, emit: Emit) -> None:
+    def _clear(self, cause: AlarmCause, detail: str, emit: Emit) -> None:
         if cause in self.alarms:
             self.alarms.discard(cause)
             emit(Publish(AlarmEvent(cause, False, detail)))

@@ -24,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from intercom.app.events import Event
+from intercom.app.events import CallPhase, Event, EventKind
 
 log = logging.getLogger("intercom.eventlog")
-KEPT_KINDS = ("call_record", "door", "alarm", "door_contact", "registration", "call")
-KEPT_CALL_STATES = ("refused",)
+KEPT_KINDS = frozenset({EventKind.CALL_RECORD, EventKind.DOOR, EventKind.ALARM,
+                        EventKind.DOOR_CONTACT, EventKind.REGISTRATION, EventKind.CALL})
+KEPT_CALL_STATES = frozenset({CallPhase.REFUSED})
 PRUNE_EVERY = 100
 
 
@@ -61,9 +62,9 @@ class EventLog:
         data = event.to_json()
         if event.kind not in KEPT_KINDS:
             return False
-        if event.kind == "call":
+        if event.kind is EventKind.CALL:
             return data["state"] in KEPT_CALL_STATES
-        if event.kind == "registration":
+        if event.kind is EventKind.REGISTRATION:
             if data["state"] == self._registration:
                 return False                     # a refresh, not a change
             self._registration = data["state"]

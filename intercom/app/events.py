@@ -9,21 +9,74 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from intercom.media.rtcp import Quality
+from intercom.sip.events import RegState
 
-CALL_STATES = ("calling", "ringing", "answered", "updated", "expiring", "extended", "ended",
-               "failed", "cancelled", "refused")
-CALL_OUTCOMES = ("answered", "no answer", "busy", "declined", "unavailable", "stopped")
-REGISTRATION_STATES = ("registered", "failed", "unregistered")
-DOOR_ACTIONS = ("opened", "rejected", "locked_out", "held_open", "locked")
-ALARM_CAUSES = ("door_open", "tamper")
+
+
+class EventKind(StrEnum):
+    """The families a subscriber filters on (``intercom ctl events --kind``)."""
+    BUTTON = "button"
+    REGISTRATION = "registration"
+    CALL = "call"
+    CALL_RECORD = "call_record"
+    AUDIO = "audio"
+    QUALITY = "quality"
+    DTMF = "dtmf"
+    DOOR = "door"
+    RELAY = "relay"
+    DOOR_CONTACT = "door_contact"
+    ALARM = "alarm"
+
+
+class CallPhase(StrEnum):
+    """What a call event reports."""
+    CALLING = "calling"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    UPDATED = "updated"
+    EXPIRING = "expiring"
+    EXTENDED = "extended"
+    ENDED = "ended"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+
+
+class CallOutcome(StrEnum):
+    """How a visit (or an incoming call) ended, in its call record."""
+    ANSWERED = "answered"
+    NO_ANSWER = "no answer"
+    BUSY = "busy"
+    DECLINED = "declined"
+    UNAVAILABLE = "unavailable"
+    STOPPED = "stopped"
+
+
+class Direction(StrEnum):
+    BELL = "bell"
+    INCOMING = "incoming"
+
+
+class DoorAction(StrEnum):
+    OPENED = "opened"
+    REJECTED = "rejected"
+    LOCKED_OUT = "locked_out"
+    HELD_OPEN = "held_open"
+    LOCKED = "locked"
+
+
+class AlarmCause(StrEnum):
+    DOOR_OPEN = "door_open"
+    TAMPER = "tamper"
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: ClassVar[str] = ""
+    kind: ClassVar[EventKind]
     at: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
@@ -39,65 +92,70 @@ class Event:
         """The log level of its line (see ``level``)."""
         return level(self.to_json())
 
-    @staticmethod
-    def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-        if value not in allowed:
-            raise ValueError(f"{name} {value!r} is not one of {allowed}")
+    def _enum(self, name: str, vocabulary: type[StrEnum]) -> None:
+        """Field ``name`` as a member of ``vocabulary``; a word outside it is a
+        ValueError that lists the words there are."""
+        value = getattr(self, name)
+        try:
+            object.__setattr__(self, name, vocabulary(value))
+        except ValueError:
+            raise ValueError(f"{type(self).__name__}.{name} {value!r} is not one of "
+                             f"{', '.join(vocabulary)}") from None
 
 
 @dataclass(frozen=True)
 class ButtonPressed(Event):
-    kind: ClassVar[str] = "button"
+    kind: ClassVar[EventKind] = EventKind.BUTTON
     button: str
 
 
 @dataclass(frozen=True)
 class RegistrationEvent(Event):
-    kind: ClassVar[str] = "registration"
-    state: str
+    kind: ClassVar[EventKind] = EventKind.REGISTRATION
+    state: RegState
     status: int
     reason: str
     registrar: str
     retry_in: float = 0.0          # seconds until the next attempt, after a failure
 
     def __post_init__(self) -> None:
-        self._one_of("registration state", self.state, REGISTRATION_STATES)
+        self._enum("state", RegState)
 
 
 @dataclass(frozen=True)
 class CallEvent(Event):
-    kind: ClassVar[str] = "call"
-    state: str
+    kind: ClassVar[EventKind] = EventKind.CALL
+    state: CallPhase
     peer: str
     reason: str = ""
 
     def __post_init__(self) -> None:
-        self._one_of("call state", self.state, CALL_STATES)
+        self._enum("state", CallPhase)
 
 
 @dataclass(frozen=True)
 class CallRecord(Event):
     """One press of a bell, or one call from a resident, once it is over."""
 
-    kind: ClassVar[str] = "call_record"
-    direction: str                      # "bell" or "incoming"
+    kind: ClassVar[EventKind] = EventKind.CALL_RECORD
+    direction: Direction
     button: str                         # the bell pressed ("" for an incoming call)
-    outcome: str
+    outcome: CallOutcome
     tried: tuple[str, ...]              # the targets rung, in order (the caller if incoming)
     answered_by: str = ""
     seconds: float = 0.0                # how long the call was up
     quality: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self._one_of("call direction", self.direction, ("bell", "incoming"))
-        self._one_of("call outcome", self.outcome, CALL_OUTCOMES)
+        self._enum("direction", Direction)
+        self._enum("outcome", CallOutcome)
 
 
 @dataclass(frozen=True)
 class AudioEvent(Event):
     """Once a second in a call: levels in dBFS and RTP packet counts."""
 
-    kind: ClassVar[str] = "audio"
+    kind: ClassVar[EventKind] = EventKind.AUDIO
     codec: str
     mic_dbfs: float
     speaker_dbfs: float
@@ -110,7 +168,7 @@ class AudioEvent(Event):
 class QualityEvent(Quality, Event):
     """At hang-up: how the call sounded (the media engine's ``Quality``, flat in JSON)."""
 
-    kind: ClassVar[str] = "quality"
+    kind: ClassVar[EventKind] = EventKind.QUALITY
     peer: str
     codec: str
 
@@ -121,7 +179,7 @@ class DtmfEvent(Event):
     a code must not reach a log, an event stream or a screen. ``count`` is how
     many keys this call has had so far."""
 
-    kind: ClassVar[str] = "dtmf"
+    kind: ClassVar[EventKind] = EventKind.DTMF
     caller: str
     count: int
 
@@ -134,26 +192,26 @@ class DtmfEvent(Event):
 class DoorEvent(Event):
     """A code decision. The digits of a rejected code are not recorded."""
 
-    kind: ClassVar[str] = "door"
-    action: str
+    kind: ClassVar[EventKind] = EventKind.DOOR
+    action: DoorAction
     caller: str
     reason: str = ""
     source: str = ""            # the address the call's signalling came from
 
     def __post_init__(self) -> None:
-        self._one_of("door action", self.action, DOOR_ACTIONS)
+        self._enum("action", DoorAction)
 
 
 @dataclass(frozen=True)
 class RelayEvent(Event):
-    kind: ClassVar[str] = "relay"
+    kind: ClassVar[EventKind] = EventKind.RELAY
     energised: bool
     seconds: float = 0.0          # on release: how long it was energised
 
 
 @dataclass(frozen=True)
 class DoorContactEvent(Event):
-    kind: ClassVar[str] = "door_contact"
+    kind: ClassVar[EventKind] = EventKind.DOOR_CONTACT
     closed: bool
 
 
@@ -161,13 +219,13 @@ class DoorContactEvent(Event):
 class AlarmEvent(Event):
     """An alarm raised (``active``) or cleared: a door left open, the case opened."""
 
-    kind: ClassVar[str] = "alarm"
-    cause: str
+    kind: ClassVar[EventKind] = EventKind.ALARM
+    cause: AlarmCause
     active: bool
     detail: str = ""
 
     def __post_init__(self) -> None:
-        self._one_of("alarm cause", self.cause, ALARM_CAUSES)
+        self._enum("cause", AlarmCause)
 
 
 def level(event: dict[str, Any]) -> int:

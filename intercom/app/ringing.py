@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from intercom.app.events import CallOutcome
+
 STRATEGIES = ("sequential", "parallel")
 
 
@@ -55,7 +57,7 @@ class Cancel:
 
 @dataclass(frozen=True)
 class GiveUp:
-    reason: str            # "no answer", "busy", "declined" or "unavailable"
+    reason: CallOutcome    # no answer, busy, declined or unavailable
 
 
 Action = Ring | Cancel | GiveUp
@@ -73,7 +75,7 @@ class RingPlan:
     tried: list[str] = field(default_factory=list)            # in the order first rung
     rang_out: bool = False           # some target rang until its time was up
     answered_by: str | None = None
-    outcome: str = ""                # "answered" or GiveUp's reason, once done
+    outcome: CallOutcome | None = None   # answered, stopped or GiveUp's, once done
     _legs: int = 0
 
     def __post_init__(self) -> None:
@@ -86,7 +88,7 @@ class RingPlan:
 
     @property
     def done(self) -> bool:
-        return bool(self.outcome)
+        return self.outcome is not None
 
     def start(self, now: float) -> list[Action]:
         return self._next_step(now)
@@ -125,7 +127,7 @@ class RingPlan:
             # Cancelled, or another answered first (the 200 crossed our CANCEL).
             return [Cancel(leg, "answered elsewhere")]
         self.answered_by = target
-        self.outcome = "answered"
+        self.outcome = CallOutcome.ANSWERED
         return self._cancel_all("answered elsewhere")
 
     def stop(self, reason: str) -> list[Action]:
@@ -133,7 +135,7 @@ class RingPlan:
         if self.done:
             return []
         actions = self._cancel_all(reason)
-        self.outcome = "stopped"
+        self.outcome = CallOutcome.STOPPED
         return actions
 
     def _cancel_all(self, reason: str) -> list[Action]:
@@ -162,12 +164,12 @@ class RingPlan:
     def _give_up(self) -> list[Action]:
         statuses = set(self.refused.values())
         if self.rang_out or not statuses:
-            reason = "no answer"
+            reason = CallOutcome.NO_ANSWER
         elif statuses <= {486, 600}:
-            reason = "busy"
+            reason = CallOutcome.BUSY
         elif 603 in statuses:
-            reason = "declined"
+            reason = CallOutcome.DECLINED
         else:
-            reason = "unavailable"
+            reason = CallOutcome.UNAVAILABLE
         self.outcome = reason
         return [GiveUp(reason)]
