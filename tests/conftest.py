@@ -4,12 +4,33 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
+from intercom.sip.locate import Dest
 from intercom.sip.settings import UaSettings
 from intercom.sip.ua import UserAgent
+
+T = TypeVar("T")
+
+
+def only(kind: type[T], items: Iterable[object]) -> list[T]:
+    """``items``, every one of them a ``kind`` (else the test fails, naming them)."""
+    out = []
+    for item in items:
+        assert isinstance(item, kind), f"expected only {kind.__name__}, got {item!r}"
+        out.append(item)
+    return out
+
+
+def one(kind: type[T], item: object) -> T:
+    """``item``, which must be a ``kind``."""
+    assert isinstance(item, kind), f"expected a {kind.__name__}, got {item!r}"
+    return item
+
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "rfc4475"
 
@@ -57,18 +78,31 @@ def corpus() -> Path:
     return CORPUS
 
 
+class Peer(Protocol):
+    """What sits at an address of the virtual network: a UserAgent, or a scripted peer."""
+
+    def receive(self, data: bytes, addr: tuple[str, int], now: float,
+                transport: str = "udp") -> None: ...
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Dest]]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
 class VirtualNetwork:
     """User agents wired together on a virtual clock; datagrams can be dropped."""
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.agents: dict[tuple[str, int], UserAgent] = {}
+        self.agents: dict[tuple[str, int], Peer] = {}
         self.sent: list[tuple[tuple[str, int], tuple[str, int], bytes]] = []
-        self.drop: list[object] = []          # predicates (src, dst, data) -> bool, used once
+        # predicates (src, dst, data) -> bool, each used once
+        self.drop: list[Callable[[tuple[str, int], tuple[str, int], bytes], bool]] = []
 
-    def add(self, user: str, port: int, **kw: object) -> UserAgent:
-        ua = UserAgent(UaSettings(user, kw.pop("domain", "127.0.0.1"), "127.0.0.1", port,
-                                  **kw))  # type: ignore[arg-type]
+    def add(self, user: str, port: int, domain: str = "127.0.0.1", **kw: Any) -> UserAgent:
+        ua = UserAgent(UaSettings(user, domain, "127.0.0.1", port, **kw))
         self.agents[("127.0.0.1", port)] = ua
         return ua
 
@@ -80,7 +114,7 @@ class VirtualNetwork:
                     moved = True
                     dst = (dest.host, dest.port)
                     self.sent.append((src, dst, data))
-                    hit = next((p for p in self.drop if p(src, dst, data)), None)  # type: ignore[operator]
+                    hit = next((p for p in self.drop if p(src, dst, data)), None)
                     if hit is not None:
                         self.drop.remove(hit)
                         continue

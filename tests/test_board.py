@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from intercom.hal.board import BoardProfile, HalError, SimulatedBoard, open_board
+from intercom.hal.board import BoardProfile, SimulatedBoard, open_board
+from intercom.hal.errors import HalError
 
 
 @pytest.fixture
-def board() -> SimulatedBoard:
+def board() -> Iterator[SimulatedBoard]:
     b = open_board("simulated", "")
     assert isinstance(b, SimulatedBoard)
     yield b

@@ -62,7 +62,8 @@ def test_offer_names_opus_as_rfc_7587_says_and_events_on_both_clocks() -> None:
     assert "a=rtpmap:101 telephone-event/8000" in text
     assert "a=rtpmap:102 telephone-event/48000" in text
     parsed = sdp.parse(text.encode())
-    assert parsed.find("opus") is not None and parsed.find("opus").channels == 2
+    opus = parsed.find("opus")
+    assert opus is not None and opus.channels == 2
 
 
 def test_telephone_events_on_the_chosen_codecs_clock() -> None:
@@ -73,7 +74,8 @@ def test_telephone_events_on_the_chosen_codecs_clock() -> None:
     assert chosen.telephone_event is not None and chosen.telephone_event.clock_rate == 48000
     g711 = sdp.answer_for(ours, offer_formats(["PCMU"]), "192.0.2.2", 5000, 20)
     chosen = sdp.negotiate(ours, g711, we_offered=True)
-    assert chosen.codec.name == "PCMU" and chosen.telephone_event.clock_rate == 8000
+    assert chosen.codec.name == "PCMU" and chosen.telephone_event is not None
+    assert chosen.telephone_event.clock_rate == 8000
 
 
 def test_g722_refuses_an_odd_number_of_samples() -> None:

@@ -5,6 +5,7 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_every_example_in_the_reference_is_a_valid_setting() -> None:
     ({**MINIMAL, "station": {"country": "xx"}}, "station.country: 'xx' is not allowed; use one of"),
     ({**MINIMAL, "log": {"max_events": 5}}, "log.max_events: 5 is outside the allowed range"),
 ])
-def test_errors_name_the_key_and_what_is_allowed(raw: dict, message: str) -> None:
+def test_errors_name_the_key_and_what_is_allowed(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         validate(raw)
     assert message in str(info.value)

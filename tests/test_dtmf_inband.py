@@ -23,7 +23,8 @@ def key(digit: str, ms: float, rate: int = 8000, dbfs: float = -10.0, deviation:
     a = 32768 * 10 ** (dbfs / 20) * np.sqrt(2)
     low = a * np.sin(2 * np.pi * ROWS[digit] * (1 + deviation) * t)
     high = a * 10 ** (twist_db / 20) * np.sin(2 * np.pi * COLS[digit] * (1 + deviation) * t)
-    return np.clip(low + high, -32768, 32767).astype(np.int16)
+    pcm: np.ndarray = np.clip(low + high, -32768, 32767).astype(np.int16)
+    return pcm
 
 
 def gap(ms: float, rate: int = 8000) -> np.ndarray:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -26,12 +26,12 @@ class Run:
 
     def __init__(self, jb: jitter.JitterBuffer) -> None:
         self.jb = jb
-        self.played: list[object] = []
+        self.played: list[object] = []        # the payloads given to put (numbers here)
         self.ops: list[int] = []
         self.max_count = 0
         self.concealed_while_playing = 0     # up to the last packet played
 
-    def go(self, packets: list[tuple[int, int, int, object]],
+    def go(self, packets: Sequence[tuple[int, int, int, object]],
            delay: Callable[[int], float | None], seconds: float, phase: float = 7.0) -> None:
         arrivals = sorted((i * 20 + d, i) for i in range(len(packets))
                           if (d := delay(i)) is not None)
@@ -98,7 +98,7 @@ def test_duplicates_are_counted_and_played_once() -> None:
                 run.played.append(payload)
             t += 20
         jb.put(*p, at)
-    assert run.played == sorted(set(run.played))
+    assert run.played == sorted({int(str(p)) for p in run.played})
     assert jb.duplicates == 100
 
 
@@ -369,7 +369,8 @@ def test_a_play_position_off_the_packets_grid_comes_back_onto_it() -> None:
     """Timestamps that move by a fraction of a packet (a peer's clock or packet
     length changed) are played from, not dropped one by one as late for ever."""
     first = stream(100)
-    shifted = [(100 + i, 100 * STEP + STEP // 2 + i * STEP, 7, 100 + i) for i in range(150)]
+    shifted: list[tuple[int, int, int, object]] = [
+        (100 + i, 100 * STEP + STEP // 2 + i * STEP, 7, 100 + i) for i in range(150)]
     run = Run(jitter.JitterBuffer(8000, STEP))
     run.go(first + shifted, lambda i: 2.0, 5.2)
     assert run.played[:100] == list(range(100))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ def test_parse_a_baresip_offer() -> None:
     media = sdp.parse(BARESIP_OFFER)
     assert (media.address, media.port, media.ptime) == ("127.0.0.1", 10000, 20)
     assert [f.name for f in media.formats] == ["opus", "G722", "PCMU", "PCMA", "telephone-event"]
-    assert media.find("telephone-event").fmtp == "0-15"
+    event = media.find("telephone-event")
+    assert event is not None and event.fmtp == "0-15"
 
 
 def test_answer_keeps_the_offerers_order_and_negotiates() -> None:
@@ -41,7 +43,8 @@ def test_answer_keeps_the_offerers_order_and_negotiates() -> None:
     ours = [CODECS["PCMA"].format, CODECS["PCMU"].format, TELEPHONE_EVENT]
     answer = sdp.answer_for(offer, ours, "127.0.0.1", 20000, 20)
     assert [f.name for f in answer.formats] == ["PCMU", "PCMA", "telephone-event"]
-    assert answer.find("telephone-event").payload_type == 101
+    event = answer.find("telephone-event")
+    assert event is not None and event.payload_type == 101
     chosen = sdp.negotiate(answer, offer, we_offered=False)
     assert chosen.codec.name == "PCMU" and chosen.remote_port == 10000
     again = sdp.parse(sdp.build(5, 1, "127.0.0.1", answer))
@@ -53,6 +56,7 @@ def test_offerer_uses_the_answerers_choice() -> None:
     answer = sdp.parse(b"v=0\r\nc=IN IP4 192.0.2.7\r\nm=audio 5004 RTP/AVP 8 100\r\n"
                        b"a=rtpmap:100 telephone-event/8000\r\n")
     chosen = sdp.negotiate(ours, answer, we_offered=True)
+    assert chosen.telephone_event is not None
     assert (chosen.codec.name, chosen.telephone_event.payload_type) == ("PCMA", 100)
     assert chosen.remote_address == "192.0.2.7"
 
@@ -211,7 +215,7 @@ class StallingCard(SimulatedSoundCard):
 
 
 async def _two_streams(tmp_path: Path, mic_a: str = "", period_ms: int = 20,
-                       stall_a: float = 0.0) -> dict[str, object]:
+                       stall_a: float = 0.0) -> dict[str, Any]:
     digits: list[str] = []
     errors: list[str] = []
     rtp_a = await RtpSession.open("127.0.0.1", 30000, 30998, lambda *a: None)
@@ -290,7 +294,8 @@ def test_alsa_xruns_are_recovered_in_place() -> None:
 
     class Playback:
         def __init__(self) -> None:
-            self.answers, self.data = [-32, 160, 160], []
+            self.answers = [-32, 160, 160]
+            self.data: list[bytes] = []
 
         def write(self, data: bytes) -> int:
             self.data.append(data)

@@ -1,18 +1,21 @@
 """The ring plan on a virtual clock: which targets ring, when, and what ends it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
+from intercom.app.events import CallOutcome
 from intercom.app.ringing import Cancel, GiveUp, Ring, RingPlan, RingSettings
 
 A, B, C, F = "sip:a@pbx", "sip:b@pbx", "sip:c@pbx", "sip:mobile@pbx"
 
 
-def rung(actions: list[object]) -> list[str]:
+def rung(actions: Sequence[object]) -> list[str]:
     return [a.target for a in actions if isinstance(a, Ring)]
 
 
-def cancelled(actions: list[object]) -> list[int]:
+def cancelled(actions: Sequence[object]) -> list[int]:
     return [a.leg for a in actions if isinstance(a, Cancel)]
 
 
@@ -31,7 +34,7 @@ def test_sequence_moves_on_after_the_ring_time_and_cycles_then_falls_back() -> N
         assert len(cancelled(actions)) == 1          # the one that rang out
     assert order == [A, B, A, B, F]
     assert now == 100.0
-    assert actions[-1] == GiveUp("no answer") and plan.outcome == "no answer"
+    assert actions[-1] == GiveUp(CallOutcome.NO_ANSWER) and plan.outcome == "no answer"
     assert plan.tried == [A, B, F]
 
 
@@ -44,14 +47,14 @@ def test_busy_decline_and_unavailable_move_on_at_once_and_are_not_rung_again() -
     assert rung(plan.failed(1, 603, 2.0)) == [C]              # declined
     actions = plan.timer(22.0)                                 # C rings out
     assert cancelled(actions) == [2] and rung(actions) == [C]  # second cycle: C only
-    assert plan.failed(3, 480, 23.0) == [GiveUp("no answer")]
+    assert plan.failed(3, 480, 23.0) == [GiveUp(CallOutcome.NO_ANSWER)]
     assert plan.refused == {A: 486, B: 603, C: 480}
 
 
-@pytest.mark.parametrize("statuses, reason", [((486, 486), "busy"), ((486, 603), "declined"),
-                                              ((480, 404), "unavailable")])
+@pytest.mark.parametrize("statuses, reason", [((486, 486), CallOutcome.BUSY), ((486, 603), CallOutcome.DECLINED),
+                                              ((480, 404), CallOutcome.UNAVAILABLE)])
 def test_the_reason_given_up_says_why_when_nobody_rang_out(statuses: tuple[int, int],
-                                                            reason: str) -> None:
+                                                            reason: CallOutcome) -> None:
     plan = RingPlan(RingSettings((A, B), "parallel"), started=0.0)
     assert rung(plan.start(0.0)) == [A, B]
     assert plan.failed(0, statuses[0], 1.0) == []             # B still rings
@@ -87,7 +90,7 @@ def test_the_ring_timeout_ends_everything_whatever_the_steps_say() -> None:
     plan.timer(40.0)                                           # A rang out: B rings
     assert plan.deadline() == 55.0                             # the timeout, before B's end
     actions = plan.timer(55.0)
-    assert cancelled(actions) == [1] and actions[-1] == GiveUp("no answer")
+    assert cancelled(actions) == [1] and actions[-1] == GiveUp(CallOutcome.NO_ANSWER)
 
 
 def test_a_stopped_plan_cancels_what_rings_and_ignores_what_comes_after() -> None:

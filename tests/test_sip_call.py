@@ -1,7 +1,10 @@
 """Inside a call: re-INVITE and UPDATE both ways, hold, session timers, PRACK, INFO, auth."""
 from __future__ import annotations
 
-from conftest import VirtualNetwork
+from collections.abc import Sequence
+from typing import Any
+
+from conftest import VirtualNetwork, one, only
 from test_sip_ua import Responder, add_registrar, kinds, registered_ua
 
 from intercom.sip import events as ev
@@ -20,8 +23,8 @@ def offer(port: int) -> bytes:
                      sdp.MediaDescription("127.0.0.1", port, list(FORMATS), ptime=20))
 
 
-def connect(net: VirtualNetwork, door_kw: dict[str, object] | None = None,
-            phone_kw: dict[str, object] | None = None) -> tuple[UserAgent, UserAgent, str, str]:
+def connect(net: VirtualNetwork, door_kw: dict[str, Any] | None = None,
+            phone_kw: dict[str, Any] | None = None) -> tuple[UserAgent, UserAgent, str, str]:
     door = net.add("door", 5060, **(door_kw or {}))
     phone = net.add("resident", 5070, **(phone_kw or {}))
     call_id = door.invite("sip:resident@127.0.0.1:5070", offer(4000), net.now)
@@ -39,7 +42,16 @@ def sent(net: VirtualNetwork, start: bytes, src_port: int | None = None) -> list
             if d.startswith(start) and (src_port is None or s[1] == src_port)]
 
 
-def updated(events: list[object]) -> list[sdp.MediaDescription]:
+def requests_sent(net: VirtualNetwork, start: bytes, src_port: int | None = None) -> list[Request]:
+    return only(Request, sent(net, start, src_port))
+
+
+def responses_sent(net: VirtualNetwork, start: bytes = b"SIP/2.0",
+                   src_port: int | None = None) -> list[Response]:
+    return only(Response, sent(net, start, src_port))
+
+
+def updated(events: Sequence[object]) -> list[sdp.MediaDescription]:
     return [sdp.parse(e.sdp) for e in events if isinstance(e, ev.CallUpdated)]
 
 
@@ -56,7 +68,7 @@ def test_hold_and_resume_from_our_side(net: VirtualNetwork) -> None:
     assert [m.direction for m in updated(phone.events())] == ["sendrecv"]
     assert [m.direction for m in updated(door.events())] == ["sendrecv"]
     assert door.calls[call_id].state == phone.calls[in_id].state == "confirmed"
-    assert len(sent(net, b"ACK")) == 3              # the call and both re-INVITEs
+    assert len(requests_sent(net, b"ACK")) == 3              # the call and both re-INVITEs
 
 
 def test_peer_puts_us_on_hold_and_an_unchanged_refresh_keeps_the_version(
@@ -78,11 +90,11 @@ def test_reinvite_without_sdp_gets_an_offer_in_the_2xx_and_the_answer_in_the_ack
     door, phone, call_id, in_id = connect(net)
     phone.reoffer(in_id, net.now, with_sdp=False)
     net.pump()
-    (reinvite,) = [r for r in sent(net, b"INVITE", 5070)]
+    (reinvite,) = [r for r in requests_sent(net, b"INVITE", 5070)]
     assert reinvite.body == b""
-    (ok,) = [r for r in sent(net, b"SIP/2.0 200", 5060) if r.cseq[1] == "INVITE"]
+    (ok,) = [r for r in responses_sent(net, b"SIP/2.0 200", 5060) if r.cseq[1] == "INVITE"]
     assert sdp.parse(ok.body).port == 4000           # the door's offer
-    acks = sent(net, b"ACK", 5070)
+    acks = requests_sent(net, b"ACK", 5070)
     assert sdp.parse(acks[-1].body).port == 6000     # the phone's answer in the ACK
     assert [m.port for m in updated(door.events())] == [6000]
     assert [m.port for m in updated(phone.events())] == [4000]
@@ -96,10 +108,10 @@ def test_update_with_and_without_sdp_in_both_directions(net: VirtualNetwork) -> 
     assert [m.port for m in updated(door.events())] == [6000]
     phone.reoffer(in_id, net.now, method="UPDATE", with_sdp=False)
     net.pump()
-    statuses = [r.status for r in sent(net, b"SIP/2.0") if isinstance(r, Response)
+    statuses = [r.status for r in responses_sent(net, b"SIP/2.0") if isinstance(r, Response)
                 and r.cseq[1] == "UPDATE"]
     assert statuses == [200, 200]
-    assert len(sent(net, b"ACK")) == 1               # UPDATE has no ACK
+    assert len(requests_sent(net, b"ACK")) == 1               # UPDATE has no ACK
     assert not updated(door.events())                # no body, nothing changed
 
 
@@ -113,7 +125,7 @@ def test_remote_target_refresh_moves_later_requests(net: VirtualNetwork) -> None
     net.pump()
     door.hangup(call_id, net.now)
     net.pump()
-    (bye,) = sent(net, b"BYE")
+    (bye,) = requests_sent(net, b"BYE")
     assert bye.uri == "sip:resident@127.0.0.1:5072"
     assert kinds(door.events())[-1] == "CallEnded"
 
@@ -123,7 +135,7 @@ def test_glare_both_get_491_and_both_offers_land(net: VirtualNetwork) -> None:
     door.hold(call_id, net.now)
     phone.hold(in_id, net.now)
     net.pump()
-    statuses = [r.status for r in sent(net, b"SIP/2.0 491")]
+    statuses = [r.status for r in responses_sent(net, b"SIP/2.0 491")]
     assert statuses == [491, 491]
     net.advance(5)                                   # the retries, 0-2 s and 2.1-4 s later
     assert sdp.parse(door.calls[call_id].local_sdp).direction == "inactive"
@@ -133,11 +145,11 @@ def test_glare_both_get_491_and_both_offers_land(net: VirtualNetwork) -> None:
 def test_session_timer_refreshed_by_update_and_expired_without_refresh(
         net: VirtualNetwork) -> None:
     door, phone, call_id, in_id = connect(net, door_kw={"session_expires": 120})
-    (ok,) = [r for r in sent(net, b"SIP/2.0 200") if r.cseq[1] == "INVITE"]
+    (ok,) = [r for r in responses_sent(net, b"SIP/2.0 200") if r.cseq[1] == "INVITE"]
     assert ok.headers.get("Session-Expires") == "120;refresher=uac"
     assert ok.headers.get("Require") == "timer"
     net.advance(250, step=1.0)
-    updates = sent(net, b"UPDATE", 5060)
+    updates = requests_sent(net, b"UPDATE", 5060)
     assert len(updates) == 4 and not updates[0].body   # every 60 s, without SDP
     assert door.calls and phone.calls
     # The door stops refreshing (its UPDATEs are lost): the phone gives up at 120-32 s.
@@ -150,10 +162,10 @@ def test_session_timer_refreshed_by_update_and_expired_without_refresh(
 def test_422_makes_the_caller_ask_for_the_minimum(net: VirtualNetwork) -> None:
     door, phone, call_id, in_id = connect(net, door_kw={"session_expires": 120},
                                           phone_kw={"min_se": 300})
-    invites = sent(net, b"INVITE", 5060)
+    invites = requests_sent(net, b"INVITE", 5060)
     assert [i.headers.get("Session-Expires") for i in invites] == ["120", "300"]
     assert invites[1].cseq[0] == invites[0].cseq[0] + 1
-    assert 422 in [r.status for r in sent(net, b"SIP/2.0 422")]
+    assert 422 in [r.status for r in responses_sent(net, b"SIP/2.0 422")]
 
 
 def test_reliable_provisional_is_pracked_early_media_then_a_different_answer(
@@ -176,8 +188,12 @@ def test_reliable_provisional_is_pracked_early_media_then_a_different_answer(
         return [make_response(req, 200, "OK", "pbx").to_bytes()] if req.method == "BYE" else []
 
     invite: list[Request] = []
-    responder = Responder(lambda req: (invite.append(req) if req.method == "INVITE" else None)
-                          or pbx(req))
+
+    def handle(req: Request) -> list[bytes]:
+        if req.method == "INVITE":
+            invite.append(req)
+        return pbx(req)
+    responder = Responder(handle)
     net.agents[("127.0.0.1", 5090)] = responder
     door = net.add("door", 5060)
     call_id = door.invite("sip:pbx@127.0.0.1:5090", offer(4000), net.now)
@@ -211,7 +227,7 @@ def ring_reliably(net: VirtualNetwork) -> tuple[UserAgent, UserAgent, str]:
     door = net.add("door", 5060)
     phone = net.add("resident", 5070)
     phone.receive(invite_requiring_100rel(door).to_bytes(), ("127.0.0.1", 5060), net.now)
-    (incoming,) = phone.events()
+    (incoming,) = only(ev.IncomingCall, phone.events())
     phone.ring(incoming.call_id, net.now)
     return door, phone, incoming.call_id
 
@@ -219,7 +235,7 @@ def ring_reliably(net: VirtualNetwork) -> tuple[UserAgent, UserAgent, str]:
 def test_callee_sends_reliable_ringing_until_pracked(net: VirtualNetwork) -> None:
     door, phone, call_id = ring_reliably(net)
     net.pump()
-    ringing = sent(net, b"SIP/2.0 180")
+    ringing = responses_sent(net, b"SIP/2.0 180")
     assert ringing and ringing[0].headers.get("Require") == "100rel"
     rseq = ringing[0].headers.get("RSeq")
     net.advance(1.6)                                 # T1, 2*T1: twice more
@@ -273,7 +289,7 @@ def test_info_dtmf_in_both_formats_and_bad_bodies(net: VirtualNetwork) -> None:
                              ev.InfoDtmf(call_id, "#")]
     info(phone, in_id, "text/plain", b"5", net)
     info(phone, in_id, "application/dtmf-relay", b"Signal=hello\r\n", net)
-    statuses = [r.status for r in sent(net, b"SIP/2.0", 5060) if r.cseq[1] == "INFO"]
+    statuses = [r.status for r in responses_sent(net, b"SIP/2.0", 5060) if r.cseq[1] == "INFO"]
     assert statuses == [200, 200, 200, 415, 400]
     assert door.events() == []
 
@@ -287,7 +303,7 @@ def test_merged_request_gets_482(net: VirtualNetwork) -> None:
     forked = Request(req.method, req.uri, req.headers.copy(), req.body)
     forked.headers.set("Via", str(door.new_via()))              # same request, other path
     phone.receive(forked.to_bytes(), ("127.0.0.1", 5060), net.now)
-    statuses = [parse_message(d).status for d, _ in phone.datagrams_to_send()]
+    statuses = [one(Response, parse_message(d)).status for d, _ in phone.datagrams_to_send()]
     assert statuses == [100, 482]
 
 
@@ -305,7 +321,7 @@ def test_stronger_digest_algorithm_is_preferred_in_the_servers_order(net: Virtua
     net.pump()
     auth = reg.received[1].headers.get("Authorization") or ""
     assert "algorithm=SHA-512-256" in auth and "nc=00000001" in auth
-    assert [e.state for e in ua.events()] == ["registered"]
+    assert [e.state for e in only(ev.RegistrationChanged, ua.events())] == ["registered"]
 
 
 def test_replayed_nonce_is_answered_stale_and_the_registration_recovers(
@@ -319,7 +335,7 @@ def test_replayed_nonce_is_answered_stale_and_the_registration_recovers(
     # nc=1 again is a replay: 401 stale=true, then the fresh nonce is answered.
     assert [r.headers.get("Authorization") is not None for r in reg.received] == [
         False, True, True, True]
-    assert [e.state for e in ua.events()] == ["registered", "registered"]
+    assert [e.state for e in only(ev.RegistrationChanged, ua.events())] == ["registered", "registered"]
 
 
 def test_update_in_the_early_dialog_changes_early_media(net: VirtualNetwork) -> None:
@@ -364,7 +380,7 @@ def test_update_in_the_early_dialog_changes_early_media(net: VirtualNetwork) -> 
     stray.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKstray")
     door.receive(stray.to_bytes(), ("127.0.0.1", 5090), net.now)
     (wire, _), = door.datagrams_to_send()
-    assert parse_message(wire).status == 481               # no such early dialog
+    assert one(Response, parse_message(wire)).status == 481               # no such early dialog
 
 
 def test_a_2xx_with_a_broken_contact_is_acked_ended_with_bye_and_never_cancelled(
@@ -389,7 +405,8 @@ def test_a_2xx_with_a_broken_contact_is_acked_ended_with_bye_and_never_cancelled
     net.pump()
     events = door.events()
     assert [type(e).__name__ for e in events] == ["CallProgress", "CallFailed"]
-    assert events[-1].status == 502 and "[::1" in events[-1].reason
+    failed = one(ev.CallFailed, events[-1])
+    assert failed.status == 502 and "[::1" in failed.reason
     assert [r.method for r in seen] == ["INVITE", "ACK", "BYE"]
     assert seen[1].cseq == (1, "ACK") and seen[2].to.tag == "ph"
     assert call_id not in door.calls

@@ -5,6 +5,7 @@ import pytest
 
 from intercom.sip import digest
 from intercom.sip.errors import LocalError, RemoteError
+from intercom.sip.locate import Dest
 from intercom.sip.message import Request, Response
 from intercom.sip.transaction import (TABLE, Command, Input, Kind, State, TimerValues,
                                       Transaction, Verb)
@@ -43,7 +44,7 @@ def run_timers(tx: Transaction, until: float, step: float = 0.01) -> list[tuple[
 
 
 def test_invite_client_retransmits_with_doubling_then_times_out_at_64_t1() -> None:
-    tx = Transaction(Kind.INVITE_CLIENT, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_CLIENT, request(), Dest("h", 5060), 0.0, T)
     log = run_timers(tx, 40)
     retransmits = [t for t, name, _ in log if name == "A"]
     assert retransmits == pytest.approx([0.5, 1.5, 3.5, 7.5, 15.5, 31.5], abs=0.011)
@@ -52,14 +53,14 @@ def test_invite_client_retransmits_with_doubling_then_times_out_at_64_t1() -> No
 
 
 def test_invite_client_stops_retransmitting_on_provisional() -> None:
-    tx = Transaction(Kind.INVITE_CLIENT, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_CLIENT, request(), Dest("h", 5060), 0.0, T)
     step = tx.fire(Input.R1XX, 0.2, response=response(180))
     assert step.deliver is not None
     assert tx.state is State.PROCEEDING and tx.next_deadline() is None
 
 
 def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
-    tx = Transaction(Kind.INVITE_CLIENT, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_CLIENT, request(), Dest("h", 5060), 0.0, T)
     step = tx.fire(Input.FINAL, 0.1, response=response(486))
     assert step.deliver is not None and len(step.send) == 1
     ack = step.send[0].decode()
@@ -71,7 +72,7 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
 
 
 def test_non_invite_client_caps_retransmissions_at_t2() -> None:
-    tx = Transaction(Kind.NON_INVITE_CLIENT, request("REGISTER"), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.NON_INVITE_CLIENT, request("REGISTER"), Dest("h", 5060), 0.0, T)
     log = run_timers(tx, 40)
     times = [t for t, name, _ in log if name == "E"]
     gaps = [round(b - a, 2) for a, b in zip([0.0] + times, times, strict=False)]
@@ -80,7 +81,7 @@ def test_non_invite_client_caps_retransmissions_at_t2() -> None:
 
 
 def test_non_invite_client_waits_timer_k_after_final() -> None:
-    tx = Transaction(Kind.NON_INVITE_CLIENT, request("BYE"), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.NON_INVITE_CLIENT, request("BYE"), Dest("h", 5060), 0.0, T)
     assert tx.fire(Input.R2XX, 0.1, response=response(200, "BYE")).deliver is not None
     assert tx.state is State.COMPLETED
     assert tx.fire(Input.R2XX, 0.2, response=response(200, "BYE")).deliver is None
@@ -88,7 +89,7 @@ def test_non_invite_client_waits_timer_k_after_final() -> None:
 
 
 def test_invite_server_retransmits_error_until_ack() -> None:
-    tx = Transaction(Kind.INVITE_SERVER, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_SERVER, request(), Dest("h", 5060), 0.0, T)
     assert tx.fire(Input.REQUEST, 0.1).send == []                    # nothing sent yet
     assert tx.send(Command.SEND_1XX, b"180", 0.1).send == [b"180"]
     assert tx.fire(Input.REQUEST, 0.2).send == [b"180"]             # retransmitted INVITE
@@ -101,14 +102,14 @@ def test_invite_server_retransmits_error_until_ack() -> None:
 
 
 def test_invite_server_gives_up_without_ack_at_timer_h() -> None:
-    tx = Transaction(Kind.INVITE_SERVER, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_SERVER, request(), Dest("h", 5060), 0.0, T)
     tx.send(Command.SEND_FINAL, b"486", 0.0)
     log = run_timers(tx, 40)
     assert log[-1][1] == "H" and log[-1][0] == pytest.approx(32.0, abs=0.011)
 
 
 def test_non_invite_server_answers_retransmissions_from_completed() -> None:
-    tx = Transaction(Kind.NON_INVITE_SERVER, request("OPTIONS"), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.NON_INVITE_SERVER, request("OPTIONS"), Dest("h", 5060), 0.0, T)
     tx.send(Command.SEND_2XX, b"200", 0.0)
     assert tx.fire(Input.REQUEST, 1.0).send == [b"200"]
     assert run_timers(tx, 40)[-1][1] == "J"
@@ -125,14 +126,14 @@ def test_every_timer_armed_in_a_state_has_a_transition_or_is_disarmed() -> None:
 
 def test_a_response_the_state_does_not_allow_is_a_local_error_and_changes_nothing() -> None:
     """Peer inputs that do not fit are absorbed; our own second final response is a bug."""
-    tx = Transaction(Kind.INVITE_SERVER, request(), ("h", 5060), 0.0, T)
+    tx = Transaction(Kind.INVITE_SERVER, request(), Dest("h", 5060), 0.0, T)
     tx.send(Command.SEND_FINAL, b"486", 0.0)
     with pytest.raises(LocalError, match="cannot send_2xx: the invite server transaction "
                                          "is completed"):
         tx.send(Command.SEND_2XX, b"200", 0.1)
     assert tx.state is State.COMPLETED and tx.fire(Input.REQUEST, 0.2).send == [b"486"]
     assert tx.fire(Input.R2XX, 0.3).send == []                     # absorbed
-    client = Transaction(Kind.NON_INVITE_CLIENT, request("OPTIONS"), ("h", 5060), 0.0, T)
+    client = Transaction(Kind.NON_INVITE_CLIENT, request("OPTIONS"), Dest("h", 5060), 0.0, T)
     with pytest.raises(LocalError):
         client.send(Command.SEND_1XX, b"100", 0.0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import free_port
@@ -63,7 +64,7 @@ def test_reliable_183_early_media_then_a_changed_answer(tmp_path: Path) -> None:
     assert "Traceback" not in log
 
 
-def registration_events(station: Station) -> list[dict[str, object]]:
+def registration_events(station: Station) -> list[dict[str, Any]]:
     return [e for e in station.events() if e["event"] == "registration"]
 
 

@@ -24,7 +24,7 @@ USERS = {"door": "doorpass", "resident": "respass"}
 
 
 def registered(station: Station) -> bool:
-    return station.state()["registration"]["state"] == "registered"
+    return bool(station.state()["registration"]["state"] == "registered")
 
 
 def call_and_hang_up(station: Station, baresip: Baresip) -> None:
@@ -169,7 +169,7 @@ def stun_answers(port: int) -> bool:
         sock.bind(("127.0.0.1", 0))
         sock.sendto(request, ("127.0.0.1", port))
         try:
-            return stun.mapped_address(sock.recv(2048), tid) == sock.getsockname()
+            return bool(stun.mapped_address(sock.recv(2048), tid) == sock.getsockname())
         except OSError:
             return False
 

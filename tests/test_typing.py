@@ -1,4 +1,4 @@
-"""The package stays clean under mypy --strict (pyproject.toml [tool.mypy])."""
+"""The package and its tests stay clean under mypy --strict (pyproject.toml [tool.mypy])."""
 from __future__ import annotations
 
 import subprocess
@@ -10,8 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_mypy_strict_is_clean() -> None:
+@pytest.mark.parametrize("tree", ["intercom", "tests"])
+def test_mypy_strict_is_clean(tree: str) -> None:
     pytest.importorskip("mypy")
-    out = subprocess.run([sys.executable, "-m", "mypy", "intercom"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "mypy", tree], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -100,7 +100,7 @@ def talk_and_key(station: Station, key: Any) -> dict[str, Any]:
     assert station.state()["relay"]["energised"]
     station.wait_event(PULSE + 5, event="relay", energised=False)
     time.sleep(3.0)                       # the door is open: they talk on
-    audio = station.state()["call"]["audio"]
+    audio: dict[str, Any] = station.state()["call"]["audio"]
     assert audio["speaker_dbfs"] > -30, audio       # still hearing the resident
     return audio
 

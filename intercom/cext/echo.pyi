@@ -2,7 +2,7 @@
 import numpy as np
 import numpy.typing as npt
 
-class SpeexError(RuntimeError): ...
+from intercom.cext.resample import SpeexError as SpeexError
 
 class EchoCanceller:
     frame_size: int
