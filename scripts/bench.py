@@ -1,4 +1,4 @@
-"""Benchmarks: print figures for the README (run with scripts/bench).
+"""Benchmarks: print figures for docs/benchmarks.md (run with scripts/bench).
 
 1. Per-frame cost of the Cython hot paths (G.711, RTP, the resampler).
 2. SIP: one typical INVITE parsed, and parsed and serialised; messages per second.
