@@ -96,8 +96,8 @@ cdef class Preprocessor:
         self._set_int(SPEEX_PREPROCESS_SET_AGC, 1 if agc else 0, "AGC")
         cdef float level = agc_level
         if agc:
-            check_speex(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_AGC_LEVEL, &level),
-                   "AGC level")
+            check_speex(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_AGC_LEVEL,
+                                             &level), "AGC level")
             self._set_int(SPEEX_PREPROCESS_SET_AGC_MAX_GAIN, agc_max_gain_db, "AGC max gain")
         self._set_int(SPEEX_PREPROCESS_SET_ECHO_SUPPRESS, echo_suppress_db, "echo suppress")
         self._set_int(SPEEX_PREPROCESS_SET_ECHO_SUPPRESS_ACTIVE, echo_suppress_active_db,
@@ -108,7 +108,7 @@ cdef class Preprocessor:
         if canceller.frame_size != self.frame_size:
             raise ValueError("the canceller and preprocessor frame sizes differ")
         check_speex(speex_preprocess_ctl(self._state, SPEEX_PREPROCESS_SET_ECHO_STATE,
-                                    canceller._state), "echo state")
+                                         canceller._state), "echo state")
         self._echo = canceller
 
     def process(self, int16_t[::1] frame):

@@ -50,9 +50,9 @@ class Rule:
     def describe(self) -> str:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        name = "a number" if float in self.kind else {str: "a string", int: "an integer",
-                                                      bool: "true or false", list: "a list",
-                                                      dict: "a table"}[self.kind[0]]
+        noun = self.type_name()
+        name = "true or false" if noun == "boolean" else \
+            ("an " if noun[0] in "aeiou" else "a ") + noun
         if self.low is not None and self.high is not None:
             return f"{name} from {self.low:g} to {self.high:g}"
         return name
@@ -124,10 +124,14 @@ def _hostport(key: str, value: str) -> None:
         raise ConfigError(f"{key}: {value!r} is not host[:port]")
 
 
-def _strings(key: str, value: list[Any]) -> tuple[str, ...]:
+def _strings(key: str, value: list[Any], check: Callable[[str, str], None] | None = None
+             ) -> tuple[str, ...]:
+    """``value`` as a tuple of strings, each passed through ``check`` (named by index)."""
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise ConfigError(f"{key}[{i}]: {item!r} is not a string")
+        if check is not None:
+            check(f"{key}[{i}]", item)
     return tuple(value)
 
 
@@ -140,9 +144,8 @@ def optional_sip_uri(key: str, value: str) -> str:
 
 def optional_sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
     """sip: or sips: URIs, each once"""
-    items = _strings(key, value)
+    items = _strings(key, value, _uri)
     for i, item in enumerate(items):
-        _uri(f"{key}[{i}]", item)
         if item in items[:i]:
             raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
     return items
@@ -171,10 +174,7 @@ def optional_hostport(key: str, value: str) -> str:
 
 def hostport_list(key: str, value: list[Any]) -> tuple[str, ...]:
     """host[:port] strings"""
-    items = _strings(key, value)
-    for i, item in enumerate(items):
-        _hostport(f"{key}[{i}]", item)
-    return items
+    return _strings(key, value, _hostport)
 
 
 def session_interval(key: str, value: int) -> int:
@@ -242,7 +242,7 @@ def button_calls(key: str, value: dict[str, Any]) -> Mapping[str, ButtonCall]:
     out = {}
     for button, own in value.items():
         if not isinstance(own, dict):
-            out[button] = ButtonCall(_check_value(f"{key}.{button}", _rule(CallConfig, "targets"),
+            out[button] = ButtonCall(_check_value(f"{key}.{button}", SCHEMA["call"]["targets"],
                                                   own))
             continue
         for name in own:
@@ -252,7 +252,7 @@ def button_calls(key: str, value: dict[str, Any]) -> Mapping[str, ButtonCall]:
         if "targets" not in own:
             raise ConfigError(f"{key}.{button}.targets: required")
         out[button] = ButtonCall(**{
-            name: _check_value(f"{key}.{button}.{name}", _rule(CallConfig, name), item)
+            name: _check_value(f"{key}.{button}.{name}", SCHEMA["call"][name], item)
             for name, item in own.items()})
     return out
 
@@ -512,11 +512,6 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     section: {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
     for section, cls in SECTIONS.items()
 }
-
-
-def _rule(cls: type, key: str) -> Rule:
-    rule: Rule = next(f for f in dataclasses.fields(cls) if f.name == key).metadata["rule"]
-    return rule
 
 
 def _is_kind(value: Any, rule: Rule) -> bool:

@@ -85,6 +85,27 @@ def test_round_trip_time_from_sr_and_the_block_about_us() -> None:
     assert silent.mos < 1.5
 
 
+def test_a_peer_next_to_us_that_rounds_its_delay_up_gives_a_round_trip_of_zero() -> None:
+    """On a LAN or loopback the round trip is shorter than the peer's DLSR rounding:
+    A - LSR - DLSR comes out a few 1/65536 s below zero. That is a round trip of
+    about nothing, not a missing one; far below zero is a broken clock and ignored."""
+    door = RtcpSession(0xD, "door", 8000)
+    t = 1_800_000_000.0
+    door.on_rtp_sent(0, 160, t)
+    sent = rtcp.parse(door.report(t))[0]
+    lsr = ((sent[2] & 0xFFFF) << 16) | (sent[3] >> 16)
+    held = 0.5
+    dlsr_rounded_up = int(held * 65536) + 3                    # 3 units (46 us) too long
+
+    def reply(dlsr: int) -> bytes:
+        return rtcp.build_rr(0xF, [(0xD, 0, 0, 0, 0, lsr, dlsr)])
+    door.on_rtcp(reply(dlsr_rounded_up), t + held)
+    assert door.rtt_ms == 0.0
+    broken = RtcpSession(0xD, "door", 8000)
+    broken.on_rtcp(reply(int(5.0 * 65536)), t + held)          # 4.5 s below zero
+    assert broken.rtt_ms is None
+
+
 def test_e_model() -> None:
     assert e_model_mos("PCMU", 0, 0) == pytest.approx(4.41, abs=0.02)      # R = 93.2
     assert e_model_mos("PCMU", 2, 100) < 3.7 < e_model_mos("opus", 2, 100)  # PLC helps

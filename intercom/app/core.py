@@ -472,7 +472,7 @@ class StationCore:
         return RingSettings(
             own.targets, own.strategy or c.strategy,
             c.ring_time if own.ring_time is None else own.ring_time,
-            own.cycles or c.cycles,
+            c.cycles if own.cycles is None else own.cycles,
             c.fallback_targets if own.fallback_targets is None else own.fallback_targets,
             c.ring_timeout)
 

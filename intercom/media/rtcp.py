@@ -34,6 +34,11 @@ def ntp_middle(wallclock: float) -> int:
     return ((seconds & 0xFFFF) << 16) | (fraction >> 16)
 
 
+# How far below zero A - LSR - DLSR may come out from the peer's rounding (10 ms,
+# in 1/65536 s) and still be a round trip of about nothing; further is a bad clock.
+ROUNDING_SLACK = 655
+
+
 class ReceptionStats:
     """What we received from one SSRC (RFC 3550 A.1, A.3, A.8)."""
 
@@ -172,6 +177,10 @@ class RtcpSession:
         rtt = (ntp_middle(wallclock) - lsr - dlsr) & 0xFFFFFFFF
         if rtt < 0x80000000:                            # not negative: a sane clock
             self.rtt_ms = rtt * 1000 / 65536
+        elif rtt >= 0x100000000 - ROUNDING_SLACK:
+            # A few units below zero: a peer next to us rounded its DLSR up (the
+            # round trip is shorter than their resolution), not a broken clock.
+            self.rtt_ms = 0.0
 
     def report(self, wallclock: float) -> bytes:
         """Our compound report: SR if we sent since the last one, else RR; then SDES."""
