@@ -35,7 +35,7 @@ from intercom.app.door import Decision, DoorCodes, Lockout
 from intercom.app.events import (AlarmCause, AlarmEvent, ButtonPressed, CallEvent, CallOutcome,
                                  CallPhase, CallRecord, Direction, DoorAction, DoorContactEvent,
                                  DoorEvent, DtmfEvent, Event, QualityEvent, RegistrationEvent,
-                                 RelayEvent)
+                                 RelayEvent, StationCallState)
 from intercom.app.leds import Shown, shown
 from intercom.app.ringing import Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.app.ringing import Action as PlanAction
@@ -55,14 +55,6 @@ class LocalError(ValueError):
 
 
 class LegState(enum.StrEnum):
-    CALLING = "calling"
-    RINGING = "ringing"
-    ANSWERED = "answered"
-
-
-class StationCallState(enum.StrEnum):
-    """What the station's call is doing, as `intercom ctl state` and the LEDs show it."""
-    IDLE = "idle"
     CALLING = "calling"
     RINGING = "ringing"
     ANSWERED = "answered"

@@ -74,6 +74,14 @@ class AlarmCause(StrEnum):
     TAMPER = "tamper"
 
 
+class StationCallState(StrEnum):
+    """What the station's call is doing, as `intercom ctl state` and the LEDs show it."""
+    IDLE = "idle"
+    CALLING = "calling"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+
+
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[EventKind]

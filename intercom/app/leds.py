@@ -9,30 +9,55 @@ its colour. A board with one plain LED shows the status.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
+from intercom.app.events import StationCallState
 from intercom.hal.board import BLINKS
 
 PATTERNS = ("on", "off", *BLINKS)
 
-STATUS_STATES = ("booting", "error", "locked_out", "unregistered", "idle")
-CALL_STATES = ("door_open", "in_call", "ringing", "calling", "none")
 
-STATUS_LED = {"booting": "fast", "error": "flash", "locked_out": "slow",
-              "unregistered": "blink", "idle": "on"}
-CALL_LED = {"door_open": "fast", "in_call": "on", "ringing": "blink", "calling": "slow",
-            "none": "off"}
+class Status(StrEnum):
+    """How the station is: the ``status`` LED."""
+    BOOTING = "booting"
+    ERROR = "error"
+    LOCKED_OUT = "locked_out"
+    UNREGISTERED = "unregistered"
+    IDLE = "idle"
+
+
+class CallLook(StrEnum):
+    """What the visitor's call is doing: the ``call`` LED."""
+    DOOR_OPEN = "door_open"
+    IN_CALL = "in_call"
+    RINGING = "ringing"
+    CALLING = "calling"
+    NONE = "none"
+
+
+STATUS_LED = {Status.BOOTING: "fast", Status.ERROR: "flash", Status.LOCKED_OUT: "slow",
+              Status.UNREGISTERED: "blink", Status.IDLE: "on"}
+CALL_LED = {CallLook.DOOR_OPEN: "fast", CallLook.IN_CALL: "on", CallLook.RINGING: "blink",
+            CallLook.CALLING: "slow", CallLook.NONE: "off"}
 # The colour LED: the first state that holds, in this order, and its colour.
-RGB = (("error", (1.0, 0.0, 0.0), "flash"), ("door_open", (0.0, 1.0, 0.0), "fast"),
-       ("locked_out", (1.0, 0.0, 0.0), "slow"), ("in_call", (0.0, 0.0, 1.0), "on"),
-       ("ringing", (0.0, 0.0, 1.0), "blink"), ("calling", (0.0, 0.0, 1.0), "slow"),
-       ("booting", (1.0, 1.0, 1.0), "fast"), ("unregistered", (1.0, 0.5, 0.0), "blink"),
-       ("idle", (0.0, 1.0, 0.0), "on"))
+RED, GREEN, BLUE, WHITE, AMBER = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), \
+    (1.0, 1.0, 1.0), (1.0, 0.5, 0.0)
+RGB: tuple[tuple[Status | CallLook, tuple[float, float, float], str], ...] = (
+    (Status.ERROR, RED, "flash"), (CallLook.DOOR_OPEN, GREEN, "fast"),
+    (Status.LOCKED_OUT, RED, "slow"), (CallLook.IN_CALL, BLUE, "on"),
+    (CallLook.RINGING, BLUE, "blink"), (CallLook.CALLING, BLUE, "slow"),
+    (Status.BOOTING, WHITE, "fast"), (Status.UNREGISTERED, AMBER, "blink"),
+    (Status.IDLE, GREEN, "on"))
+# The call LED for each state of the station's call (the door open outranks them all).
+CALL_LOOK = {StationCallState.IDLE: CallLook.NONE, StationCallState.CALLING: CallLook.CALLING,
+             StationCallState.RINGING: CallLook.RINGING,
+             StationCallState.ANSWERED: CallLook.IN_CALL}
 
 
 @dataclass(frozen=True)
 class Shown:
-    status: str          # one of STATUS_STATES
-    call: str            # one of CALL_STATES
+    status: Status
+    call: CallLook
 
     def leds(self) -> dict[str, str]:
         return {"status": STATUS_LED[self.status], "call": CALL_LED[self.call]}
@@ -43,22 +68,16 @@ class Shown:
 
 
 def shown(*, started: bool, error: bool, locked_out: bool, registered: bool | None,
-          door_open: bool, call: str) -> Shown:
-    """``registered`` is None without a registrar; ``call`` is the call's state
-    (idle, calling, ringing, answered)."""
+          door_open: bool, call: StationCallState) -> Shown:
+    """``registered`` is None without a registrar."""
     if not started:
-        status = "booting"
+        status = Status.BOOTING
     elif error:
-        status = "error"
+        status = Status.ERROR
     elif locked_out:
-        status = "locked_out"
+        status = Status.LOCKED_OUT
     elif registered is False:
-        status = "unregistered"
+        status = Status.UNREGISTERED
     else:
-        status = "idle"
-    if door_open:
-        now = "door_open"
-    else:
-        now = {"answered": "in_call", "ringing": "ringing", "calling": "calling"}.get(call,
-                                                                                     "none")
-    return Shown(status, now)
+        status = Status.IDLE
+    return Shown(status, CallLook.DOOR_OPEN if door_open else CALL_LOOK[call])
