@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from collections.abc import Callable, Iterable
@@ -35,27 +36,44 @@ def one(kind: type[T], item: object) -> T:
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "rfc4475"
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_PICK = random.Random()     # its own: a test that seeds the module's must not repeat ports
+
+
+def _test_ports() -> range:
+    """Where the tests take their ports: below the kernel's ephemeral range
+    (32768 and up), so that no connection's own port can take one a peer is about
+    to listen on, and a slice of its own for each pytest-xdist worker, so that two
+    workers never pick the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    width = 12000 // workers
+    start = 20000 + (int(worker) % workers if worker.isdigit() else 0) * width
+    return range(start, start + width)
+
+
+def _free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 def free_port_pair_gap(gap: int = 2) -> int:
-    """A UDP port p with p..p+gap free for both UDP and TCP (baresip opens TLS on p+1)."""
-    for _ in range(50):
-        p = free_port()
-        ok = True
-        for q in range(p, p + gap + 1):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                with socket.socket(socket.AF_INET, kind) as s:
-                    try:
-                        s.bind(("127.0.0.1", q))
-                    except OSError:
-                        ok = False
-        if ok:
+    """A port p with p..p+gap free for both UDP and TCP (baresip opens TLS on p+1)."""
+    ports = _test_ports()
+    for _ in range(200):
+        p = _PICK.randrange(ports.start, ports.stop - gap)
+        if all(_free(q) for q in range(p, p + gap + 1)):
             return p
-    raise RuntimeError("no free port range")
+    raise RuntimeError(f"no free ports in {ports.start}-{ports.stop - 1}")
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP (Kamailio, coturn and the station take both)."""
+    return free_port_pair_gap(0)
 
 
 def need_espeak() -> None:

@@ -82,7 +82,7 @@ def test_tls_registration_found_by_naptr_and_srv(tmp_path: Path,
                                                  certificates: tuple[Path, Path, Path]) -> None:
     ca, cert, key = certificates
     port = free_pair()
-    dead = free_port(socket.SOCK_STREAM)                 # nothing listens: refused at once
+    dead = free_port()                                  # nothing listens: refused at once
     dns = DnsServer({
         ("example.test", "NAPTR"): ['10 10 "s" "SIPS+D2T" "" _sips._tcp.example.test.',
                                     '20 10 "s" "SIP+D2U" "" _sip._udp.example.test.'],
