@@ -143,43 +143,143 @@ database = "{work / 'events.db'}"
     return {"idle": idle, "call": busy, "rss": rss}
 
 
-def cpu_against_baresip(seconds: float = BARESIP_CALL_SECONDS, audio: str = "") -> dict[str, Any]:
-    """CPU seconds of the station and of baresip in one Opus call between them, both
-    on file audio (the station's simulated card at 48 kHz with the echo canceller
-    and preprocessor on, baresip's aufile source and aubridge player)."""
+def proc_rss(pid: int) -> tuple[float, float]:
+    """Resident memory and its anonymous part (what the process itself holds, not
+    shared library pages), in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
+
+
+SIDE_ROUNDS = int(os.environ.get("INTERCOM_BENCH_ROUNDS", "3"))
+SIDE_SECONDS = float(os.environ.get("INTERCOM_BENCH_SECONDS", "60"))
+SETTLE = 1.0
+
+
+def _peers() -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from conftest import free_port, free_port_pair_gap
-    from peers import Baresip, Station, intercom
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        baresip = Baresip(work, free_port_pair_gap(2), free_port(),
-                          "<sip:resident@127.0.0.1>;regint=0;answermode=auto", 660.0,
-                          seconds + 60, codec="opus")
-        station = None
+    import conftest
+    import peers
+    return conftest, peers
+
+
+def _measured(pid: int, seconds: float) -> dict[str, float]:
+    """CPU seconds per minute over ``seconds``, then the memory."""
+    c0, t0 = proc_cpu(pid), time.monotonic()
+    time.sleep(seconds)
+    c1, t1 = proc_cpu(pid), time.monotonic()
+    rss, anon = proc_rss(pid)
+    return {"cpu": (c1 - c0) * 60.0 / (t1 - t0), "rss": rss, "anon": anon}
+
+
+def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str, float]:
+    """One call from ``candidate`` (``station`` or ``baresip``) to an answering
+    baresip limited to ``codec``: the caller's CPU and memory in the call, and its
+    memory idle before it."""
+    conftest, peers = _peers()
+    for sub in ("answer", "station", "door"):
+        (work / sub).mkdir()
+    answer = peers.Baresip(work / "answer", conftest.free_port_pair_gap(2), conftest.free_port(),
+                           "<sip:resident@127.0.0.1>;regint=0;answermode=auto", 660.0,
+                           seconds + 30, codec=codec, record=False)
+    target = f"sip:resident@127.0.0.1:{answer.sip_port}"
+    caller: Any = None
+    try:
+        if candidate == "station":
+            caller = peers.Station(work / "station", "", [target], ring_timeout=20,
+                                   log_level="warning", extra='[media]\nsrtp = "off"\n',
+                                   # the simulated room is the simulator's work
+                                   audio="sim_echo_gain_db = -120\n")
+            time.sleep(3.0)
+            idle = proc_rss(caller.proc.pid)
+            caller.press()
+            caller.wait_event(15, event="call", state="answered")
+        else:
+            caller = peers.Baresip(work / "door", conftest.free_port_pair_gap(2),
+                                   conftest.free_port(), "<sip:door@127.0.0.1>;regint=0",
+                                   440.0, seconds + 30, codec=codec, record=False)
+            time.sleep(3.0)
+            idle = proc_rss(caller.proc.pid)
+            caller.command("dial", target)
+            caller.wait_event("CALL_ESTABLISHED", 15)
+        time.sleep(SETTLE)
+        figures = _measured(caller.proc.pid, seconds)
+        figures["idle_rss"], figures["idle_anon"] = idle
+        return figures
+    finally:
+        if caller is not None:
+            caller.stop()
+        answer.stop()
+
+
+def _first_datagram(sock: Any, word: bytes, timeout: float) -> float:
+    """When the first datagram starting with ``word`` arrives (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
-            station = Station(work, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
-                              ring_timeout=20, log_level="warning",
-                              extra='[media]\nsrtp = "off"\n',
-                              # the simulated room is the simulator's work, not the station's
-                              audio="sim_echo_gain_db = -120\n" + audio)
-            station.press()
-            station.wait_event(15, event="call", state="answered")
-            time.sleep(1.0)
-            s0, b0, t0 = proc_cpu(station.proc.pid), proc_cpu(baresip.proc.pid), time.monotonic()
-            time.sleep(seconds)
-            s1, b1, t1 = proc_cpu(station.proc.pid), proc_cpu(baresip.proc.pid), time.monotonic()
-            rss = proc_rss_mb(station.proc.pid), proc_rss_mb(baresip.proc.pid)
-            status = intercom("ctl", "--socket", str(station.socket), "status")
-            intercom("ctl", "--socket", str(station.socket), "hangup")
-            quality = station.wait_event(10, event="quality")
+            data, _ = sock.recvfrom(65536)
+        except TimeoutError:
+            break
+        if data.startswith(word):
+            return time.monotonic()
+    raise RuntimeError(f"no {word.decode()} within {timeout} s")
+
+
+def start_to_register(candidate: str, work: Path) -> float:
+    """Milliseconds from starting the process to its first REGISTER on the wire."""
+    import socket
+    conftest, peers = _peers()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+        registrar.bind(("127.0.0.1", 0))
+        port = registrar.getsockname()[1]
+        caller: Any = None
+        try:
+            if candidate == "station":
+                caller = peers.Station(work, f'registrar = "sip:127.0.0.1:{port}"\n'
+                                             'password = "x"', ["sip:resident@127.0.0.1:9"],
+                                      log_level="warning")
+            else:
+                caller = peers.Baresip(work, conftest.free_port_pair_gap(2), conftest.free_port(),
+                                       f"<sip:door@127.0.0.1:{port}>;regint=60;auth_pass=x",
+                                       440.0, 5, record=False)
+            return (_first_datagram(registrar, b"REGISTER", 15) - caller.started) * 1000
         finally:
-            if station is not None:
-                station.stop()
-            baresip.stop()
-    per_minute = 60.0 / (t1 - t0)
-    return {"station": (s1 - s0) * per_minute, "baresip": (b1 - b0) * per_minute,
-            "station_rss": rss[0], "baresip_rss": rss[1], "codec": quality["codec"],
-            "packets": quality["packets_received"], "status": status.stdout}
+            if caller is not None:
+                caller.stop()
+
+
+def press_to_invite(candidate: str, work: Path) -> float:
+    """Milliseconds from ``intercom ctl press bell`` (a new process, as a script or
+    a second button daemon runs it) to the INVITE on the wire; for baresip, from its
+    control connection's ``dial`` command (a running process) to its INVITE."""
+    import socket
+    conftest, peers = _peers()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
+        phone.bind(("127.0.0.1", 0))
+        target = f"sip:resident@127.0.0.1:{phone.getsockname()[1]}"
+        caller: Any = None
+        try:
+            if candidate == "station":
+                caller = peers.Station(work, "", [target], log_level="warning")
+                time.sleep(1.0)
+                command = [str(Path(sys.executable).parent / "intercom"), "ctl", "--socket",
+                           str(caller.socket), "press", "bell"]
+                t0 = time.monotonic()
+                subprocess.Popen(command, stdout=subprocess.DEVNULL)
+            else:
+                caller = peers.Baresip(work, conftest.free_port_pair_gap(2), conftest.free_port(),
+                                       "<sip:door@127.0.0.1>;regint=0", 440.0, 5, record=False)
+                time.sleep(1.0)
+                t0 = time.monotonic()
+                caller.command("dial", target)
+            return (_first_datagram(phone, b"INVITE", 10) - t0) * 1000
+        finally:
+            if caller is not None:
+                caller.stop()
 
 
 # An INVITE as a phone gets it through a proxy: two Vias, Record-Route, SDP.
@@ -409,18 +509,56 @@ def latency_figures() -> None:
               f"{len(mic)}/{len(speaker)} clicks)")
 
 
-def cpu_figures() -> None:
-    print(f"\nCPU per call against baresip: one {BARESIP_CALL_SECONDS:.0f} s Opus call between "
-          f"the station\n (intercom run: simulated board, 48 kHz file-backed card, echo "
-          f"canceller and preprocessor on)\n and baresip 1.0 (aufile source, aubridge "
-          f"player, sndfile recording), both on this machine;\n target: the station at most "
-          f"baresip's CPU seconds")
-    for label, audio in (("opus_complexity 8 (default, FEC)", ""),
-                         ("opus_complexity 5 (no FEC coded)", "opus_complexity = 5")):
-        r = cpu_against_baresip(BARESIP_CALL_SECONDS, audio)
-        assert r["codec"] == "opus" and r["packets"] > 40 * BARESIP_CALL_SECONDS
-        print(f"  {label:<34} station {r['station']:5.2f} CPU-s/min ({r['station_rss']:.0f} MB)"
-              f"   baresip {r['baresip']:5.2f} CPU-s/min ({r['baresip_rss']:.0f} MB)")
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """min / median / max."""
+    v = sorted(values)
+    return " / ".join(fmt.format(x) for x in (v[0], v[len(v) // 2], v[-1]))
+
+
+def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> None:
+    """The door-station candidates side by side, rounds interleaved."""
+    print(f"\nThe station against a baresip door station, each calling the same answering "
+          f"baresip\n({rounds} rounds interleaved, {seconds:.0f} s calls, min / median / max; "
+          f"the station:\nsimulated board, 48 kHz file-backed card, echo canceller and "
+          f"preprocessor on;\nbaresip 1.0: aufile source, aubridge player, no echo "
+          f"canceller; no SRTP on either)")
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    timing: dict[tuple[str, str], list[float]] = {}
+    candidates = ("station", "baresip")
+    for r in range(rounds):
+        for codec in ("opus", "PCMU"):
+            for candidate in candidates:
+                with tempfile.TemporaryDirectory() as tmp:
+                    results.setdefault((candidate, codec), []).append(
+                        one_call(candidate, codec, Path(tmp), seconds))
+        for candidate in candidates:
+            for what, measure in (("register", start_to_register), ("invite", press_to_invite)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    timing.setdefault((candidate, what), []).append(measure(candidate, Path(tmp)))
+    print(f"\n  {'':<18}{'CPU-s per call min':>22}{'RSS in call MB':>22}"
+          f"{'RSS idle MB':>22}")
+    for codec in ("opus", "PCMU"):
+        for candidate in candidates:
+            rs = results[(candidate, codec)]
+            print(f"  {candidate + ' ' + codec:<18}{spread([x['cpu'] for x in rs]):>22}"
+                  f"{spread([x['rss'] for x in rs], '{:.0f}'):>22}"
+                  f"{spread([x['idle_rss'] for x in rs], '{:.0f}'):>22}")
+        st, bs = results[("station", codec)], results[("baresip", codec)]
+        cpu = sorted(x["cpu"] for x in st)[rounds // 2] / sorted(x["cpu"] for x in bs)[rounds // 2]
+        rss = sorted(x["rss"] for x in st)[rounds // 2] / sorted(x["rss"] for x in bs)[rounds // 2]
+        print(f"  {'  station/baresip':<18}{cpu:>21.2f}x{rss:>21.2f}x"
+              f"   (targets: CPU 1.0x, RSS in call 2x)")
+    anon = sorted(x["idle_anon"] for x in results[("station", "opus")])[rounds // 2]
+    print(f"  station idle: anonymous memory {anon:.0f} MB (target for idle RSS: 25 MB)")
+    print(f"\n  {'ms, min / median / max':<24}{'station':>22}{'baresip':>22}{'target':>10}")
+    print(f"  {'start to first REGISTER':<24}"
+          f"{spread(timing[('station', 'register')], '{:.0f}'):>22}"
+          f"{spread(timing[('baresip', 'register')], '{:.0f}'):>22}{'50':>10}")
+    print(f"  {'press to INVITE':<24}"
+          f"{spread(timing[('station', 'invite')], '{:.0f}'):>22}"
+          f"{spread(timing[('baresip', 'invite')], '{:.0f}'):>22}{'30':>10}")
+    print("  (press: the station from a new `intercom ctl press` process; baresip from a "
+          "dial\n  command on its open control connection)")
 
 
 def main() -> None:

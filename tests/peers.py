@@ -410,8 +410,10 @@ class Baresip:
     """A headless baresip: file audio, auto-answer, sndfile recording, TCP control."""
 
     def __init__(self, workdir: Path, sip_port: int, ctrl_port: int, account: str,
-                 tone_hz: float, seconds: float = 120.0, codec: str = "") -> None:
-        """``codec`` ("opus", "G722", "PCMU"...) limits baresip to that one; empty: G.711."""
+                 tone_hz: float, seconds: float = 120.0, codec: str = "",
+                 record: bool = True) -> None:
+        """``codec`` ("opus", "G722", "PCMU"...) limits baresip to that one; empty: G.711.
+        ``record``: keep both directions of each call as WAV files (sndfile)."""
         binary = need("baresip")
         self.sip_port = sip_port
         self.dir = workdir / "baresip"
@@ -433,7 +435,8 @@ class Baresip:
             "ausrc_srate 48000", "auplay_srate 48000",
             "ausrc_channels 1", "auplay_channels 1",
             "module_path /usr/lib/baresip/modules",
-            "module aufile.so", "module aubridge.so", "module g711.so", "module sndfile.so",
+            "module aufile.so", "module aubridge.so", "module g711.so",
+            *(["module sndfile.so"] if record else []),
             "module ctrl_tcp.so",
             *(["module opus.so", "opus_stereo no", "opus_sprop_stereo no"]
               if codec == "opus" else []),
@@ -446,6 +449,7 @@ class Baresip:
             "",
         ]))
         self.log = open(workdir / "baresip.log", "wb")
+        self.started = time.monotonic()
         self.proc = subprocess.Popen([binary, "-f", str(self.dir)], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.events: list[dict[str, Any]] = []
@@ -582,6 +586,7 @@ database = "{work / 'events.db'}"
 {extra}
 """)
         self.log = open(work / "station.log", "wb")
+        self.started = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "intercom.cli", "run", "--config",
                                       str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.socket.exists() or self.proc.poll() is not None, 15,
