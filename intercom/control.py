@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intercom.app.events import Event
+from intercom.ctl import default_socket
 from intercom.hal.errors import HalError
 
 if TYPE_CHECKING:
@@ -30,29 +31,13 @@ log = logging.getLogger("intercom.control")
 MAX_REQUEST = 4096
 
 
-SERVICE_SOCKET = Path("/run/intercom/control.sock")
-
-
 class ControlError(Exception):
     """The control socket cannot be ours."""
 
 
 def default_socket_path() -> Path:
-    """Where the socket is when [control] socket is empty. The service (systemd's
-    RuntimeDirectory=intercom) and everyone on its machine (root, or an admin in
-    the intercom group, whatever their own runtime directory) meet at
-    /run/intercom; a station run by hand uses the user's runtime directory."""
-    service = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if service:
-        return Path(service) / "control.sock"
-    if SERVICE_SOCKET.exists():
-        return SERVICE_SOCKET
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "intercom" / "control.sock"
-    if os.geteuid() == 0:
-        return SERVICE_SOCKET
-    return Path(f"/tmp/intercom-{os.geteuid()}/control.sock")
+    """Where the socket is when [control] socket is empty (intercom.ctl)."""
+    return Path(default_socket())
 
 
 def socket_path(configured: str) -> Path:

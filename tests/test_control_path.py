@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from intercom import control
+from intercom import control, ctl
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(control, "SERVICE_SOCKET", tmp_path / "run-intercom" / "control.sock")
+    monkeypatch.setattr(ctl, "SERVICE_SOCKET", str(tmp_path / "run-intercom" / "control.sock"))
     return tmp_path
 
 
@@ -26,13 +26,14 @@ def test_a_user_on_the_station_finds_the_service_socket_before_their_own(
         env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(env / "user"))
     assert control.default_socket_path() == env / "user" / "intercom" / "control.sock"
-    control.SERVICE_SOCKET.parent.mkdir()
-    control.SERVICE_SOCKET.touch()                   # the service is up
-    assert control.default_socket_path() == control.SERVICE_SOCKET
+    service = Path(ctl.SERVICE_SOCKET)
+    service.parent.mkdir()
+    service.touch()                                  # the service is up
+    assert control.default_socket_path() == service
 
 
 def test_a_station_run_by_hand_without_a_runtime_directory(env: Path) -> None:
     import os
-    expected = control.SERVICE_SOCKET if os.geteuid() == 0 else \
+    expected = Path(ctl.SERVICE_SOCKET) if os.geteuid() == 0 else \
         Path(f"/tmp/intercom-{os.geteuid()}/control.sock")
     assert control.default_socket_path() == expected
