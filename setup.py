@@ -37,6 +37,7 @@ extensions = [
     Extension("intercom.cext.dtmf", ["cext/dtmf.pyx"], **common),
     Extension("intercom.cext.plc", ["cext/plc.pyx"], **common),
     Extension("intercom.cext.jitter", ["cext/jitter.pyx"], **common),
+    Extension("intercom.cext.level", ["cext/level.pyx"], **common),
 ] + [
     Extension(f"intercom.cext.{name}", [f"cext/{name}.pyx"], extra_link_args=speex_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})

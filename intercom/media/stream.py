@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import secrets
 import threading
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from intercom.cext.echo import MicPath
+from intercom.cext.level import LevelMeter
 from intercom.media.codecs import Codec
 from intercom.media.devices import AudioDevice, AudioDeviceError
 from intercom.media.echo import EchoControl
@@ -46,28 +46,6 @@ def scaled(frame: Pcm, gain: float) -> Pcm:
         return frame
     out: Pcm = np.clip(frame * gain, -32768, 32767).astype(np.int16)
     return out
-
-
-class LevelMeter:
-    """RMS level in dBFS over windows of ``window`` samples; keeps the loudest."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self._energy = 0.0
-        self._count = 0
-        self.dbfs = -120.0
-        self.peak_dbfs = -120.0
-        self.frames = 0
-
-    def add(self, frame: Pcm) -> None:
-        self.frames += 1
-        self._energy += float(np.dot(frame.astype(np.float64), frame.astype(np.float64)))
-        self._count += len(frame)
-        if self._count >= self.window:
-            rms = math.sqrt(self._energy / self._count) / 32768.0
-            self.dbfs = 20 * math.log10(rms) if rms > 1e-6 else -120.0
-            self.peak_dbfs = max(self.peak_dbfs, self.dbfs)
-            self._energy, self._count = 0.0, 0
 
 
 class AudioStream:
