@@ -413,3 +413,35 @@ def test_locate_with_naptr_without_naptr_and_without_srv() -> None:
         assert asyncio.run(run("sip:a.test:5999")) == []            # a port given: no SRV (4.2)
     finally:
         dns.stop()
+
+
+LOCATE_PROBE = """
+import asyncio, sys
+from intercom.app.network import locate_servers, user_agent
+from intercom.config import validate
+cfg = validate({"sip": {"registrar": sys.argv[1], "public_address": "127.0.0.1",
+                        "dns_servers": ["127.0.0.1:9"]},        # nothing there: bounded
+                "call": {"targets": [sys.argv[2]]}})
+try:             # the queries themselves go nowhere: the question is what got loaded
+    asyncio.run(asyncio.wait_for(locate_servers(user_agent(cfg), cfg, list(cfg.call.targets)),
+                                 1.0))
+except TimeoutError:
+    pass
+print("dns" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("registrar, target, loaded", [
+    ("sip:192.0.2.1", "sip:resident@192.0.2.2:5062", False),
+    ("sip:pbx.invalid:5060", "sip:resident@[2001:db8::2]", False),
+    ("sip:pbx.invalid", "sip:resident@192.0.2.2", True),      # a name without a port: SRV
+])
+def test_dns_is_loaded_only_for_a_name_that_needs_srv(registrar: str, target: str,
+                                                      loaded: bool) -> None:
+    """dnspython (2.4 MB) stays out of a station whose servers are addresses."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", LOCATE_PROBE, registrar, target],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == str(loaded)

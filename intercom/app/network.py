@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from intercom.config import Config
 from intercom.sip.address import SipUri
-from intercom.sip.resolver import locate, make_resolver
+from intercom.sip.locate import needs_srv
 from intercom.sip.transaction import TimerValues
 from intercom.sip.transport import local_address_towards
 from intercom.sip.settings import UaSettings
@@ -64,11 +64,14 @@ async def locate_servers(ua: UserAgent, config: Config, targets: list[str]) -> N
     """RFC 3263: the places DNS names for the registrars and proxy, best first,
     and for the call ``targets`` when calls go to them directly."""
     s = config.sip
-    resolver = make_resolver(s.dns_servers)
     forced = None if s.transport == "auto" else s.transport
     uris = list(ua.settings.servers)
     if ua.outbound is None:
         uris += [SipUri.parse(t) for t in targets]
+    if not any(needs_srv(uri) for uri in uris):
+        return              # addresses, or names with ports: no DNS library in memory
+    from intercom.sip.resolver import locate, make_resolver
+    resolver = make_resolver(s.dns_servers)
     for uri in uris:
         if uri.host not in ua.targets:
             ua.set_targets(uri.host, await locate(uri, resolver, transport=forced))
