@@ -445,3 +445,33 @@ def test_dns_is_loaded_only_for_a_name_that_needs_srv(registrar: str, target: st
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == str(loaded)
+
+
+def test_a_refused_registrar_is_retried_with_backoff_not_at_once(net: VirtualNetwork) -> None:
+    """Over UDP, a registrar host with nothing on the port answers each REGISTER
+    with ICMP port unreachable: each is a failure with its backoff (5, 10, 20 s...),
+    not a new REGISTER at once (which once made a storm of thousands a second)."""
+    ua = net.add("door", 5060, registrar=SipUri.parse("sip:127.0.0.1:5095"), password="pw")
+    ua.register(net.now)
+    refused = 0
+    for _ in range(600):                                  # 60 s
+        net.advance(0.1)
+        sent = sum(1 for _, dst, data in net.sent if dst[1] == 5095
+                   and data.startswith(b"REGISTER"))
+        while refused < sent:                             # ICMP for each one sent
+            refused += 1
+            ua.transport_error(Dest("127.0.0.1", 5095, "udp"), net.now)
+    failed = only(ev.RegistrationChanged, ua.events())
+    assert 3 <= refused <= 5 and len(failed) == refused
+    assert [f.status for f in failed] == [503] * refused
+    assert all(later.retry_in > earlier.retry_in for earlier, later in zip(failed, failed[1:]))
+
+
+def test_the_backoff_stays_at_its_ceiling_however_long_the_registrar_is_gone(
+        net: VirtualNetwork) -> None:
+    ua = net.add("door", 5060, registrar=SipUri.parse("sip:127.0.0.1:5095"), password="pw")
+    ua.register(net.now)
+    ua.registration.failures = 5000                       # weeks of a registrar away
+    ua.transport_error(Dest("127.0.0.1", 5095, "udp"), net.now)
+    (failed,) = only(ev.RegistrationChanged, ua.events())
+    assert 240 <= failed.retry_in <= 360

@@ -141,6 +141,9 @@ def test_registration_trouble_is_a_warning_with_the_fix_within_seconds(
             assert "registration at sip:127.0.0.1:" in warned()[0]
             assert "401" in warned()[0] or "403" in warned()[0]
             assert "check [sip] user, auth_user and password" in warned()[0]
+        # and then it waits out its backoff: no storm of REGISTERs (and warnings)
+        await asyncio.sleep(1.5)
+        assert len(warned()) == 1, warned()[:3]
     registrar = port if case == "wrong password" else silent
     try:
         run_rig(tmp_path, body, phone_ports=[port],

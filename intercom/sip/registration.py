@@ -98,9 +98,12 @@ class Registration:
             self._send(now, self.expires, remove=old_contact)
 
     def on_transport_lost(self, dest: Dest, now: float) -> None:
-        """The connection to the registrar broke: register again over a new one (RFC 5626 4.4.1)."""
+        """The connection to the registrar broke: register again over a new one (RFC 5626 4.4.1).
+        Only a registration that held: one that has just failed (refused, or ICMP
+        port unreachable over UDP) keeps its backoff, or it would storm the registrar."""
         ours = self.dest
-        if self.wanted and not self.pending and ours is not None and ours.same_place(dest):
+        if (self.wanted and not self.pending and self.state == RegState.REGISTERED
+                and ours is not None and ours.same_place(dest)):
             self.keepalive_due = None
             self.due = now
 
@@ -245,7 +248,7 @@ class Registration:
         if retry_after is not None:
             delay = float(retry_after)
         else:
-            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self.failures - 1))
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(self.failures - 1, 16))
             delay *= self.rng.uniform(0.8, 1.2)
         self.due = now + delay if self.wanted else None
         self._change(RegState.FAILED, status, reason, retry_in=delay)
