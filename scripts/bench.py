@@ -517,6 +517,12 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> None:
     """The door-station candidates side by side, rounds interleaved."""
+    # An installed station has its bytecode compiled (pip does it); a shell with
+    # PYTHONDONTWRITEBYTECODE would make every start compile the sources again.
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        import compileall
+        compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "intercom"),
+                               quiet=1)
     print(f"\nThe station against a baresip door station, each calling the same answering "
           f"baresip\n({rounds} rounds interleaved, {seconds:.0f} s calls, min / median / max; "
           f"the station:\nsimulated board, 48 kHz file-backed card, echo canceller and "
