@@ -43,7 +43,9 @@ def default_socket() -> str:
 
 
 def _plain(word: str) -> bool:
-    return 0 < len(word) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in word)
+    """A button or input name: letters, digits, ``_`` and ``-``, not an option."""
+    return (0 < len(word) <= 64 and not word.startswith("-")
+            and all(c.isascii() and (c.isalnum() or c in "_-") for c in word))
 
 
 def request(args: list[str]) -> tuple[str, bytes] | None:

@@ -31,7 +31,8 @@ def test_simple_commands_go_the_short_way_with_the_full_ways_request(args: list[
     ["state"], ["events"], ["log"], ["press"], ["press", "a", "b"], ["press", 'be"ll'],
     ["press", "bell\\"], ["press", "b\u00e9ll"], ["press", ""], ["door", "wide"],
     ["input", "door", "maybe"], ["hangup", "now"], ["--config", "x.toml", "press", "bell"],
-    ["press", "bell", "--socket", "/s"], ["--socket"], [],
+    ["press", "bell", "--socket", "/s"], ["press", "--json"], ["input", "-x", "on"],
+    ["--socket"], [],
 ])
 def test_anything_else_is_handed_to_the_full_way(args: list[str]) -> None:
     assert ctl.request(args if args[:1] in (["--config"], ["--socket"]) or not args
