@@ -87,13 +87,6 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def station_call(work: Path) -> dict[str, float]:
     phone_port = free_udp_port()
     phone = DemoPhone(phone_port, str(work / "phone.wav"), answer_after=0.2)
@@ -133,7 +126,7 @@ database = "{work / 'events.db'}"
         cpu0, t0 = proc_cpu(proc.pid), time.monotonic()
         await asyncio.sleep(CALL_SECONDS)
         busy = (proc_cpu(proc.pid) - cpu0) / (time.monotonic() - t0)
-        rss = proc_rss_mb(proc.pid)
+        rss = proc_rss(proc.pid)[0]
         phone.hangup()
         await asyncio.sleep(0.5)
     finally:
@@ -160,7 +153,10 @@ SETTLE = 1.0
 
 
 def _peers() -> Any:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    """The test suite's peer helpers (baresip, the station), for side-by-side runs."""
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
     import conftest
     import peers
     return conftest, peers
@@ -193,16 +189,16 @@ def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str
                                    log_level="warning", extra='[media]\nsrtp = "off"\n',
                                    # the simulated room is the simulator's work
                                    audio="sim_echo_gain_db = -120\n")
-            time.sleep(3.0)
-            idle = proc_rss(caller.proc.pid)
-            caller.press()
-            caller.wait_event(15, event="call", state="answered")
         else:
             caller = peers.Baresip(work / "door", conftest.free_port_pair_gap(2),
                                    conftest.free_port(), "<sip:door@127.0.0.1>;regint=0",
                                    440.0, seconds + 30, codec=codec, record=False)
-            time.sleep(3.0)
-            idle = proc_rss(caller.proc.pid)
+        time.sleep(3.0)
+        idle = proc_rss(caller.proc.pid)
+        if candidate == "station":
+            caller.press()
+            caller.wait_event(15, event="call", state="answered")
+        else:
             caller.command("dial", target)
             caller.wait_event("CALL_ESTABLISHED", 15)
         time.sleep(SETTLE)
@@ -509,6 +505,10 @@ def latency_figures() -> None:
               f"{len(mic)}/{len(speaker)} clicks)")
 
 
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     """min / median / max."""
     v = sorted(values)
@@ -550,11 +550,11 @@ def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> Non
                   f"{spread([x['rss'] for x in rs], '{:.0f}'):>22}"
                   f"{spread([x['idle_rss'] for x in rs], '{:.0f}'):>22}")
         st, bs = results[("station", codec)], results[("baresip", codec)]
-        cpu = sorted(x["cpu"] for x in st)[rounds // 2] / sorted(x["cpu"] for x in bs)[rounds // 2]
-        rss = sorted(x["rss"] for x in st)[rounds // 2] / sorted(x["rss"] for x in bs)[rounds // 2]
+        cpu = median([x["cpu"] for x in st]) / median([x["cpu"] for x in bs])
+        rss = median([x["rss"] for x in st]) / median([x["rss"] for x in bs])
         print(f"  {'  station/baresip':<18}{cpu:>21.2f}x{rss:>21.2f}x"
               f"   (targets: CPU 1.0x, RSS in call 2x)")
-    anon = sorted(x["idle_anon"] for x in results[("station", "opus")])[rounds // 2]
+    anon = median([x["idle_anon"] for x in results[("station", "opus")]])
     print(f"  station idle: anonymous memory {anon:.0f} MB (target for idle RSS: 25 MB)")
     print(f"\n  {'ms, min / median / max':<24}{'station':>22}{'baresip':>22}{'target':>10}")
     print(f"  {'start to first REGISTER':<24}"
