@@ -242,7 +242,8 @@ def start_to_register(candidate: str, work: Path) -> float:
                 caller = peers.Baresip(work, conftest.free_port_pair_gap(2), conftest.free_port(),
                                        f"<sip:door@127.0.0.1:{port}>;regint=60;auth_pass=x",
                                        440.0, 5, record=False)
-            return (_first_datagram(registrar, b"REGISTER", 15) - caller.started) * 1000
+            started: float = caller.started
+            return (_first_datagram(registrar, b"REGISTER", 15) - started) * 1000
         finally:
             if caller is not None:
                 caller.stop()
