@@ -341,3 +341,44 @@ def test_rtp_latches_to_the_first_source_and_drops_strangers() -> None:
     got, stats = asyncio.run(_latching())
     assert got == [0, 0]
     assert stats.foreign == 1 and stats.received == 2  # type: ignore[attr-defined]
+
+
+async def _drained_late() -> tuple[list[float], list[float], float, int, list[bytes]]:
+    arrivals: list[float] = []
+    loop_saw: list[bytes] = []
+    ours = await RtpSession.open("127.0.0.1", 32000, 32998,
+                                 lambda *packet: arrivals.append(packet[-1]))
+    peer = await RtpSession.open("127.0.0.1", 33000, 33998, lambda *a: None)
+    ours.set_remote("127.0.0.1", peer.local_port)
+    peer.set_remote("127.0.0.1", ours.local_port)
+    ours.rtcp_received = lambda data, source: loop_saw.append(data)  # type: ignore[method-assign]
+    ours.take_over()                    # the media thread's: the loop no longer reads it
+    sent = []
+    for i in range(3):
+        sent.append(time.monotonic())
+        peer.send(0, b"\xff" * 160, 160 * i)
+        await asyncio.sleep(0.03)
+    peer._send_rtcp(b"\x80\xc9\x00\x01" + b"\x00" * 4)      # an RR on the RTCP port
+    peer.rtcp_mux = True
+    peer._send_rtcp(b"\x80\xc9\x00\x01" + b"\x00" * 4)      # and one on the RTP port
+    await asyncio.sleep(0.1)
+    assert arrivals == [] and len(loop_saw) == 1      # the RTCP port is still the loop's
+    drained_at = time.monotonic()
+    taken = await asyncio.to_thread(ours.drain)
+    await asyncio.sleep(0.05)            # the RTCP handed to the loop
+    ours.hand_back()
+    for session in (ours, peer):
+        session.close()
+    return arrivals, sent, drained_at, taken, loop_saw
+
+
+def test_the_media_thread_drains_rtp_with_the_kernels_arrival_times() -> None:
+    """Packets that waited in the socket until the media thread's turn carry the time
+    they arrived, not the time they were taken (the jitter buffer sees the network's
+    jitter, not the card's period); RTCP on the RTP port goes to the loop."""
+    arrivals, sent, drained_at, taken, loop_saw = asyncio.run(_drained_late())
+    assert taken == 4 and len(arrivals) == 3
+    for arrival, when in zip(arrivals, sent):
+        assert when <= arrival + 0.002 and arrival - when < 0.015, (arrivals, sent)
+    assert drained_at - arrivals[-1] > 0.1
+    assert len(loop_saw) == 2

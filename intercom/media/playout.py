@@ -53,10 +53,13 @@ class Playout:
         self.invalid = 0                                # payloads the decoder refused
         self.operations = [0] * len(jitter.OPERATIONS)
 
-    def put(self, seq: int, ts: int, ssrc: int, payload: bytes) -> None:
-        """A packet from the network (event-loop thread)."""
+    def put(self, seq: int, ts: int, ssrc: int, payload: bytes,
+            arrival: float | None = None) -> None:
+        """A packet from the network that arrived at ``arrival`` (the clock's
+        seconds; now when not given)."""
         with self._lock:
-            self.jb.put(seq, ts, ssrc, payload, self.clock() * 1000.0)
+            self.jb.put(seq, ts, ssrc, payload,
+                        (self.clock() if arrival is None else arrival) * 1000.0)
 
     def event_span(self, ts: int, ssrc: int, duration: int) -> None:
         """A telephone-event packet: the span of the timeline it covers (event loop)."""

@@ -8,6 +8,12 @@ RTCP runs on the next port up (RFC 3550 11), or on the RTP port when both
 sides agreed to rtcp-mux (RFC 5761): reports every 5 s or so, and the
 peer's reports give the round-trip time. With SRTP keys agreed, everything
 is protected, and what fails authentication is dropped and counted.
+
+While a call's audio runs, its media thread owns the data path: it sends
+on the socket directly and drains it once per card period (``drain``),
+with the kernel's arrival times, so no packet passes through the event
+loop. The loop keeps RTCP reports, STUN and keepalives; what arrives for
+those on the media thread is handed to it.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import asyncio
 import logging
 import random
 import secrets
+import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import cast
@@ -28,7 +36,12 @@ from intercom.sip import stun
 
 log = logging.getLogger("intercom.media")
 KEEPALIVE_SECONDS = 15.0      # well inside common UDP NAT timeouts (30 s and more)
-PacketHandler = Callable[[int, bool, int, int, int, bytes], None]  # pt, marker, seq, ts, ssrc, payload
+# pt, marker, seq, ts, ssrc, payload, arrival (time.monotonic() seconds)
+PacketHandler = Callable[[int, bool, int, int, int, bytes, float], None]
+DRAIN_MAX = 64                # datagrams taken in one drain: a flood cannot hold the thread
+_TIMESPEC = struct.Struct("@qq")
+# Arrival times from the kernel (Linux; Python 3.11's socket module lacks the name).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 @dataclass
@@ -59,6 +72,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.srtp: SrtpContext | None = None                # set once SDES keys are agreed
         self._last_sent = 0.0
         self._report_timer: asyncio.TimerHandle | None = None
+        self._sock: socket.socket | None = None            # for the media thread
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, host: str, port_min: int, port_max: int,
@@ -86,6 +101,64 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self._loop = asyncio.get_running_loop()
+        own = transport.get_extra_info("socket")
+        # Our own handle on the same socket: the media thread sends and receives on
+        # it directly (asyncio's transport is for the loop's thread only).
+        self._sock = socket.fromfd(own.fileno(), own.family, own.type)
+        self._sock.setblocking(False)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError as exc:                     # arrival is then taken at the drain
+            log.debug("RTP: no kernel timestamps: %s", exc)
+
+    def take_over(self) -> None:
+        """The media thread reads the socket from now on (call on the loop)."""
+        if self.transport is not None and not self.transport.is_closing():
+            cast(asyncio.ReadTransport, self.transport).pause_reading()
+
+    def hand_back(self) -> None:
+        """The loop reads the socket again (call on the loop, the media thread stopped)."""
+        if self.transport is not None and not self.transport.is_closing():
+            cast(asyncio.ReadTransport, self.transport).resume_reading()
+
+    def wait_readable(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for a datagram (media thread, without a card to pace it)."""
+        if self._sock is None:
+            time.sleep(seconds)
+            return
+        try:
+            select.select([self._sock], [], [], seconds)
+        except (OSError, ValueError):              # closed under us: the call is ending
+            time.sleep(seconds)
+
+    def drain(self) -> int:
+        """Take what has arrived on the socket, on the media thread; returns how many.
+        Each datagram gets the kernel's arrival time; STUN answers and RTCP go to
+        the event loop."""
+        sock = self._sock
+        if sock is None:
+            return 0
+        taken = 0
+        offset = time.time() - time.monotonic()
+        while taken < DRAIN_MAX:
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:                 # ICMP unreachable from a send, and so on
+                log.debug("RTP socket error: %s", exc)
+                taken += 1
+                continue
+            taken += 1
+            arrival = time.monotonic()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS \
+                        and len(value) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    arrival = min(arrival, seconds + nanoseconds * 1e-9 - offset)
+            self.receive(data, (addr[0], addr[1]), arrival, on_loop=False)
+        return taken
 
     def set_remote(self, host: str, port: int) -> None:
         if not self.latched:
@@ -133,13 +206,9 @@ class RtpSession(asyncio.DatagramProtocol):
         the RTP port open (RFC 6263 4.1: an empty transport packet)."""
         now = time.monotonic()
         if self.paused and now - self._last_sent >= KEEPALIVE_SECONDS and \
-                self.remote is not None and self.transport is not None \
-                and not self.transport.is_closing():
-            # asyncio's transport drops empty sends: use a duplicate of its socket.
-            own = self.transport.get_extra_info("socket")
-            try:
-                with socket.fromfd(own.fileno(), own.family, own.type) as sock:
-                    sock.sendto(b"", self.remote)
+                self.remote is not None and self._sock is not None:
+            try:                                   # asyncio's transport drops empty sends
+                self._sock.sendto(b"", self.remote)
             except OSError as exc:
                 log.debug("RTP keepalive: %s", exc)
             self._last_sent = now
@@ -182,10 +251,18 @@ class RtpSession(asyncio.DatagramProtocol):
         return None
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        source = (addr[0], addr[1])
+        self.receive(data, (addr[0], addr[1]), time.monotonic())
+
+    def receive(self, data: bytes, source: tuple[str, int], arrival: float,
+                on_loop: bool = True) -> None:
+        """One datagram from ``source``: RTP to ``on_packet``, the rest where it
+        belongs. Off the loop (``on_loop`` false), STUN and RTCP are handed to it."""
         if not data:
             return                                 # a keepalive (RFC 6263 4.1)
         if self._stun and stun.is_stun(data):
+            if not on_loop:
+                self._to_loop(self.receive, data, source, arrival)
+                return
             waiter = self._stun.get(data[8:20])
             if waiter is not None and not waiter.done():
                 waiter.set_result(data)
@@ -194,7 +271,10 @@ class RtpSession(asyncio.DatagramProtocol):
             self.stats.foreign += 1
             return
         if is_rtcp(data):                          # multiplexed on the RTP port (RFC 5761)
-            self.rtcp_received(data, source)
+            if on_loop:
+                self.rtcp_received(data, source)
+            else:
+                self._to_loop(self.rtcp_received, data, source)
             return
         if self.srtp is not None:
             try:
@@ -214,20 +294,33 @@ class RtpSession(asyncio.DatagramProtocol):
             self.latched = True
         self.stats.received += 1
         if self.rtcp is not None:
-            self.rtcp.on_rtp_received(ssrc, seq, ts, time.time())
-        self.on_packet(pt, marker, seq, ts, ssrc, payload)
+            self.rtcp.on_rtp_received(ssrc, seq, ts, arrival)   # differences only
+        self.on_packet(pt, marker, seq, ts, ssrc, payload, arrival)
+
+    def _to_loop(self, handler: Callable[..., None], *args: object) -> None:
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(handler, *args)
+            except RuntimeError:                   # the loop has closed: the call is over
+                pass
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
 
     def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
-        if (self.transport is None or self.remote is None or self.paused
-                or self.transport.is_closing()):
+        """One RTP packet to the peer, from any thread (straight onto the socket)."""
+        sock, remote = self._sock, self.remote
+        if sock is None or remote is None or self.paused:
             return
         packet = rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc, payload)
         if self.srtp is not None:
             packet = self.srtp.protect(packet)
-        self.transport.sendto(packet, self.remote)
+        try:
+            sock.sendto(packet, remote)
+        except (BlockingIOError, InterruptedError):
+            pass                                   # the socket's buffer is full: a lost packet
+        except OSError as exc:                     # e.g. unreachable: the peer may come back
+            log.debug("RTP send to %s:%d: %s", *remote, exc)
         self.seq = (self.seq + 1) & 0xFFFF
         self.stats.sent += 1
         self._last_sent = time.monotonic()
@@ -242,6 +335,9 @@ class RtpSession(asyncio.DatagramProtocol):
             self._send_rtcp(self.rtcp.bye())
         if self.transport is not None:
             self.transport.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self.rtcp_transport is not None:
             self.rtcp_transport.close()
 

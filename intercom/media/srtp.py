@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from dataclasses import dataclass
 
 import pylibsrtp
@@ -89,23 +90,32 @@ class SrtpContext:
         self._rx = pylibsrtp.Session(policy=pylibsrtp.Policy(
             key=theirs.key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
         self.failed = 0
+        # RTP goes through the media thread, RTCP through the event loop, and libsrtp's
+        # sessions are not safe to use from two threads at once (pylibsrtp lets go of
+        # the GIL in them).
+        self._tx_lock = threading.Lock()
+        self._rx_lock = threading.Lock()
 
     def protect(self, packet: bytes) -> bytes:
-        return bytes(self._tx.protect(packet))
+        with self._tx_lock:
+            return bytes(self._tx.protect(packet))
 
     def protect_rtcp(self, packet: bytes) -> bytes:
-        return bytes(self._tx.protect_rtcp(packet))
+        with self._tx_lock:
+            return bytes(self._tx.protect_rtcp(packet))
 
     def unprotect(self, packet: bytes) -> bytes:
         try:
-            return bytes(self._rx.unprotect(packet))
+            with self._rx_lock:
+                return bytes(self._rx.unprotect(packet))
         except pylibsrtp.Error as exc:
             self.failed += 1
             raise SrtpError(str(exc)) from exc
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         try:
-            return bytes(self._rx.unprotect_rtcp(packet))
+            with self._rx_lock:
+                return bytes(self._rx.unprotect_rtcp(packet))
         except pylibsrtp.Error as exc:
             self.failed += 1
             raise SrtpError(str(exc)) from exc

@@ -1,12 +1,15 @@
 """One call's audio: sound device <-> codec <-> RTP, with DTMF both ways, and the
 echo of the speaker taken out of the microphone.
 
-The sound device runs in its own thread and is the clock: each period it
-captures one frame (handed to asyncio through ``call_soon_threadsafe``) and
-plays one period from the play-out path (jitter buffer, decoder, concealment;
-intercom.media.playout). Everything else (encoding, RTP, DTMF) runs on the
-asyncio loop. A device that fails to open or breaks is
-reported and retried; RTP, and so DTMF and the door, carry on without it.
+The call's media thread is paced by the sound device, which is the clock:
+each period it takes what the network has sent (``RtpSession.drain``) into
+the play-out path (jitter buffer, decoder, concealment;
+intercom.media.playout), plays one period from it, and sends what the
+microphone captured (echo canceller, encoder, RTP). No frame or packet passes
+through the event loop; the loop gets only what it acts on (digits, errors,
+RTCP). A device that fails to open or breaks is reported and retried; the
+thread goes on taking packets meanwhile, so DTMF and the door carry on
+without it.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from intercom.media.tones import Tone, ToneSource, mix
 
 log = logging.getLogger("intercom.audio")
 DEVICE_RETRY_SECONDS = 2.0
+WITHOUT_DEVICE_TURN = 0.1     # s: how often the thread looks up while the card is down
 STALL_SECONDS = 10.0          # an audio thread that has not turned for this long is stuck
 DTMF_DIGIT_MS = 100
 DTMF_GAP_FRAMES = 3
@@ -113,6 +117,8 @@ class AudioStream:
 
     # ----- lifecycle ------------------------------------------------------------
     def start(self) -> None:
+        """Start the media thread (on the loop): it owns the RTP socket from now."""
+        self.rtp.take_over()
         self._thread = threading.Thread(target=self._device_loop, name="audio-device",
                                         daemon=True)
         self._thread.start()
@@ -122,6 +128,7 @@ class AudioStream:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self.rtp.on_packet = lambda *args: None
+        self.rtp.hand_back()
 
     # ----- device thread --------------------------------------------------------
     def trouble(self) -> str | None:
@@ -146,36 +153,51 @@ class AudioStream:
                     device.open()
                     self._device = device
                 frame = device.read()
+                self.rtp.drain()
                 played = scaled(self.playout.pull(), self.speaker_gain)
                 tone = self._speaker_tone
                 if tone is not None and not tone.done:
                     played = mix(played, tone.read(len(played)))
                 device.write(played)
-                self.loop.call_soon_threadsafe(self._on_mic_frame, frame, played)
+                self._on_mic_frame(frame, played)
             except AudioDeviceError as exc:
                 self._report(str(exc))
                 if device is not None:
                     device.close()
                     self.xruns += device.xruns          # kept across a reopened device
                 device = self._device = None
-                self._stop.wait(DEVICE_RETRY_SECONDS)
-            except RuntimeError:                    # the loop is closed: we are done
-                break
+                self._without_device(DEVICE_RETRY_SECONDS)
         if device is not None:
             device.close()
 
+    def _without_device(self, seconds: float) -> None:
+        """Until the card is tried again: packets are still taken (DTMF opens the door
+        without a speaker; the jitter buffer keeps only its newest audio), and
+        nothing is sent."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.heartbeat = time.monotonic()
+            self.rtp.wait_readable(min(left, WITHOUT_DEVICE_TURN))
+            self.rtp.drain()
+
     def _report(self, message: str) -> None:
         log.error("audio device: %s (retrying in %.0f s)", message, DEVICE_RETRY_SECONDS)
+        self._to_loop(self._set_device_error, message)
+
+    def _to_loop(self, handler: Callable[..., None], *args: object) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._set_device_error, message)
-        except RuntimeError:
-            pass
+            self.loop.call_soon_threadsafe(handler, *args)
+        except RuntimeError:                        # the loop is closed: the call is over
+            self._stop.set()
 
     def _set_device_error(self, message: str) -> None:
         self.device_error = message
         self.on_device_error(message)
 
-    # ----- asyncio side ---------------------------------------------------------
+    # ----- what the media thread does each period ----------------------------------
     def _on_mic_frame(self, frame: Pcm, played: Pcm) -> None:
         chunks = self.mic.process(frame, played)
         for chunk in chunks:
@@ -222,26 +244,24 @@ class AudioStream:
             self._dtmf_out.extend(("gap", b"") for _ in range(DTMF_GAP_FRAMES))
 
     def on_packet(self, pt: int, marker: bool, seq: int, ts: int, ssrc: int,
-                  payload: bytes) -> None:
+                  payload: bytes, arrival: float) -> None:
+        """An RTP packet from the peer (media thread)."""
         if pt == self.te_pt:
             self._events_seen = True
             if len(payload) >= 4 and self.te_rate == self.codec.clock_rate:
                 # the audio this event stands in for, if the phone sends none meanwhile
                 self.playout.event_span(ts, ssrc, int.from_bytes(payload[2:4], "big"))
             for digit in self.dtmf_in.feed(payload, ts):
-                self.on_dtmf(digit)
+                self._to_loop(self.on_dtmf, digit)
         elif pt == self.codec.payload_type:
-            self.playout.put(seq, ts, ssrc, payload)
+            self.playout.put(seq, ts, ssrc, payload, arrival)
 
     def _on_speaker_audio(self, pcm: Pcm) -> None:
         """Each decoded or concealed frame, at the codec's rate (audio thread)."""
         self.speaker_level.add(pcm)
         if self.inband is not None and not self._events_seen:
             for digit in self.inband.feed(pcm):
-                try:
-                    self.loop.call_soon_threadsafe(self.on_dtmf, digit)
-                except RuntimeError:                # the loop is closed
-                    return
+                self._to_loop(self.on_dtmf, digit)
 
     def quality(self) -> Quality | None:
         """The call's quality so far, from RTCP and the jitter buffer."""
