@@ -1,7 +1,7 @@
 """Build the Cython extensions in cext/ into the intercom.cext package.
 
 The extensions link against the system's libspeexdsp (Debian: libspeexdsp-dev)
-and spandsp for G.722 (libspandsp-dev); pkg-config supplies the flags.
+spandsp for G.722 (libspandsp-dev) and libopus (libopus-dev); pkg-config supplies the flags.
 """
 import shlex
 import subprocess
@@ -23,6 +23,7 @@ def pkg_config(lib: str) -> tuple[list[str], list[str]]:
 
 
 speex_cflags, speex_libs = pkg_config("speexdsp")
+opus_cflags, opus_libs = pkg_config("opus")
 spandsp_cflags, spandsp_libs = pkg_config("spandsp")
 common = dict(
     include_dirs=[numpy.get_include()],
@@ -43,6 +44,8 @@ extensions = [
               **{**common, "extra_compile_args": common["extra_compile_args"] + speex_cflags})
     for name in ("resample", "echo", "speexjb")
 ] + [
+    Extension("intercom.cext.opus", ["cext/opus.pyx"], extra_link_args=opus_libs,
+              **{**common, "extra_compile_args": common["extra_compile_args"] + opus_cflags}),
     Extension("intercom.cext.g722", ["cext/g722.pyx"], extra_link_args=spandsp_libs,
               **{**common, "extra_compile_args": common["extra_compile_args"] + spandsp_cflags}),
 ]

@@ -34,6 +34,24 @@ def test_press_fires_the_callback_with_the_button_name(board: SimulatedBoard) ->
     assert pressed == ["bell", "bell2"]
 
 
+def test_a_board_at_rest_runs_no_threads_of_its_own() -> None:
+    """Inputs are edge-driven: nothing wakes up while nobody presses anything (a
+    gpiozero Button would poll ten times a second per input for long presses)."""
+    import threading
+    before = {t.ident for t in threading.enumerate()}
+    b = open_board("simulated", "")
+    try:
+        assert len(b.buttons) >= 2 and b.door_contact is not None and b.tamper is not None
+        extra = [t.name for t in threading.enumerate() if t.ident not in before]
+        assert extra == []
+        pressed: list[str] = []
+        b.on_button = pressed.append
+        b.press("bell")
+        assert pressed == ["bell"]
+    finally:
+        b.close()
+
+
 def test_pressing_an_unknown_button_names_the_ones_there_are(board: SimulatedBoard) -> None:
     with pytest.raises(HalError, match="no button 'gate'; this board has bell, bell2"):
         board.press("gate")

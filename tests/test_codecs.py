@@ -1,4 +1,4 @@
-"""The codec table: G.711, G.722 (spandsp) and Opus (opuslib), and their SDP."""
+"""The codec table: G.711, G.722 (spandsp) and Opus (opuslib, libopus per frame), and their SDP."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,6 +51,38 @@ def test_opus_conceals_a_lost_frame() -> None:
     assert codec.conceal is not None
     guess = codec.conceal(320)
     assert len(guess) == 320 and tone_dbfs(guess, 440, 16000) > -30    # it carries on the tone
+
+
+def test_opus_per_frame_in_c_decodes_as_opuslib_does() -> None:
+    """The direct libopus path and opuslib's own wrapper give the same samples for
+    the same packets (two decoders, each fed the whole stream)."""
+    import opuslib
+    codec = codec_for(spec("opus").format)
+    reference = opuslib.Decoder(16000, 1)
+    signal = tone(700, 0.4, 16000)
+    for i in range(0, len(signal), 320):
+        payload = codec.encode(signal[i:i + 320])
+        ours = codec.decode(payload)
+        theirs = np.frombuffer(reference.decode(payload, 1920), dtype="<i2")
+        assert np.array_equal(ours, theirs)
+    assert codec.encode(signal[:640:2]) != b""            # a strided frame is taken too
+
+
+def test_opus_per_frame_refuses_what_it_cannot_read_and_recovers_from_fec() -> None:
+    codec = codec_for(spec("opus").format)
+    signal = tone(500, 0.6, 16000)
+    payloads = [codec.encode(signal[i:i + 320]) for i in range(0, len(signal), 320)]
+    for bad in (b"", b"\xff\xff\xff\xff", bytes([0x0B]) + bytes(1400)):
+        with pytest.raises(ValueError):
+            codec.decode(bad)
+    with pytest.raises(ValueError):
+        codec.encode(np.zeros(0, dtype=np.int16))
+    for payload in payloads[:20]:
+        codec.decode(payload)
+    assert codec.recover is not None
+    rebuilt = codec.recover(payloads[21], 320)             # frame 20 lost, 21 carries its FEC
+    assert len(rebuilt) == 320 and tone_dbfs(rebuilt, 500, 16000) > -20
+    assert len(codec.decode(payloads[21])) == 320         # and decoding goes on
 
 
 def test_offer_names_opus_as_rfc_7587_says_and_events_on_both_clocks() -> None:

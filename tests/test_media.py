@@ -127,6 +127,57 @@ def test_simulated_card_plays_a_wav_file_as_its_microphone(tmp_path: Path) -> No
     card.close()
 
 
+def test_a_simulated_speakers_file_reads_whole_while_written_and_after(tmp_path: Path) -> None:
+    """Each period costs one write; the file reads to its end while it grows, and
+    carries its real length (for any WAV reader) once closed."""
+    import wave
+    from intercom.media.devices import SpeakerFile
+    path = str(tmp_path / "speaker.wav")
+    speaker = SpeakerFile(path, 16000)
+    played = tone(440, 0.3, 16000)
+    for i in range(0, 2400, 320):
+        speaker.write(played[i:i + 320].astype("<i2").tobytes())
+    pcm, rate = read_wav(path)
+    assert rate == 16000 and np.array_equal(pcm, played[:2560])
+    speaker.write(played[2560:].astype("<i2").tobytes())
+    speaker.close()
+    speaker.close()                                     # twice is harmless
+    with wave.open(path, "rb") as w:
+        assert (w.getframerate(), w.getnframes()) == (16000, len(played))
+    assert np.array_equal(read_wav(path)[0], played)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"RIFF\x04\x00\x00\x00WAVE", "no data chunk"),
+    (b"RIFF\x24\x00\x00\x00WAVEdata\x00\x00\x00\x00", "before the format"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00"
+     b"\x40\x1f\x00\x00\x01\x00\x08\x00data\x00\x00\x00\x00", "8-bit"),
+    (b"OggS" + bytes(40), "not a WAV file")])
+def test_read_wav_names_what_is_wrong_with_a_file(tmp_path: Path, content: bytes,
+                                                  needle: str) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=needle):
+        read_wav(str(path))
+
+
+def test_read_wav_skips_other_chunks_and_reads_stereo_as_its_first_channel(tmp_path: Path) -> None:
+    import wave
+    path = str(tmp_path / "stereo.wav")
+    left, right = np.arange(0, 100, dtype=np.int16), np.arange(1000, 1100, dtype=np.int16)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.column_stack([left, right]).astype("<i2").tobytes())
+    raw = Path(path).read_bytes()
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx\x00"     # odd size, padded
+    Path(path).write_bytes(raw[:4] + (len(raw) - 8 + len(extra)).to_bytes(4, "little") +
+                           raw[8:36] + extra + raw[36:])
+    pcm, rate = read_wav(path)
+    assert rate == 8000 and np.array_equal(pcm, left)
+
+
 @pytest.mark.parametrize("name,content,needle", [("missing.wav", None, "No such file"),
                                                   ("junk.wav", b"not a wav", "mic"),
                                                   ("rate.wav", "8k", "8000 Hz")])

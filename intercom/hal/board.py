@@ -150,7 +150,10 @@ class Board:
     """The station's I/O. Callbacks may run on gpiozero's threads."""
 
     def __init__(self, profile: BoardProfile, pin_factory: Any = None) -> None:
-        from gpiozero import LED, RGBLED, Button, DigitalOutputDevice
+        # Inputs are plain digital inputs: gpiozero's Button adds a thread per button
+        # that wakes ten times a second to look for a long press, which no input here
+        # has a use for.
+        from gpiozero import LED, RGBLED, DigitalInputDevice, DigitalOutputDevice
         from gpiozero.exc import GPIOZeroError
         self.profile = profile
         self.factory = pin_factory
@@ -159,8 +162,8 @@ class Board:
         self.on_tamper: Callable[[bool], None] = lambda opened: None
         self._led_modes: dict[str, str] = {}
         try:
-            self.buttons = {name: Button(pin, pull_up=True, bounce_time=0.03,
-                                         pin_factory=pin_factory)
+            self.buttons = {name: DigitalInputDevice(pin, pull_up=True, bounce_time=0.03,
+                                                     pin_factory=pin_factory)
                             for name, pin in profile.buttons.items()}
             self.leds = {name: LED(pin, pin_factory=pin_factory)
                          for name, pin in profile.leds.items()}
@@ -168,24 +171,25 @@ class Board:
                 SerialRelay(**profile.relay_serial) if profile.relay_serial is not None
                 else DigitalOutputDevice(profile.relay_pin, active_high=profile.relay_active_high,
                                          initial_value=False, pin_factory=pin_factory))
-            self.door_contact = (Button(profile.door_contact_pin, pull_up=True,
-                                        pin_factory=pin_factory)
+            self.door_contact = (DigitalInputDevice(profile.door_contact_pin, pull_up=True,
+                                                    pin_factory=pin_factory)
                                  if profile.door_contact_pin is not None else None)
             self.rgb = (RGBLED(*profile.rgb_led, pin_factory=pin_factory)
                         if profile.rgb_led is not None else None)
             # The tamper switch is closed while the case is shut.
-            self.tamper = (Button(profile.tamper_pin, pull_up=True, pin_factory=pin_factory)
+            self.tamper = (DigitalInputDevice(profile.tamper_pin, pull_up=True,
+                                              pin_factory=pin_factory)
                            if profile.tamper_pin is not None else None)
         except GPIOZeroError as exc:
             raise HalError(f"board {profile.name!r}: {exc}") from exc
         for name, button in self.buttons.items():
-            button.when_pressed = lambda _dev, n=name: self.on_button(n)
+            button.when_activated = lambda _dev, n=name: self.on_button(n)
         if self.door_contact is not None:
-            self.door_contact.when_pressed = lambda _dev: self.on_door(True)
-            self.door_contact.when_released = lambda _dev: self.on_door(False)
+            self.door_contact.when_activated = lambda _dev: self.on_door(True)
+            self.door_contact.when_deactivated = lambda _dev: self.on_door(False)
         if self.tamper is not None:
-            self.tamper.when_pressed = lambda _dev: self.on_tamper(False)
-            self.tamper.when_released = lambda _dev: self.on_tamper(True)
+            self.tamper.when_activated = lambda _dev: self.on_tamper(False)
+            self.tamper.when_deactivated = lambda _dev: self.on_tamper(True)
         for name in self.leds:
             self._led_modes[name] = "off"
 
@@ -227,11 +231,11 @@ class Board:
 
     @property
     def door_closed(self) -> bool | None:
-        return None if self.door_contact is None else bool(self.door_contact.is_pressed)
+        return None if self.door_contact is None else bool(self.door_contact.is_active)
 
     @property
     def tamper_open(self) -> bool | None:
-        return None if self.tamper is None else not self.tamper.is_pressed
+        return None if self.tamper is None else not self.tamper.is_active
 
     def led_modes(self) -> dict[str, str]:
         return dict(self._led_modes)

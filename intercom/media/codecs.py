@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from intercom.cext import g711
 from intercom.cext.g722 import G722Decoder, G722Encoder
+from intercom.cext.opus import OpusFrames
 from intercom.cext.plc import WaveformPlc
 from intercom.sip.sdp import PayloadFormat
 
@@ -103,30 +104,9 @@ def _opus(complexity: int) -> Coders:
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_packet_loss_perc, 5)
     opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_dtx, 0)
     decoder = opuslib.Decoder(OPUS_RATE, 1)
-
-    def encode(pcm: Pcm) -> bytes:
-        return bytes(encoder.encode(pcm.astype("<i2").tobytes(), len(pcm)))
-
-    def decode(payload: bytes) -> Pcm:
-        # Up to 120 ms in one packet (RFC 6716 3.2.5).
-        try:
-            out = decoder.decode(payload, OPUS_RATE * 120 // 1000)
-        except opuslib.OpusError as exc:
-            raise ValueError(f"bad Opus packet: {exc}") from exc
-        return np.frombuffer(out, dtype="<i2").astype(np.int16)
-
-    def conceal(samples: int) -> Pcm:
-        out = decoder.decode(b"", samples)             # Opus's own PLC
-        return np.frombuffer(out, dtype="<i2").astype(np.int16)
-
-    def recover(next_payload: bytes, samples: int) -> Pcm:
-        # The lost frame from the in-band FEC of the one after it (RFC 6716 2.1.7).
-        try:
-            out = decoder.decode(next_payload, samples, decode_fec=True)
-        except opuslib.OpusError as exc:
-            raise ValueError(f"bad Opus packet: {exc}") from exc
-        return np.frombuffer(out, dtype="<i2").astype(np.int16)
-    return encode, decode, conceal, recover
+    # Per frame, libopus is called directly on these states (cext/opus.pyx).
+    frames = OpusFrames(encoder, decoder, OPUS_RATE)
+    return frames.encode, frames.decode, frames.conceal, frames.recover
 
 
 CODECS: dict[str, CodecSpec] = {

@@ -7,16 +7,17 @@ it is paced by the device clock. ``write`` queues a period for playback.
 from __future__ import annotations
 
 import logging
+import os
+import struct
 import threading
 import time
-import wave
 from collections.abc import Mapping
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from intercom.media.echo import EchoPath, EchoPathSpec
-from intercom.media.signal import Pcm, read_wav, tone
+from intercom.media.signal import UNKNOWN_LENGTH, Pcm, read_wav, tone
 
 log = logging.getLogger("intercom.audio")
 
@@ -44,33 +45,60 @@ class AudioDevice(ABC):
     def close(self) -> None: ...
 
 
+class SpeakerFile:
+    """A simulated speaker's WAV file (mono, 16-bit), growing as it plays.
+
+    Each period's samples go straight to the file, one write each; the header
+    says ``UNKNOWN_LENGTH`` (as streaming writers do) until ``close`` puts in
+    the real lengths, so the file can be read at any time (``read_wav`` reads
+    it to its end) and no period costs more than its one write.
+    """
+
+    def __init__(self, path: str, rate: int) -> None:
+        self.rate = rate
+        self._file = open(path, "wb", buffering=0)
+        self._bytes = 0
+        self._file.write(self._header(UNKNOWN_LENGTH))
+
+    def _header(self, data_bytes: int) -> bytes:
+        riff = UNKNOWN_LENGTH if data_bytes == UNKNOWN_LENGTH else 36 + data_bytes
+        return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " +
+                struct.pack("<IHHIIHH", 16, 1, 1, self.rate, 2 * self.rate, 2, 16) +
+                b"data" + struct.pack("<I", data_bytes))
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._bytes += len(data)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            os.pwrite(self._file.fileno(), self._header(min(self._bytes, UNKNOWN_LENGTH - 36)), 0)
+            self._file.close()
+
+
 class _Recordings:
     """The simulated speakers' WAV files, kept open across a card's close and reopen.
 
     A real speaker plays whatever opens the card next (a ringback tone, then
     the call), so its recording goes on in the same file; a file written
-    afresh at each open would keep only the last user. The header is brought
-    up to date at each write (wave does that), so the file can be read at any
-    time. The least recently used of too many open files is closed.
+    afresh at each open would keep only the last user. The least recently
+    used of too many open files is closed.
     """
 
     KEEP = 32
 
     def __init__(self) -> None:
-        self._open: dict[str, wave.Wave_write] = {}
+        self._open: dict[str, SpeakerFile] = {}
         self._lock = threading.Lock()
 
-    def writer(self, path: str, rate: int) -> wave.Wave_write:
+    def writer(self, path: str, rate: int) -> SpeakerFile:
         with self._lock:
             w = self._open.pop(path, None)
-            if w is not None and w.getframerate() != rate:
+            if w is not None and w.rate != rate:
                 w.close()
                 w = None
             if w is None:
-                w = wave.open(open(path, "wb", buffering=0))
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(rate)
+                w = SpeakerFile(path, rate)
             self._open[path] = w                    # most recently used last
             while len(self._open) > self.KEEP:
                 oldest = next(iter(self._open))
@@ -104,7 +132,7 @@ class SimulatedSoundCard(AudioDevice):
         self._echo_due: np.ndarray | None = None   # what the speaker put into the next period
         self._mic: Pcm = np.zeros(0, dtype=np.int16)
         self._pos = 0
-        self._speaker: wave.Wave_write | None = None
+        self._speaker: SpeakerFile | None = None
         self._start = 0.0
         self._ticks = 0
 
@@ -112,7 +140,7 @@ class SimulatedSoundCard(AudioDevice):
         if self.mic_file:
             try:
                 pcm, rate = read_wav(self.mic_file)
-            except (OSError, EOFError, ValueError, wave.Error) as exc:
+            except (OSError, ValueError) as exc:
                 raise AudioDeviceError(f"simulated microphone file {self.mic_file!r}: {exc}") from exc
             if rate != self.rate:
                 raise AudioDeviceError(f"simulated microphone file {self.mic_file!r} is {rate} Hz;"
@@ -157,7 +185,7 @@ class SimulatedSoundCard(AudioDevice):
 
     def write(self, frame: Pcm) -> None:
         if self._speaker is not None:
-            self._speaker.writeframes(frame.astype("<i2").tobytes())
+            self._speaker.write(frame.astype("<i2").tobytes())
         if self._echo_path is not None:          # heard one period later, through the room
             self._echo_due = self._echo_path.echo(frame)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import struct
 import wave
 
 import numpy as np
@@ -54,13 +55,44 @@ def tone_dbfs(pcm: Pcm, freq: float, rate: int) -> float:
     return 20 * math.log10(rms) if rms > 1e-6 else -120.0
 
 
+# A WAV file still being written declares its length as this until it is closed
+# (as streaming writers do); its samples run to the end of the file.
+UNKNOWN_LENGTH = 0xFFFFFFFF
+
+
 def read_wav(path: str) -> tuple[Pcm, int]:
-    """Mono 16-bit samples and the rate of a WAV file (first channel if stereo)."""
-    with wave.open(path, "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: {8 * w.getsampwidth()}-bit WAV, expected 16-bit")
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return data[:: w.getnchannels()].astype(np.int16), w.getframerate()
+    """Mono 16-bit samples and the rate of a WAV file (first channel if stereo).
+    A file still being written (a length of ``UNKNOWN_LENGTH``, or one the
+    samples already run past) is read to its end. ValueError for what is not a
+    16-bit PCM WAV file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = pos + 8
+        if chunk == b"fmt ":
+            if size < 16 or body + 16 > len(data):
+                raise ValueError(f"{path}: a format chunk of {size} bytes")
+            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
+            fmt = (tag, channels, rate, bits)
+        elif chunk == b"data":
+            if fmt is None:
+                raise ValueError(f"{path}: samples before the format chunk")
+            tag, channels, rate, bits = fmt
+            if tag not in (1, 0xFFFE) or bits != 16 or channels < 1:
+                raise ValueError(f"{path}: {bits}-bit WAV of format {tag:#x}, "
+                                 "expected 16-bit PCM")
+            end = len(data) if size == UNKNOWN_LENGTH or body + size > len(data) \
+                else body + size
+            frames = (end - body) // (2 * channels)
+            pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=body)
+            return pcm[::channels].astype(np.int16), rate
+        pos = body + size + (size & 1)            # chunks are padded to even sizes
+    raise ValueError(f"{path}: no data chunk")
 
 
 def write_wav(path: str, pcm: Pcm, rate: int) -> None:
