@@ -433,3 +433,115 @@ def test_the_media_thread_drains_rtp_with_the_kernels_arrival_times() -> None:
         assert when <= arrival + 0.002 and arrival - when < 0.015, (arrivals, sent)
     assert drained_at - arrivals[-1] > 0.1
     assert len(loop_saw) == 2
+
+
+def _socket_pair(family: int = 0) -> tuple[Any, Any]:
+    import socket
+    family = family or socket.AF_INET
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    ours = socket.socket(family, socket.SOCK_DGRAM)
+    ours.bind((host, 0))
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, 35, 1)                 # SO_TIMESTAMPNS
+    peer = socket.socket(family, socket.SOCK_DGRAM)
+    peer.bind((host, 0))
+    peer.settimeout(1.0)
+    return ours, peer
+
+
+def test_the_c_data_path_takes_a_backlog_in_batches_with_arrival_times() -> None:
+    from intercom.cext.rtpio import RtpIO
+    ours, peer = _socket_pair()
+    try:
+        io = RtpIO(ours.fileno())
+        assert io.receive() == []                             # nothing waiting: no error
+        sent_at = time.monotonic()
+        for i in range(40):
+            peer.sendto(bytes([0x80, 0, 0, i]) + bytes(8), ours.getsockname())
+        peer.sendto(b"x" * 3000, ours.getsockname())          # too large for RTP here
+        peer.sendto(b"", ours.getsockname())                  # a keepalive
+        time.sleep(0.05)
+        batches = []
+        for _ in range(10):
+            batch = io.receive()
+            if not batch:
+                break
+            batches.append(batch)
+        got = [item for batch in batches for item in batch]
+        assert [len(b) for b in batches] == [16, 16, 9]        # three system calls
+        assert [data[3] for data, _, _ in got[:40]] == list(range(40))
+        assert got[40][0] == b"" and io.oversized == 1
+        assert all(source == peer.getsockname() for _, source, _ in got)
+        assert all(sent_at <= arrival <= sent_at + 0.05 for _, _, arrival in got)
+        assert io.errors == 0
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_the_c_data_path_sends_rtp_to_where_it_is_aimed_on_either_family() -> None:
+    import socket
+    from intercom.cext.rtpio import RtpIO
+    from intercom.cext import rtp
+    for family in (socket.AF_INET, socket.AF_INET6):
+        ours, peer = _socket_pair(family)
+        try:
+            io = RtpIO(ours.fileno())
+            assert io.send_rtp(0, False, 1, 160, 7, b"\xff" * 160)   # not aimed: nothing sent
+            host, port = peer.getsockname()[:2]
+            io.aim(host, port)
+            assert io.target == (host, port)
+            assert io.send_rtp(8, True, 65535, 2**32 + 5, 0xCAFEBABE, b"\xd5" * 160)
+            assert io.send(b"\x80\x08" + bytes(10))
+            first, _ = peer.recvfrom(2048)
+            assert rtp.parse(first) == (8, True, 65535, 5, 0xCAFEBABE, b"\xd5" * 160)
+            assert peer.recvfrom(2048)[0] == b"\x80\x08" + bytes(10)
+            peer.sendto(b"\x80\x00" + bytes(10), ours.getsockname())
+            time.sleep(0.02)
+            assert [source for _, source, _ in io.receive()] == [(host, port)]
+        finally:
+            ours.close()
+            peer.close()
+
+
+@pytest.mark.parametrize("host, port, needle", [("door.example", 5004, "numeric"),
+                                                ("127.0.0.1", 70000, "0..65535"),
+                                                ("", 5004, "numeric")])
+def test_the_c_data_path_refuses_a_target_it_cannot_send_to(host: str, port: int,
+                                                             needle: str) -> None:
+    from intercom.cext.rtpio import RtpIO
+    ours, peer = _socket_pair()
+    try:
+        io = RtpIO(ours.fileno())
+        with pytest.raises(ValueError, match=needle):
+            io.aim(host, port)
+        with pytest.raises(ValueError, match="payload type"):
+            io.send_rtp(128, False, 0, 0, 0, b"")
+        with pytest.raises(ValueError, match="bytes"):
+            io.send_rtp(0, False, 0, 0, 0, bytes(1501))
+    finally:
+        ours.close()
+        peer.close()
+
+
+async def _sent_to_a_name() -> tuple[bytes, tuple[str, int] | None]:
+    import socket
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    session = await RtpSession.open("127.0.0.1", 34000, 34998, lambda *a: None)
+    try:
+        session.set_remote("localhost", peer.getsockname()[1])   # an SDP with a name in c=
+        session.send(0, b"\xff" * 160, 1234)
+        data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(peer, 2048), 2)
+        assert session._io is not None
+        return data, session._io.target
+    finally:
+        session.close()
+        peer.close()
+
+
+def test_an_rtp_peer_named_in_the_sdp_is_resolved_once_and_sent_to() -> None:
+    data, target = asyncio.run(_sent_to_a_name())
+    assert data[:2] == b"\x80\x00" and len(data) == 172
+    assert target is not None and target[0] in ("127.0.0.1", "::1")

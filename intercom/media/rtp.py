@@ -23,13 +23,13 @@ import random
 import secrets
 import select
 import socket
-import struct
 import time
 from collections.abc import Callable
 from typing import cast
 from dataclasses import dataclass
 
 from intercom.cext import rtp
+from intercom.cext.rtpio import RtpIO
 from intercom.media.rtcp import REPORT_INTERVAL, RtcpSession, is_rtcp
 from intercom.media.srtp import SrtpContext, SrtpError
 from intercom.sip import stun
@@ -39,7 +39,6 @@ KEEPALIVE_SECONDS = 15.0      # well inside common UDP NAT timeouts (30 s and mo
 # pt, marker, seq, ts, ssrc, payload, arrival (time.monotonic() seconds)
 PacketHandler = Callable[[int, bool, int, int, int, bytes, float], None]
 DRAIN_MAX = 64                # datagrams taken in one drain: a flood cannot hold the thread
-_TIMESPEC = struct.Struct("@qq")
 # Arrival times from the kernel (Linux; Python 3.11's socket module lacks the name).
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
@@ -57,7 +56,7 @@ class RtpSession(asyncio.DatagramProtocol):
     def __init__(self, on_packet: PacketHandler) -> None:
         self.on_packet = on_packet
         self.transport: asyncio.DatagramTransport | None = None
-        self.remote: tuple[str, int] | None = None
+        self._remote: tuple[str, int] | None = None
         self.latched = False
         self.paused = False       # on hold: the peer asked us not to send
         self.ssrc = secrets.randbits(32)
@@ -73,6 +72,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._last_sent = 0.0
         self._report_timer: asyncio.TimerHandle | None = None
         self._sock: socket.socket | None = None            # for the media thread
+        self._io: RtpIO | None = None                       # its data path, in C
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -111,6 +111,35 @@ class RtpSession(asyncio.DatagramProtocol):
             self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError as exc:                     # arrival is then taken at the drain
             log.debug("RTP: no kernel timestamps: %s", exc)
+        self._io = RtpIO(self._sock.fileno())
+        self._aim()
+
+    @property
+    def remote(self) -> tuple[str, int] | None:
+        """Where RTP goes: the SDP's address, or where the peer's packets come from."""
+        return self._remote
+
+    @remote.setter
+    def remote(self, value: tuple[str, int] | None) -> None:
+        self._remote = value
+        self._aim()
+
+    def _aim(self) -> None:
+        io, remote = self._io, self._remote
+        if io is None or remote is None:
+            return
+        host, port = remote
+        try:
+            io.aim(host, port)
+            return
+        except ValueError:
+            pass
+        try:                                       # a name in the SDP: resolved once, here
+            family = self._sock.family if self._sock is not None else 0
+            info = socket.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+            io.aim(str(info[0][4][0]), port)
+        except (OSError, ValueError, IndexError) as exc:
+            log.warning("RTP: cannot send to %s:%d: %s", host, port, exc)
 
     def take_over(self) -> None:
         """The media thread reads the socket from now on (call on the loop)."""
@@ -136,28 +165,17 @@ class RtpSession(asyncio.DatagramProtocol):
         """Take what has arrived on the socket, on the media thread; returns how many.
         Each datagram gets the kernel's arrival time; STUN answers and RTCP go to
         the event loop."""
-        sock = self._sock
-        if sock is None:
+        io = self._io
+        if io is None:
             return 0
         taken = 0
-        offset = time.time() - time.monotonic()
         while taken < DRAIN_MAX:
-            try:
-                data, ancillary, _flags, addr = sock.recvmsg(2048, 64)
-            except (BlockingIOError, InterruptedError):
+            batch = io.receive()                   # up to 16 in one system call
+            for data, source, arrival in batch:
+                self.receive(data, source, arrival, on_loop=False)
+            taken += len(batch)
+            if len(batch) < 16:
                 break
-            except OSError as exc:                 # ICMP unreachable from a send, and so on
-                log.debug("RTP socket error: %s", exc)
-                taken += 1
-                continue
-            taken += 1
-            arrival = time.monotonic()
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS \
-                        and len(value) >= _TIMESPEC.size:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                    arrival = min(arrival, seconds + nanoseconds * 1e-9 - offset)
-            self.receive(data, (addr[0], addr[1]), arrival, on_loop=False)
         return taken
 
     def set_remote(self, host: str, port: int) -> None:
@@ -206,11 +224,8 @@ class RtpSession(asyncio.DatagramProtocol):
         the RTP port open (RFC 6263 4.1: an empty transport packet)."""
         now = time.monotonic()
         if self.paused and now - self._last_sent >= KEEPALIVE_SECONDS and \
-                self.remote is not None and self._sock is not None:
-            try:                                   # asyncio's transport drops empty sends
-                self._sock.sendto(b"", self.remote)
-            except OSError as exc:
-                log.debug("RTP keepalive: %s", exc)
+                self.remote is not None and self._io is not None:
+            self._io.send(b"")                     # asyncio's transport drops empty sends
             self._last_sent = now
 
     def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None:
@@ -308,19 +323,15 @@ class RtpSession(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
     def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool = False) -> None:
-        """One RTP packet to the peer, from any thread (straight onto the socket)."""
-        sock, remote = self._sock, self.remote
-        if sock is None or remote is None or self.paused:
+        """One RTP packet to the peer, straight onto the socket (the media thread)."""
+        io = self._io
+        if io is None or self.remote is None or self.paused:
             return
-        packet = rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc, payload)
         if self.srtp is not None:
-            packet = self.srtp.protect(packet)
-        try:
-            sock.sendto(packet, remote)
-        except (BlockingIOError, InterruptedError):
-            pass                                   # the socket's buffer is full: a lost packet
-        except OSError as exc:                     # e.g. unreachable: the peer may come back
-            log.debug("RTP send to %s:%d: %s", *remote, exc)
+            io.send(self.srtp.protect(
+                rtp.build(payload_type, marker, self.seq, timestamp, self.ssrc, payload)))
+        else:
+            io.send_rtp(payload_type, marker, self.seq, timestamp, self.ssrc, payload)
         self.seq = (self.seq + 1) & 0xFFFF
         self.stats.sent += 1
         self._last_sent = time.monotonic()
@@ -335,6 +346,7 @@ class RtpSession(asyncio.DatagramProtocol):
             self._send_rtcp(self.rtcp.bye())
         if self.transport is not None:
             self.transport.close()
+        self._io = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
