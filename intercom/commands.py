@@ -52,11 +52,8 @@ def _stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("intercom")
-    except PackageNotFoundError:
-        return "(not installed)"
+    from intercom import __version__
+    return __version__
 
 
 async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:

@@ -172,9 +172,9 @@ def _measured(pid: int, seconds: float) -> dict[str, float]:
 
 
 def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str, float]:
-    """One call from ``candidate`` (``station`` or ``baresip``) to an answering
-    baresip limited to ``codec``: the caller's CPU and memory in the call, and its
-    memory idle before it."""
+    """One call from ``candidate`` (``station``, ``station-no-aec`` or ``baresip``)
+    to an answering baresip limited to ``codec``: the caller's CPU and memory in
+    the call, and its memory idle before it."""
     conftest, peers = _peers()
     for sub in ("answer", "station", "door"):
         (work / sub).mkdir()
@@ -184,18 +184,21 @@ def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str
     target = f"sip:resident@127.0.0.1:{answer.sip_port}"
     caller: Any = None
     try:
-        if candidate == "station":
+        if candidate.startswith("station"):
+            # the simulated room is the simulator's work; without the echo canceller
+            # (and its preprocessor) the station does what the baresip door station does
             caller = peers.Station(work / "station", "", [target], ring_timeout=20,
                                    log_level="warning", extra='[media]\nsrtp = "off"\n',
-                                   # the simulated room is the simulator's work
-                                   audio="sim_echo_gain_db = -120\n")
+                                   audio="sim_echo_gain_db = -120\n" +
+                                   ("echo_cancel = false\n" if candidate == "station-no-aec"
+                                    else ""))
         else:
             caller = peers.Baresip(work / "door", conftest.free_port_pair_gap(2),
                                    conftest.free_port(), "<sip:door@127.0.0.1>;regint=0",
                                    440.0, seconds + 30, codec=codec, record=False)
         time.sleep(3.0)
         idle = proc_rss(caller.proc.pid)
-        if candidate == "station":
+        if candidate.startswith("station"):
             caller.press()
             caller.wait_event(15, event="call", state="answered")
         else:
@@ -527,14 +530,14 @@ def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> Non
     print(f"\nThe station against a baresip door station, each calling the same answering "
           f"baresip\n({rounds} rounds interleaved, {seconds:.0f} s calls, min / median / max; "
           f"the station:\nsimulated board, 48 kHz file-backed card, echo canceller and "
-          f"preprocessor on;\nbaresip 1.0: aufile source, aubridge player, no echo "
-          f"canceller; no SRTP on either)")
+          f"preprocessor on,\nand once more with both off (station-no-aec); baresip 1.0: "
+          f"aufile source, aubridge\nplayer, no echo canceller; no SRTP on any)")
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     timing: dict[tuple[str, str], list[float]] = {}
     candidates = ("station", "baresip")
     for r in range(rounds):
         for codec in ("opus", "PCMU"):
-            for candidate in candidates:
+            for candidate in ("station", "station-no-aec", "baresip"):
                 with tempfile.TemporaryDirectory() as tmp:
                     results.setdefault((candidate, codec), []).append(
                         one_call(candidate, codec, Path(tmp), seconds))
@@ -542,19 +545,22 @@ def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> Non
             for what, measure in (("register", start_to_register), ("invite", press_to_invite)):
                 with tempfile.TemporaryDirectory() as tmp:
                     timing.setdefault((candidate, what), []).append(measure(candidate, Path(tmp)))
-    print(f"\n  {'':<18}{'CPU-s per call min':>22}{'RSS in call MB':>22}"
-          f"{'RSS idle MB':>22}")
+    print(f"\n  {'':<24}{'CPU-s per call min':>20}{'RSS in call MB':>18}"
+          f"{'RSS idle MB':>16}")
     for codec in ("opus", "PCMU"):
-        for candidate in candidates:
+        for candidate in ("station", "station-no-aec", "baresip"):
             rs = results[(candidate, codec)]
-            print(f"  {candidate + ' ' + codec:<18}{spread([x['cpu'] for x in rs]):>22}"
-                  f"{spread([x['rss'] for x in rs], '{:.0f}'):>22}"
-                  f"{spread([x['idle_rss'] for x in rs], '{:.0f}'):>22}")
-        st, bs = results[("station", codec)], results[("baresip", codec)]
-        cpu = median([x["cpu"] for x in st]) / median([x["cpu"] for x in bs])
-        rss = median([x["rss"] for x in st]) / median([x["rss"] for x in bs])
-        print(f"  {'  station/baresip':<18}{cpu:>21.2f}x{rss:>21.2f}x"
-              f"   (targets: CPU 1.0x, RSS in call 2x)")
+            print(f"  {candidate + ' ' + codec:<24}{spread([x['cpu'] for x in rs]):>20}"
+                  f"{spread([x['rss'] for x in rs], '{:.0f}'):>18}"
+                  f"{spread([x['idle_rss'] for x in rs], '{:.0f}'):>16}")
+        bs = results[("baresip", codec)]
+        for candidate in ("station", "station-no-aec"):
+            st = results[(candidate, codec)]
+            cpu = median([x["cpu"] for x in st]) / median([x["cpu"] for x in bs])
+            rss = median([x["rss"] for x in st]) / median([x["rss"] for x in bs])
+            print(f"  {'  ' + candidate + '/baresip':<24}{cpu:>19.2f}x{rss:>17.2f}x")
+    print("  (targets: the station with its echo canceller at most 1.0x baresip's CPU; "
+          "RSS in a\n  call at most 2x)")
     anon = median([x["idle_anon"] for x in results[("station", "opus")]])
     print(f"  station idle: anonymous memory {anon:.0f} MB (target for idle RSS: 25 MB)")
     print(f"\n  {'ms, min / median / max':<24}{'station':>22}{'baresip':>22}{'target':>10}")

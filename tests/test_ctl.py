@@ -98,3 +98,16 @@ def test_a_station_that_is_not_there_or_hangs_up_is_an_error(tmp_path: Path) -> 
     out = ctl_run("--socket", str(tmp_path / "c.sock"), "hangup")
     server.close()
     assert out.returncode == 1 and "unexpected reply b''" in out.stderr
+
+
+def test_the_version_comes_from_the_package_without_importlib_metadata() -> None:
+    """One version, written in intercom/__init__.py: the installed metadata has it,
+    and every command gets it without loading importlib.metadata (2 MB, 10 ms)."""
+    import importlib.metadata
+    import intercom
+    assert importlib.metadata.version("intercom") == intercom.__version__
+    probe = ("import sys\nfrom intercom.cli import main\ntry:\n    main(['--version'])\n"
+             "except SystemExit:\n    pass\nprint('importlib.metadata' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=30)
+    assert out.stdout.split() == ["intercom", intercom.__version__, "False"], out.stderr
