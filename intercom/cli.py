@@ -5,9 +5,14 @@ default socket) goes the short way, intercom.ctl: a Unix socket and one line,
 without argparse, asyncio or the config, so that a script or another button
 daemon reaches the station in milliseconds. Everything else is parsed and run
 by intercom.commands.
+
+numpy's BLAS would start a worker thread per core at import (three on a
+Pi 3 or 4, each with its own buffers); a door station does no linear algebra
+worth a thread, so it gets one, unless the environment says otherwise.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -18,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         done = quick(args[1:])
         if done is not None:
             return done
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before numpy is loaded
     from intercom.commands import main as full
     return full(args)
 

@@ -7,6 +7,9 @@
    and the cost per frame.
 4. CPU time and memory of a running station (`intercom run`, simulated board
    and sound card at 48 kHz) through a call with the demo phone.
+5. The media thread's work per card period, run flat out, and the Opus
+   encoder's cost per complexity (``period``); the station beside a baresip
+   door station (``cpu``).
 """
 from __future__ import annotations
 
@@ -370,9 +373,13 @@ def echo_figures() -> None:
     print(f"  double talk, visitor's speech after the canceller: PESQ "
           f"{double_talk_pesq(np.concatenate([wide, wide]), 16000, 320, spec):.2f} (wideband)")
     control = EchoControl(16000, 320, 200, 60)
-    frame = wide[:320]
-    control.played(frame)
-    cost = per_call(lambda: (control.played(frame), control.clean(frame)), 500)
+    chunk = wide[:320]
+    control.played(chunk)
+
+    def one_frame() -> None:
+        control.played(chunk)
+        control.clean(chunk)
+    cost = per_call(one_frame, 500)
     print(f"  cost of one 20 ms frame at 16 kHz (canceller + preprocessor): {cost * 1e6:.0f} us")
 
 
@@ -447,8 +454,8 @@ async def device_latency(period_ms: int = 10) -> tuple[list[float], list[float]]
         write_wav(f"{tmp}/click.wav", mic, rate)
         sent: list[tuple[float, bytes]] = []
         peer = await RtpSession.open("127.0.0.1", 36000, 36998,
-                                     lambda pt, m, seq, ts, ssrc, p: sent.append(
-                                         (time.monotonic(), p)))
+                                     lambda pt, m, seq, ts, ssrc, p, arrival: sent.append(
+                                         (arrival, p)))
         ours = await RtpSession.open("127.0.0.1", 37000, 37998, lambda *a: None)
         ours.set_remote("127.0.0.1", peer.local_port)
         peer.set_remote("127.0.0.1", ours.local_port)
@@ -507,6 +514,116 @@ def latency_figures() -> None:
               f"{np.max(mic):5.1f} max; wire -> speaker {np.mean(speaker):5.1f} ms mean, "
               f"{np.max(speaker):5.1f} max (target {20 + period + 5} ms; "
               f"{len(mic)}/{len(speaker)} clicks)")
+
+
+async def _hot_periods(codec_name: str, periods: int) -> float:
+    """Microseconds of one card period of a call's media thread, run flat out (the card
+    never waits): 48 kHz card, echo canceller and preprocessor on, one packet in from
+    a peer on loopback before each period and one out."""
+    import numpy as np
+
+    from intercom.media.devices import SimulatedSoundCard
+    from intercom.media.rtp import RtpSession
+    from intercom.media.stream import AudioStream
+    codec, peer_codec = codec_for(spec(codec_name).format), codec_for(spec(codec_name).format)
+    frame = codec.sample_rate // 50
+    step = codec.timestamp_step(frame)
+    ours = await RtpSession.open("127.0.0.1", 38000, 38998, lambda *a: None)
+    peer = await RtpSession.open("127.0.0.1", 39000, 39998, lambda *a: None)
+    ours.set_remote("127.0.0.1", peer.local_port)
+    peer.set_remote("127.0.0.1", ours.local_port)
+    peer.take_over()                           # its socket is drained below, unread
+    voice = synthesized_speech(codec.sample_rate)
+    payloads = [peer_codec.encode(voice[k * frame:(k + 1) * frame]) for k in range(50)]
+    turn = [0]
+    stream: AudioStream | None = None
+
+    class Flat(SimulatedSoundCard):
+        def read(self) -> np.ndarray:
+            k = turn[0] = turn[0] + 1
+            peer.send(codec.payload_type, payloads[k % 50], k * step)
+            if k % 50 == 0:
+                peer.drain()
+            if k >= periods and stream is not None:
+                stream._stop.set()
+            # as if the card had the period ready already
+            self._start = time.monotonic() - (self._ticks + 1) * self.period / self.rate - 1e-4
+            return super().read()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = AudioStream(lambda: Flat(48000, 960, speaker_file=f"{tmp}/speaker.wav"),
+                             48000, ours, codec, 101, lambda d: None, lambda e: None,
+                             echo=EchoControl(codec.sample_rate, frame, 200, 0.0))
+        start = time.thread_time()
+        stream._device_loop()                  # on this thread, until `periods` are done
+        spent = time.thread_time() - start
+    for session in (ours, peer):
+        session.close()
+    return spent / periods * 1e6
+
+
+def _paced_wake_us(wakes: int = 200) -> float:
+    """CPU microseconds a thread spends per wake-up on a 20 ms clock, doing nothing."""
+    start, cpu = time.monotonic(), time.thread_time()
+    for k in range(1, wakes + 1):
+        delay = start + k * 0.020 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    return (time.thread_time() - cpu) / wakes * 1e6
+
+
+def period_figures(periods: int = 6000) -> None:
+    """Where a call's CPU goes: the media thread's work per period, flat out, and the
+    price of waking up for each one."""
+    import opuslib
+    import opuslib.api.ctl as ctl
+    import opuslib.api.encoder as opus_encoder
+
+    from intercom.cext.opus import OpusFrames
+    print("\nThe call's media thread, one 20 ms card period run flat out (thread CPU time;"
+          "\n48 kHz card, echo canceller and preprocessor on, a packet in and out):")
+    for name in ("PCMU", "G722", "opus"):
+        print(f"  {name:<6}{asyncio.run(_hot_periods(name, periods)):8.1f} µs per period")
+    print(f"  waking up for a period (a thread doing nothing, 20 ms clock): "
+          f"{_paced_wake_us():.1f} µs")
+    import numpy as np
+    voice = synthesized_speech(16000)
+    chunks = [voice[k:k + 320] for k in range(0, len(voice) - 319, 320)]
+    print("\nOpus encoder per 20 ms frame of speech, 16 kHz, VoIP mode, 24 kbit/s, FEC for "
+          "5 % loss;\na lost frame rebuilt from the next packet's FEC, and concealed, against "
+          "decoding it\n(error energy over the frame's, dB, median over the speech):")
+
+    def encoder_at(complexity: int) -> Any:
+        encoder = opuslib.Encoder(16000, 1, opuslib.APPLICATION_VOIP)
+        encoder.complexity = complexity
+        encoder.bitrate = 24000
+        opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_inband_fec, 1)
+        opus_encoder.encoder_ctl(encoder.encoder_state, ctl.set_packet_loss_perc, 5)
+        return encoder
+
+    def error_db(pcm: np.ndarray, reference: np.ndarray) -> float:
+        ref = reference.astype(float)
+        return float(10 * np.log10(np.sum((pcm - ref) ** 2) / max(np.sum(ref ** 2), 1.0)))
+
+    for complexity in (5, 8, 10):
+        frames = OpusFrames(encoder_at(complexity), opuslib.Decoder(16000, 1), 16000)
+        cost = per_call(lambda: [frames.encode(c) for c in chunks], 3) / len(chunks)
+        encoder = encoder_at(complexity)
+        packets = [OpusFrames(encoder, opuslib.Decoder(16000, 1), 16000).encode(c)
+                   for c in chunks]
+        fec, plc = [], []
+        for lost in range(10, len(packets) - 1, 10):
+            sides = [OpusFrames(encoder, opuslib.Decoder(16000, 1), 16000) for _ in range(3)]
+            for side in sides:
+                for packet in packets[:lost]:
+                    side.decode(packet)
+            reference = sides[0].decode(packets[lost])
+            if np.sum(reference.astype(float) ** 2) < 320 * 300.0 ** 2:
+                continue                        # a pause: nothing to rebuild
+            fec.append(error_db(sides[1].recover(packets[lost + 1], 320), reference))
+            plc.append(error_db(sides[2].conceal(320), reference))
+        print(f"  complexity {complexity:>2}: {cost * 1e6:6.1f} µs; lost frame: FEC "
+              f"{median(fec):6.1f} dB, concealment {median(plc):6.1f} dB")
 
 
 def median(values: list[float]) -> float:
@@ -576,8 +693,8 @@ def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> Non
 
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip", "echo", "jitter", "latency", "cpu"):
-        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|cpu]")
+    if only not in ("", "sip", "echo", "jitter", "latency", "period", "cpu"):
+        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|period|cpu]")
     if only in ("", "sip"):
         sip_parsing()
     if only in ("", "echo"):
@@ -586,6 +703,8 @@ def main() -> None:
         jitter_figures()
     if only in ("", "latency"):
         latency_figures()
+    if only in ("", "period"):
+        period_figures()
     if only in ("", "cpu"):
         cpu_figures()
     if only:

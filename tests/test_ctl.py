@@ -2,6 +2,7 @@
 nothing heavy imported on it, and failures said as the full way says them."""
 from __future__ import annotations
 
+import os
 import json
 import socket
 import subprocess
@@ -111,3 +112,20 @@ def test_the_version_comes_from_the_package_without_importlib_metadata() -> None
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=30)
     assert out.stdout.split() == ["intercom", intercom.__version__, "False"], out.stderr
+
+
+def test_the_station_process_starts_no_blas_threads() -> None:
+    """numpy's OpenBLAS would start a worker thread per core beyond the first; the
+    station's entry point keeps it to the calling thread (a user's setting wins)."""
+    probe = ("import os, sys\nfrom intercom.cli import main\ntry:\n    main(['--version'])\n"
+             "except SystemExit:\n    pass\nimport numpy\n"
+             "print(os.environ['OPENBLAS_NUM_THREADS'], "
+             "open('/proc/self/status').read().split('Threads:')[1].split()[0])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert out.stdout.split()[-2:] == ["1", "1"], out.stderr
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert out.stdout.split()[-2:] == ["2", "2"], out.stderr
