@@ -142,13 +142,18 @@ def optional_sip_uri(key: str, value: str) -> str:
     return value
 
 
-def optional_sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
-    """sip: or sips: URIs, each once"""
-    items = _strings(key, value, _uri)
+def _once(key: str, items: tuple[str, ...], show: bool = True) -> tuple[str, ...]:
+    """``items``, none of them twice (named by value, or by index if not ``show``)."""
     for i, item in enumerate(items):
         if item in items[:i]:
-            raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
+            raise ConfigError(f"{key}[{i}]: {item!r} is listed twice" if show else
+                              f"{key}[{i}]: listed twice (as {key}[{items.index(item)}])")
     return items
+
+
+def optional_sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """sip: or sips: URIs, each once"""
+    return _once(key, _strings(key, value, _uri))
 
 
 def sip_uri_list(key: str, value: list[Any]) -> tuple[str, ...]:
@@ -190,6 +195,28 @@ def codec_list(key: str, value: list[Any]) -> tuple[str, ...]:
     known = {name.lower() for name in CODECS}
     if not value or any(not isinstance(c, str) or c.lower() not in known for c in value):
         raise ConfigError(f"{key}: {value!r}; allowed codecs: {', '.join(CODECS)}")
+    return tuple(value)
+
+
+def hook_urls(key: str, value: list[Any]) -> tuple[str, ...]:
+    """http:// or https:// URLs, each once"""
+    from intercom.app.hooks import Target
+
+    def check(name: str, url: str) -> None:
+        try:
+            Target.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    return _once(key, _strings(key, value, check), show=False)   # a URL may hold a secret
+
+
+def event_kinds(key: str, value: list[Any]) -> tuple[str, ...]:
+    """event kinds, as `intercom ctl events` names them"""
+    from intercom.app.events import EventKind
+    for i, item in enumerate(value):
+        if item not in set(EventKind):
+            raise ConfigError(f"{key}[{i}]: {item!r} is not an event kind; allowed: "
+                              f"{', '.join(EventKind)}")
     return tuple(value)
 
 
@@ -486,6 +513,22 @@ class LogConfig:
     max_events: int = _i(10000, 100, 1000000, help="events kept; the oldest go first")
 
 
+@dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    """Action hooks: events POSTed as JSON to URLs, with retries, off the call's path."""
+    urls: tuple[str, ...] = _l([], check=hook_urls,
+                               example=["https://home.example/api/webhook/door-1a2b3c"],
+                               help="where each event goes (JSON POST, 2xx: delivered); "
+                                    "empty: no hooks")
+    events: tuple[str, ...] = _l(["button", "call_record", "door", "alarm"], check=event_kinds,
+                                 help="which events go: the kinds `intercom ctl events` "
+                                      "shows")
+    timeout_s: float = _n(5, 1, 60, help="each attempt's time limit")
+    retries: int = _i(3, 0, 10, help="attempts after the first, 1 s apart and doubling")
+    ca_file: str = _s("", check=optional_file, example="/etc/intercom/home-ca.pem",
+                      help="CA certificate for https:// hooks; empty: the system's")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole checked config: one frozen dataclass per section."""
@@ -499,12 +542,14 @@ class Config:
     board: BoardConfig
     control: ControlConfig
     log: LogConfig
+    notify: NotifyConfig
 
 
 SECTIONS: dict[str, type] = {
     "station": StationConfig, "sip": SipConfig, "call": CallConfig,
     "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
     "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
+    "notify": NotifyConfig,
 }
 
 # Every key's rule, by section and key: what the reference and the errors describe.

@@ -23,6 +23,7 @@ from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.core import LocalError, StationAction, StationCore
 from intercom.app.eventlog import EventLog, default_path
 from intercom.app.events import AudioEvent, Event
+from intercom.app.hooks import Hooks
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
 from intercom.app.ringing import RingSettings
@@ -69,6 +70,12 @@ class DoorStation:
         self._tones: TonePlayer | None = None         # ringback or busy, on the card alone
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        n = config.notify
+        self.hooks: Hooks | None = None
+        if n.urls:
+            self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
+                               n.ca_file)
+            self.subscribers.append(self.hooks.offer)
         self._run_core(self.core.timer)                # booting, on the LEDs
 
     # ----- feeding the core ---------------------------------------------------------
@@ -291,6 +298,8 @@ class DoorStation:
         except (sqlite3.Error, OSError) as exc:
             # The door station works without its record; it says so, once.
             log.error("event log %s cannot be opened: %s; running without it", path, exc)
+        if self.hooks is not None:
+            self.hooks.start()
         s = self.config.sip
         tls = tls_context(s.tls_ca_file) if s.transport in ("auto", "tls") else None
         self.sip = await SipEndpoint.open(self.ua, (s.listen, s.port), self._on_sip_event,
@@ -348,6 +357,8 @@ class DoorStation:
         for task in list(self._tasks):
             task.cancel()
         self.sip.close()
+        if self.hooks is not None:
+            await self.hooks.stop()                   # the last events, for a moment
         if self.eventlog is not None:
             self.eventlog.close()
 
