@@ -291,3 +291,33 @@ def test_a_visit_reaches_the_hooks_without_its_codes_and_a_dead_hook_costs_nothi
     log = station.log_text()
     assert f"hook http://127.0.0.1:{dead}: button event not delivered after 2 attempts" in log
     assert "key=K" not in log and "Traceback" not in log
+
+
+def test_an_answer_that_is_not_http_is_a_failed_attempt() -> None:
+    """A server that answers garbage, or a status line without end, fails the
+    attempt (and is tried again), it does not break the worker."""
+    answers = [b"SSH-2.0-OpenSSH\r\n", b"HTTP/1.1 " + b"2" * 70000, b"HTTP/1.1 204 No\r\n"]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+
+    served: list[bytes] = []
+
+    def serve() -> None:
+        for answer in answers:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+                served.append(answer[:8])
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    hooks = Hooks([f"http://127.0.0.1:{listener.getsockname()[1]}/"], ["button"], "s",
+                  retries=2, backoff=0.05)
+    try:
+        asyncio.run(run_hooks(hooks, bell()))
+    finally:
+        thread.join(10)
+        listener.close()
+    assert len(served) == 3 and hooks.delivered == 1 and hooks.failed == 0

@@ -106,7 +106,7 @@ async def post(target: Target, body: bytes, timeout: float,
         return await asyncio.wait_for(exchange(), timeout)
     except asyncio.TimeoutError:
         raise HookError(f"no answer within {timeout:g} s") from None
-    except (OSError, ssl.SSLError, UnicodeError) as exc:
+    except (OSError, ssl.SSLError, ValueError) as exc:   # ValueError: an endless line
         raise HookError(str(exc) or type(exc).__name__) from None
 
 
