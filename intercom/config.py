@@ -529,6 +529,25 @@ class NotifyConfig:
                       help="CA certificate for https:// hooks; empty: the system's")
 
 
+@dataclass(frozen=True, kw_only=True)
+class MqttConfig:
+    """The home's MQTT broker: events, states and Home Assistant discovery."""
+    broker: str = _s("", check=optional_hostport, example="homeassistant.local",
+                     help="host[:port] of the broker (1883, or 8883 with tls); empty: no MQTT")
+    username: str = _s("", help="the station's account on the broker")
+    password: str = _s("", help="its password")
+    tls: bool = _b(False, help="connect with TLS, checking the broker's certificate")
+    ca_file: str = _s("", check=optional_file, example="/etc/intercom/broker-ca.pem",
+                      help="CA certificate for tls; empty: the system's")
+    topic: str = _s("", example="intercom/front_door",
+                    help="the station's topics go under this; empty: intercom/<station name>")
+    discovery_prefix: str = _s("homeassistant", help="Home Assistant's discovery prefix; "
+                                                     "empty: no discovery messages")
+    door_commands: bool = _b(False, help="OPEN, UNLOCK and LOCK on <topic>/door/set work the "
+                                         "door (whoever may publish there can open it)")
+    keepalive: int = _i(60, 10, 600, help="seconds between keepalives to the broker")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole checked config: one frozen dataclass per section."""
@@ -543,13 +562,14 @@ class Config:
     control: ControlConfig
     log: LogConfig
     notify: NotifyConfig
+    mqtt: MqttConfig
 
 
 SECTIONS: dict[str, type] = {
     "station": StationConfig, "sip": SipConfig, "call": CallConfig,
     "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
     "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
-    "notify": NotifyConfig,
+    "notify": NotifyConfig, "mqtt": MqttConfig,
 }
 
 # Every key's rule, by section and key: what the reference and the errors describe.

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intercom.app import core
 from intercom.app.callmedia import CallLeg, CallMedia
@@ -27,16 +27,19 @@ from intercom.app.hooks import Hooks
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
 from intercom.app.ringing import RingSettings
-from intercom.config import Config, ConfigError
+from intercom.config import Config, ConfigError, MqttConfig
 from intercom.hal.board import Board
 from intercom.media.tones import Tone, TonePlayer
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
-from intercom.sip.address import SipUri
+from intercom.sip.address import SipUri, parse_hostport
 from intercom.sip.errors import SipError
 from intercom.sip.events import RegState
 from intercom.sip.locate import Dest
 from intercom.sip.transport import SipEndpoint, tls_context
+
+if TYPE_CHECKING:
+    from intercom.app.mqtt import MqttBridge
 
 log = logging.getLogger("intercom.station")
 RECENT_EVENTS = 200           # replayed to a new `intercom ctl events` watcher
@@ -76,7 +79,21 @@ class DoorStation:
             self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
                                n.ca_file)
             self.subscribers.append(self.hooks.offer)
+        self.mqtt: MqttBridge | None = None
+        if config.mqtt.broker:
+            self.mqtt = self._mqtt_bridge(config.mqtt)
+            self.subscribers.append(self.mqtt.offer)
         self._run_core(self.core.timer)                # booting, on the LEDs
+
+    def _mqtt_bridge(self, m: MqttConfig) -> MqttBridge:
+        from intercom.app.mqtt import MqttBridge
+        host, port = parse_hostport(m.broker)
+        return MqttBridge(host, port or (8883 if m.tls else 1883), self.config.station.name,
+                          sorted(self.board.buttons), self.state, self.door_command,
+                          topic=m.topic, discovery_prefix=m.discovery_prefix,
+                          username=m.username, password=m.password, tls=m.tls,
+                          ca_file=m.ca_file, door_commands=m.door_commands,
+                          keepalive=m.keepalive)
 
     # ----- feeding the core ---------------------------------------------------------
     def feed(self, event: core.Input) -> None:
@@ -300,6 +317,8 @@ class DoorStation:
             log.error("event log %s cannot be opened: %s; running without it", path, exc)
         if self.hooks is not None:
             self.hooks.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         s = self.config.sip
         tls = tls_context(s.tls_ca_file) if s.transport in ("auto", "tls") else None
         self.sip = await SipEndpoint.open(self.ua, (s.listen, s.port), self._on_sip_event,
@@ -359,6 +378,8 @@ class DoorStation:
         self.sip.close()
         if self.hooks is not None:
             await self.hooks.stop()                   # the last events, for a moment
+        if self.mqtt is not None:
+            await self.mqtt.stop()                    # "offline", not the last will
         if self.eventlog is not None:
             self.eventlog.close()
 
