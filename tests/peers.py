@@ -117,6 +117,47 @@ KAMAILIO_MODULES = ["kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "us
                     "registrar", "textops", "siputils", "xlog", "auth", "htable"]
 
 
+class Mosquitto:
+    """A Mosquitto MQTT broker on 127.0.0.1:``port``, with one account; with ``tls``
+    (certificate and key files) the listener speaks TLS."""
+
+    def __init__(self, work: Path, port: int, user: str = "door", password: str = "pw",
+                 tls: tuple[Path, Path] | None = None) -> None:
+        binary = "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            missing("mosquitto is not installed (scripts/setup --test installs it)")
+        self.port, self.user, self.password = port, user, password
+        passwords = work / "mosquitto.passwd"
+        passwords.write_text("")
+        subprocess.run([need("mosquitto_passwd"), "-b", str(passwords), user, password],
+                       check=True, capture_output=True, timeout=30)
+        conf = work / "mosquitto.conf"
+        lines = [f"listener {port} 127.0.0.1", "allow_anonymous false",
+                 f"password_file {passwords}", "persistence false", "log_dest stdout",
+                 "log_type error", "log_type warning", "log_type notice"]
+        if os.geteuid() == 0:                    # stay root: the test's files are root's
+            lines.append("user root")
+        if tls is not None:
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
+        conf.write_text("\n".join(lines) + "\n")
+        self.log = open(work / "mosquitto.log", "wb")
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: self.proc.poll() is not None or _tcp_open(port), 10,
+                 "mosquitto listening")
+        assert self.proc.poll() is None, (work / "mosquitto.log").read_text()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log.close()
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 class Kamailio:
     """Registrar and proxy on UDP ``port``; with ``tcp`` also TCP there, and with
     ``tls`` (certificate, key) TLS on ``port + 1``. It logs one "SEEN" line per request."""

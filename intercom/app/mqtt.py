@@ -71,7 +71,8 @@ class MqttBridge:
         self.loop = asyncio.get_running_loop()
         self.connected = asyncio.Event()
         self.refused = 0              # door commands refused
-        self._last_error = ""
+        self._said: set[str] = set()  # troubles logged since the last good connection
+        self._refused = False         # the broker answered the last attempt with a refusal
         client = self.client = paho.Client(CallbackAPIVersion.VERSION2,
                                            client_id=f"intercom-{self.node}")
         client.will_set(f"{self.topic}/availability", "offline", qos=1, retain=True)
@@ -82,6 +83,7 @@ class MqttBridge:
         client.reconnect_delay_set(1, 60)
         client.max_queued_messages_set(QUEUED)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
 
@@ -93,18 +95,23 @@ class MqttBridge:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
         if reason.is_failure:
+            self._refused = True
             self._warn(f"broker {self.host}:{self.port} refused the connection: {reason}")
             return
         log.info("MQTT: connected to %s:%d as %s", self.host, self.port, self.topic)
-        self._last_error = ""
+        self._said.clear()
+        self._refused = False
         if self.door_commands:
             client.subscribe(f"{self.topic}/door/set", qos=1)
         self.loop.call_soon_threadsafe(self._announce)
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._warn(f"cannot reach the broker {self.host}:{self.port}; trying again")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self.loop.call_soon_threadsafe(self.connected.clear)
-        if reason.is_failure:
+        if reason.is_failure and not self._refused:     # a refusal was said already
             self._warn(f"lost the broker {self.host}:{self.port} ({reason}); reconnecting")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -112,9 +119,9 @@ class MqttBridge:
         self.loop.call_soon_threadsafe(self._door_message, payload)
 
     def _warn(self, text: str) -> None:
-        if text != self._last_error:                 # once per cause, not per retry
+        if text not in self._said:                   # once per cause, not per retry
             log.warning("MQTT: %s", text)
-            self._last_error = text
+            self._said.add(text)
 
     # ----- on the loop --------------------------------------------------------------
     def _door_message(self, payload: str) -> None:
