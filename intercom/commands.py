@@ -56,8 +56,10 @@ def _version() -> str:
     return __version__
 
 
-async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> int:
-    """Run a station until SIGTERM/SIGINT (or ``stop`` is set)."""
+async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None,
+                config_path: str | None = None) -> int:
+    """Run a station until SIGTERM/SIGINT (or ``stop`` is set); ``config_path`` is the
+    file ``cfg`` came from (the HTTP API shows and replaces it)."""
     from intercom.app.station import DoorStation
     from intercom.control import ControlError, ControlServer, socket_path
     from intercom.hal import machine
@@ -99,6 +101,15 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     from intercom.service import Notifier, status_line, watchdog
     notifier = Notifier()
     pinger = loop.create_task(watchdog(notifier, station.trouble))
+    api = None
+    if cfg.http.listen:
+        from intercom.app.httpapi import HttpApi, state_directory
+        api = HttpApi(station, cfg.http, state_directory(cfg.log.database), config_path)
+        try:
+            await api.start()
+        except (OSError, config_mod.ConfigError) as exc:   # the door station goes on
+            log.error("HTTP API on %s: %s", cfg.http.listen, exc)
+            api = None
     try:
         try:
             await control.start()
@@ -118,6 +129,8 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None) -> in
     finally:
         notifier.notify("STOPPING=1")
         pinger.cancel()
+        if api is not None:
+            await api.stop()
         await station.stop()            # its last events still reach `ctl events`
         await control.stop()
         board.close()
@@ -128,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.wait_for_config:
         cfg = _load_config(args.config)
         _setup_logging(cfg.log.level)
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, config_path=args.config))
     # As a service: a broken config leaves the station up, the door locked and the
     # error on the LEDs, until the file is fixed.
     while True:
@@ -140,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return EXIT_CONFIG
             continue
         _setup_logging(cfg.log.level)
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, config_path=args.config))
 
 
 async def _wait_for_config(path: str, error: str) -> bool:
@@ -392,6 +405,41 @@ def calibration_device(cfg: config_mod.Config) -> AudioDevice:
     return SimulatedSoundCard(a.rate, period, mic_tone_hz=0, echo=echo)
 
 
+def cmd_account(args: argparse.Namespace) -> int:
+    """The HTTP API's accounts, in the file the station's config names."""
+    import getpass
+
+    from intercom.app.accounts import AccountError, Accounts
+    from intercom.app.httpapi import state_directory
+    if args.step != "list" and not args.name:
+        print(f"intercom account {args.step}: name the account", file=sys.stderr)
+        return 2
+    cfg = _load_config(args.config)
+    accounts = Accounts(cfg.http.accounts or state_directory(cfg.log.database) / "accounts.json")
+    try:
+        if args.step == "list":
+            for name, rights in accounts.names():
+                print(f"{name}\t{rights}")
+            return 0
+        if args.step == "remove":
+            accounts.remove(args.name)
+            print(f"account {args.name!r} removed")
+            return 0
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                print("intercom account: the two passwords differ", file=sys.stderr)
+                return 1
+        accounts.add(args.name, password, args.rights)
+    except AccountError as exc:
+        print(f"intercom account: {exc}", file=sys.stderr)
+        return 1
+    print(f"account {args.name!r} with {args.rights} rights in {accounts.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="intercom", description="SIP door-intercom firmware")
     p.add_argument("--version", action="version", version=f"intercom {_version()}")
@@ -402,6 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="if the config cannot be used, keep the door locked, show the "
                           "error on the LEDs and wait for the file to be fixed (the service)")
     run.set_defaults(func=cmd_run)
+    acc = sub.add_parser("account", help="the HTTP API's accounts: add (or change), "
+                                         "remove, list")
+    acc.add_argument("step", choices=("add", "remove", "list"))
+    acc.add_argument("name", nargs="?", default="", help="the account's name")
+    acc.add_argument("--rights", choices=("view", "open", "admin"), default="view",
+                     help="view: state and events; open: also the door and calls; "
+                          "admin: also the config")
+    acc.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
+    acc.add_argument("--config", required=True, help="TOML config file")
+    acc.set_defaults(func=cmd_account)
     doc = sub.add_parser("doctor", help="check config, sound card, GPIO, network, DNS, "
                                         "registration and NAT, and say what to fix")
     doc.add_argument("--config", required=True, help="TOML config file")

@@ -548,6 +548,25 @@ class MqttConfig:
     keepalive: int = _i(60, 10, 600, help="seconds between keepalives to the broker")
 
 
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    """The HTTP API on HTTPS: state, door, calls, events and the config, for accounts
+    made with `intercom account add`."""
+    listen: str = _s("", check=optional_hostport, example="0.0.0.0:8443",
+                     help="host:port to serve HTTPS on; empty: no HTTP API")
+    cert_file: str = _s("", check=optional_file, example="/etc/intercom/https.pem",
+                        help="the server's certificate (PEM); empty: one made at first "
+                             "start, kept in the state directory")
+    key_file: str = _s("", check=optional_file, example="/etc/intercom/https.key",
+                       help="its private key (PEM)")
+    accounts: str = _s("", example="/var/lib/intercom/accounts.json",
+                       help="the accounts file; empty: accounts.json in the state directory")
+    lockout_after: int = _i(5, 1, 100, help="failed logins from one address before it is "
+                                            "locked out")
+    lockout_seconds: int = _i(60, 1, 86400, help="the first lockout; each next one doubles, "
+                                                 "up to a day")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole checked config: one frozen dataclass per section."""
@@ -563,13 +582,14 @@ class Config:
     log: LogConfig
     notify: NotifyConfig
     mqtt: MqttConfig
+    http: HttpConfig
 
 
 SECTIONS: dict[str, type] = {
     "station": StationConfig, "sip": SipConfig, "call": CallConfig,
     "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
     "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
-    "notify": NotifyConfig, "mqtt": MqttConfig,
+    "notify": NotifyConfig, "mqtt": MqttConfig, "http": HttpConfig,
 }
 
 # Every key's rule, by section and key: what the reference and the errors describe.
@@ -733,11 +753,26 @@ def update_file(path: str | Path, section: str, values: dict[str, Any]) -> None:
             lines[i] = f"{m.group(1)} = {_toml_value(todo.pop(m.group(1)))}"
     last = max((i for i in range(start, end) if lines[i].strip()), default=start)
     lines[last + 1:last + 1] = [f"{k} = {_toml_value(v)}" for k, v in todo.items()]
-    text = "\n".join(lines) + "\n"
+    replace_file(path, "\n".join(lines) + "\n")
+
+
+def check_text(text: str) -> Config:
+    """The checked config in ``text`` (TOML). ConfigError for bad TOML or a bad key."""
     try:
-        validate(tomllib.loads(text))
+        return validate(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: the update would not be valid TOML: {exc}") from exc
+        raise ConfigError(f"not valid TOML: {exc}") from exc
+
+
+def replace_file(path: str | Path, text: str) -> None:
+    """The config file at ``path`` becomes ``text``, once it is checked: written to
+    a temporary file, synced and renamed over the old one, so a power cut or a bad
+    value never leaves a broken config behind."""
+    path = Path(path)
+    try:
+        check_text(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: the update would not be valid: {exc}") from exc
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
         f.write(text)

@@ -1,0 +1,136 @@
+"""The HTTP API's accounts: names, scrypt password hashes and rights, in one file.
+
+There is no default account: the first one is made on the command line
+(``intercom account add NAME --rights admin``). Rights go up in steps:
+``view`` (state, events), ``open`` (also the door and calls), ``admin``
+(also the config). The file is JSON, written atomically (a temporary file,
+fsync, rename) with mode 0600; it holds no password, only each one's salted
+scrypt hash.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+RIGHTS = ("view", "open", "admin")
+NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
+MIN_PASSWORD = 8
+# scrypt's cost: about 50 ms and 16 MB on a Pi 3, so guessing is slow and a login is not
+SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+
+
+class AccountError(ValueError):
+    """A name, password or right that cannot be used, or a broken accounts file."""
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=64 * 2 ** 20, dklen=32,
+                            **SCRYPT)
+    return "scrypt${n}${r}${p}$".format(**SCRYPT) + \
+        base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
+                             r=int(r), p=int(p), maxmem=64 * 2 ** 20, dklen=32)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    rights: str
+
+    def may(self, needed: str) -> bool:
+        return RIGHTS.index(self.rights) >= RIGHTS.index(needed)
+
+
+class Accounts:
+    """The accounts file at ``path`` (read again when it changes on disk)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[float, int] | None = None
+        self._entries: dict[str, dict[str, str]] = {}
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._entries, self._stamp = {}, None
+            return self._entries
+        stamp = (st.st_mtime, st.st_size)
+        if stamp != self._stamp:
+            try:
+                data = json.loads(self.path.read_text())
+                entries = data["accounts"]
+                if not isinstance(entries, dict) or not all(
+                        isinstance(e, dict) and e.get("rights") in RIGHTS and
+                        isinstance(e.get("hash"), str) for e in entries.values()):
+                    raise ValueError("unexpected entries")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise AccountError(f"{self.path}: not an accounts file ({exc})") from None
+            self._entries, self._stamp = entries, stamp
+        return self._entries
+
+    def names(self) -> list[tuple[str, str]]:
+        """(name, rights) of each account."""
+        return sorted((name, e["rights"]) for name, e in self._load().items())
+
+    def login(self, name: str, password: str) -> Account | None:
+        entry = self._load().get(name)
+        if entry is None:
+            check_password(password, _dummy())         # as slow as a real one
+            return None
+        if not check_password(password, entry["hash"]):
+            return None
+        return Account(name, entry["rights"])
+
+    def add(self, name: str, password: str, rights: str) -> None:
+        """Add ``name`` or set its password and rights."""
+        if not NAME.fullmatch(name):
+            raise AccountError(f"account name {name!r}: use 1-32 of A-Z a-z 0-9 . _ -")
+        if rights not in RIGHTS:
+            raise AccountError(f"rights {rights!r}: use one of {', '.join(RIGHTS)}")
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
+        entries = dict(self._load())
+        entries[name] = {"hash": hash_password(password), "rights": rights}
+        self._write(entries)
+
+    def remove(self, name: str) -> None:
+        entries = dict(self._load())
+        if entries.pop(name, None) is None:
+            raise AccountError(f"no account {name!r}")
+        self._write(entries)
+
+    def _write(self, entries: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"accounts": entries}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self._stamp = None
+
+
+@functools.cache
+def _dummy() -> str:
+    return hash_password(secrets.token_hex(8))
