@@ -204,3 +204,26 @@ def test_accounts_are_made_on_the_command_line_and_named_with_what_is_allowed(
     assert intercom("account", "remove", "bob", "--config", str(config)).returncode == 1
     assert intercom("account", "remove", "anna", "--config", str(config)).returncode == 0
     assert intercom("account", "list", "--config", str(config)).stdout == ""
+
+
+def test_the_page_is_served_with_a_strict_policy_and_asks_for_logins_itself(
+        served: tuple[Station, Api]) -> None:
+    _, api = served
+
+    def get(path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        conn = http.client.HTTPSConnection("127.0.0.1", api.port, context=api.context,
+                                           timeout=10)
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response
+    page = get("/", {})
+    assert page.status == 200 and page.getheader("Content-Type", "").startswith("text/html")
+    assert page.getheader("Content-Security-Policy") == \
+        "default-src 'self'; frame-ancestors 'none'"
+    assert get("/app.js", {}).getheader("Content-Type", "").startswith("text/javascript")
+    assert get("/api/state", {}).getheader("WWW-Authenticate") == 'Basic realm="intercom"'
+    from_page = get("/api/state", {"X-Intercom-Page": "1"})
+    assert from_page.status == 401 and from_page.getheader("WWW-Authenticate") is None
+    assert get("/../accounts.json", {}).status == 404

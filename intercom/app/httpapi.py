@@ -1,9 +1,14 @@
-"""The HTTP API, on HTTPS, in the station's own event loop (aiohttp).
+"""The HTTP API and the web page, on HTTPS, in the station's own event loop (aiohttp).
+
+The page (``/``, intercom/app/web/) shows the station live, its events, a
+button to open the door and the config to edit; it is the API seen through
+a browser, with the account's credentials kept in the tab.
 
 Every request names an account (HTTP Basic); ``intercom account add`` makes
 them, there is no default one. What each route needs:
 
 =============================  ======  ============================================
+``GET  /api/me``               view    the account's name and rights
 ``GET  /api/state``            view    what ``intercom ctl state`` shows
 ``GET  /api/events``           view    the event log (``?kind=door&count=50``)
 ``GET  /api/events/stream``    view    live events, as server-sent events
@@ -63,6 +68,11 @@ STREAM_QUEUE = 100              # events waiting for a slow stream reader; more 
 KEEPALIVE = 15.0                # seconds between comments on a quiet event stream
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RIGHTS_KEY = web.AppKey("rights", dict)
+WEB = Path(__file__).parent / "web"
+PAGES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache"}
 
 
 @dataclass
@@ -136,7 +146,10 @@ class HttpApi:
         context.load_cert_chain(str(cert), str(key))
         app = web.Application(middlewares=[self._guard], client_max_size=256 * 1024)
         rights: dict[tuple[str, str], str] = {}
+        for name in PAGES:
+            app.router.add_get("/" if name == "index.html" else f"/{name}", self.page)
         for method, path, handler, needed in [
+                ("GET", "/api/me", self.get_me, "view"),
                 ("GET", "/api/state", self.get_state, "view"),
                 ("GET", "/api/events", self.get_events, "view"),
                 ("GET", "/api/events/stream", self.stream_events, "view"),
@@ -183,8 +196,12 @@ class HttpApi:
             return await handler(request)
         account = await self._account(request, peer)
         if account is None:
+            # The challenge makes a browser ask for a password itself; the web page
+            # (which says who it is) asks in its own form instead.
+            page = request.headers.get("X-Intercom-Page") == "1"
             return web.json_response({"ok": False, "error": "log in"}, status=401,
-                                     headers={"WWW-Authenticate": 'Basic realm="intercom"'})
+                                     headers={} if page else
+                                     {"WWW-Authenticate": 'Basic realm="intercom"'})
         if not account.may(needed):
             return error(403, f"account {account.name!r} has {account.rights!r} rights; "
                               f"this needs {needed!r}")
@@ -243,6 +260,17 @@ class HttpApi:
                         self.cfg.lockout_after)
 
     # ----- the routes -----------------------------------------------------------
+    async def page(self, request: web.Request) -> web.Response:
+        """The web page's files: no login needed to fetch them, nothing in them is
+        the station's; each API call it makes carries the account."""
+        name = request.path.lstrip("/") or "index.html"
+        body = (WEB / name).read_bytes()
+        return web.Response(body=body, content_type=PAGES[name], headers=PAGE_HEADERS)
+
+    async def get_me(self, request: web.Request) -> web.Response:
+        account: Account = request["account"]
+        return web.json_response({"name": account.name, "rights": account.rights})
+
     async def get_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.station.state())
 
