@@ -259,12 +259,29 @@ def _free_udp_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-async def run_checks(path: str, say: Callable[[str], None]) -> int:
+def in_use(state: dict[str, Any]) -> list[Check]:
+    """The card and the board as the running station reports them (asked from inside
+    it, the doctor must not open what the station holds)."""
+    board = state["board"]
+    audio = state["audio"]
+    return [Check("audio", audio["error"] is None,
+                  f"{audio['device']} card in use by the station" +
+                  (f": {audio['error']}" if audio["error"] else ""),
+                  "see the audio device's errors in the log" if audio["error"] else ""),
+            Check("board", True, f"{board['type']} board {board['profile']!r} in use by the "
+                                 f"station: buttons {', '.join(state['buttons'])}")]
+
+
+async def run_checks(path: str, say: Callable[[str], None],
+                     running: dict[str, Any] | None = None) -> int:
+    """Each check, said as it is done; 1 if any failed. ``running``: the state of the
+    station that asks (the HTTP API's doctor), whose card and board stay its own."""
     config_check, cfg = check_config(path)
     say(config_check.line())
     if cfg is None:
         return 1
-    checks = [await check_audio(cfg), check_board(cfg), check_sip_port(cfg), check_route(cfg)]
+    own = in_use(running) if running is not None else [await check_audio(cfg), check_board(cfg)]
+    checks = [*own, check_sip_port(cfg), check_route(cfg)]
     for check in checks:
         say(check.line())
     if checks[-1].ok:

@@ -227,3 +227,18 @@ def test_the_page_is_served_with_a_strict_policy_and_asks_for_logins_itself(
     from_page = get("/api/state", {"X-Intercom-Page": "1"})
     assert from_page.status == 401 and from_page.getheader("WWW-Authenticate") is None
     assert get("/../accounts.json", {}).status == 404
+
+
+def test_the_doctor_checks_a_running_station_without_taking_its_card_or_board(
+        served: tuple[Station, Api]) -> None:
+    station, api = served
+    assert api.request("POST", "/api/doctor", "opener", {})[0] == 403
+    status, report = api.request("POST", "/api/doctor", "boss", {})
+    assert status == 200 and report["ok"] is True, report
+    lines = report["lines"]
+    assert lines[0].startswith("ok    config:")
+    assert "ok    audio: simulated card in use by the station" in lines
+    assert any(line.startswith("ok    board: simulated board") for line in lines)
+    assert any("in use by the running station" in line for line in lines)
+    assert lines[-1] == "all checks passed"
+    assert station.state()["call"]["state"] == "idle"

@@ -114,12 +114,16 @@ def test_a_person_at_the_page_sees_the_door_station_live_and_works_it(
              "the save refused")
         assert station.config.read_text() == original
 
+        browser.find_element(By.ID, "run-doctor").click()
+        wait(browser, lambda d: text(d, "doctor").endswith("all checks passed"), "the doctor")
+
         browser.find_element(By.ID, "logout").click()
         wait(browser, lambda d: d.find_element(By.ID, "login").is_displayed(), "logged out")
         log_in(browser, "vic", "look-only-2")
         wait(browser, lambda d: text(d, "who") == "vic (view)", "vic logged in")
         assert not browser.find_element(By.ID, "open-door").is_enabled()
         assert not browser.find_element(By.ID, "config-section").is_displayed()
+        assert not browser.find_element(By.ID, "doctor-section").is_displayed()
         log = station.log_text()
         assert "front-door-1" not in log and "look-only-2" not in log
         assert log.count("http login failed for 'anna' from 127.0.0.1") == 1

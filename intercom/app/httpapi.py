@@ -19,6 +19,7 @@ them, there is no default one. What each route needs:
 ``POST /api/config/validate``  admin   ``{"toml": "..."}``: checked, not written
 ``PUT  /api/config``           admin   ``{"toml": "..."}``: checked, then written
                                        atomically; it applies at the next start
+``POST /api/doctor``           admin   ``intercom doctor``'s checks, its lines
 =============================  ======  ============================================
 
 Wrong credentials get 401, missing rights 403, bad JSON or a bad config 400
@@ -158,7 +159,8 @@ class HttpApi:
                 ("POST", "/api/call/hangup", self.post_hangup, "open"),
                 ("GET", "/api/config", self.get_config, "admin"),
                 ("POST", "/api/config/validate", self.post_validate, "admin"),
-                ("PUT", "/api/config", self.put_config, "admin")]:
+                ("PUT", "/api/config", self.put_config, "admin"),
+                ("POST", "/api/doctor", self.post_doctor, "admin")]:
             app.router.add_route(method, path, handler)
             rights[(method, path)] = needed
         app[RIGHTS_KEY] = rights
@@ -371,6 +373,19 @@ class HttpApi:
         log.info("config %s replaced over HTTP by %s", self.config_path,
                  shown_name(request["account"].name))
         return web.json_response({"ok": True, "applies": "at the next start"})
+
+    async def post_doctor(self, request: web.Request) -> web.Response:
+        """The doctor's checks on the config file, in a thread of their own (they ask
+        this station's control socket, which this loop answers)."""
+        if self.config_path is None:
+            return error(404, "the station was started without a config file")
+        from intercom.doctor import run_checks
+        lines: list[str] = []
+        state = self.station.state()
+        path = self.config_path
+        failed = await asyncio.to_thread(
+            lambda: asyncio.run(run_checks(path, lines.append, running=state)))
+        return web.json_response({"ok": failed == 0, "lines": lines})
 
 
 def state_directory(database: str) -> Path:

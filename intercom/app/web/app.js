@@ -196,6 +196,13 @@ async function checkConfig(save) {
   }
 }
 
+async function doctor() {
+  $("doctor").textContent = "checking...";
+  const { status, data } = await api("POST", "/api/doctor", {});
+  $("doctor").textContent = status === 200 ? data.lines.join("\n") : data.error;
+  $("doctor").className = status === 200 && data.ok ? "good" : "bad";
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   $("login").addEventListener("submit", logIn);
   $("logout").addEventListener("click", logOut);
@@ -203,6 +210,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("hangup").addEventListener("click", hangup);
   $("validate").addEventListener("click", () => checkConfig(false));
   $("save").addEventListener("click", () => checkConfig(true));
+  $("run-doctor").addEventListener("click", doctor);
   if (token()) {
     const { status, data } = await api("GET", "/api/me");
     if (status === 200) start(data); else sessionStorage.removeItem("intercom-token");
