@@ -210,6 +210,14 @@ def hook_urls(key: str, value: list[Any]) -> tuple[str, ...]:
     return _once(key, _strings(key, value, check), show=False)   # a URL may hold a secret
 
 
+def email_list(key: str, value: list[Any]) -> tuple[str, ...]:
+    """e-mail addresses"""
+    def check(name: str, address: str) -> None:
+        if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", address):
+            raise ConfigError(f"{name}: {address!r} is not an e-mail address")
+    return _once(key, _strings(key, value, check))
+
+
 def event_kinds(key: str, value: list[Any]) -> tuple[str, ...]:
     """event kinds, as `intercom ctl events` names them"""
     from intercom.app.events import EventKind
@@ -526,7 +534,18 @@ class NotifyConfig:
     timeout_s: float = _n(5, 1, 60, help="each attempt's time limit")
     retries: int = _i(3, 0, 10, help="attempts after the first, 1 s apart and doubling")
     ca_file: str = _s("", check=optional_file, example="/etc/intercom/home-ca.pem",
-                      help="CA certificate for https:// hooks; empty: the system's")
+                      help="CA certificate for https:// hooks and the mail server; empty: "
+                           "the system's")
+    email_to: tuple[str, ...] = _l([], check=email_list, example=["resident@example.org"],
+                                   help="each event also by e-mail to these; empty: no mail")
+    email_from: str = _s("", example="door@example.org",
+                         help="the mails' sender; empty: intercom@<this host's name>")
+    smtp_server: str = _s("", check=optional_hostport, example="mail.example.org:587",
+                          help="the mail server, host[:port] (587, or 465 with tls)")
+    smtp_security: str = _s("starttls", choices=("starttls", "tls", "none"),
+                            help="how the connection to the mail server is protected")
+    smtp_user: str = _s("", help="the account on the mail server; empty: no login")
+    smtp_password: str = _s("", help="its password")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -655,6 +674,8 @@ def validate(raw: Mapping[str, Any]) -> Config:
     if media.jitter_min_ms + 40 > media.jitter_max_ms:
         raise ConfigError("media.jitter_max_ms: must be at least jitter_min_ms + 40 "
                           "(two packets)")
+    if cfg.notify.email_to and not cfg.notify.smtp_server:
+        raise ConfigError("notify.smtp_server: required when notify.email_to names someone")
     _check_profile(cfg.board.profile)
     return settle_auto(cfg)
 

@@ -321,3 +321,94 @@ def test_an_answer_that_is_not_http_is_a_failed_attempt() -> None:
         thread.join(10)
         listener.close()
     assert len(served) == 3 and hooks.delivered == 1 and hooks.failed == 0
+
+
+class MailServer:
+    """aiosmtpd's SMTP server on loopback, keeping what it is sent; with ``tls`` it
+    offers STARTTLS, and with ``login`` it asks for that account."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None,
+                 login: tuple[str, str] | None = None) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        self.messages: list[Any] = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any,  # noqa: N802
+                                  envelope: Any) -> str:
+                from email import message_from_bytes
+                outer.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                       message_from_bytes(envelope.content)))
+                return "250 OK"
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                         data: Any) -> Any:
+            ok = isinstance(data, LoginPassword) and login is not None and \
+                (data.login.decode(), data.password.decode()) == login
+            return AuthResult(success=ok, handled=False)   # it answers 535 itself
+        context = None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
+                                     tls_context=context, require_starttls=tls is not None,
+                                     authenticator=authenticate if login else None,
+                                     auth_required=login is not None,
+                                     auth_require_tls=tls is not None)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+def test_events_go_by_mail_with_their_line_as_the_subject() -> None:
+    from intercom.app.hooks import Mail
+    server = MailServer()
+    try:
+        mail = Mail("127.0.0.1", server.port, "none", "", "", "door@example.org",
+                    ("anna@example.org", "ben@example.org"))
+        hooks = Hooks([], ["door"], "Front door", mail=mail)
+        asyncio.run(run_hooks(hooks, bell(), DoorEvent(DoorAction.REJECTED, "sip:x@y")))
+    finally:
+        server.close()
+    assert hooks.delivered == 1 and len(server.messages) == 1
+    sender, recipients, message = server.messages[0]
+    assert sender == "door@example.org" and recipients == ["anna@example.org", "ben@example.org"]
+    assert message["Subject"].startswith("Front door: ")
+    assert "rejected" in message["Subject"] and '"action": "rejected"' in message.get_payload()
+
+
+def test_mail_goes_over_starttls_with_a_login_and_a_wrong_password_stays_out_of_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from intercom.app.hooks import Mail
+    cert, key = self_signed(tmp_path)
+    server = MailServer(tls=(cert, key), login=("door", "mail-secret"))
+    try:
+        good = Mail("127.0.0.1", server.port, "starttls", "door", "mail-secret",
+                    "door@example.org", ("anna@example.org",))
+        hooks = Hooks([], ["button"], "s", ca_file=str(cert), mail=good)
+        asyncio.run(run_hooks(hooks, bell()))
+        bad = Mail("127.0.0.1", server.port, "starttls", "door", "not-the-secret",
+                   "door@example.org", ("anna@example.org",))
+        refused = Hooks([], ["button"], "s", ca_file=str(cert), retries=1, backoff=0.05,
+                        mail=bad)
+        with caplog.at_level(logging.WARNING, logger="intercom.hooks"):
+            asyncio.run(run_hooks(refused, bell()))
+    finally:
+        server.close()
+    assert hooks.delivered == 1 and len(server.messages) == 1
+    assert refused.failed == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "intercom.hooks"]
+    assert lines == [f"hook smtp://127.0.0.1:{server.port}: button event not delivered after "
+                     "2 attempts: the server said 535"], lines
+    assert not any("secret" in r.getMessage() for r in caplog.records)
+
+
+def test_mail_settings_need_a_server_and_real_addresses() -> None:
+    base = {"call": {"targets": ["sip:a@127.0.0.1"]}}
+    with pytest.raises(config.ConfigError, match="notify.smtp_server: required"):
+        config.validate({**base, "notify": {"email_to": ["a@example.org"]}})
+    with pytest.raises(config.ConfigError, match=r"notify.email_to\[0\]: 'anna' is not an"):
+        config.validate({**base, "notify": {"email_to": ["anna"], "smtp_server": "m.example"}})

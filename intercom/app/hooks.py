@@ -1,8 +1,10 @@
-"""Action hooks: the station's events POSTed as JSON to URLs the config names.
+"""Action hooks: the station's events POSTed as JSON to URLs the config names, and
+sent by e-mail.
 
 Each event of the configured kinds goes to every URL in ``[notify] urls`` as
 ``{"station": name, "event": {...}}``, the same JSON ``intercom ctl events``
-prints (no door code is ever in it). Delivery is off the call's path: an
+prints (no door code is ever in it). With ``email_to`` set, each goes as an e-mail too (its one-line text as the
+subject) through ``smtp_server``. Delivery is off the call's path: an
 event is queued and a worker per URL sends it, with a timeout per attempt
 and retries with growing pauses; a URL that stays down loses its oldest
 events first once its queue is full, and each loss is counted and logged.
@@ -20,9 +22,8 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from intercom import __version__
@@ -77,6 +78,65 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.secure else 'http'}://{host}:{self.port}"
 
+    @property
+    def needs_tls(self) -> bool:
+        return self.secure
+
+    async def deliver(self, station: str, event: Event, timeout: float,
+                      context: ssl.SSLContext | None) -> int:
+        body = json.dumps({"station": station, "event": event.to_json()}).encode()
+        return await post(self, body, timeout, context)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """E-mail through an SMTP server: one message per event."""
+    host: str
+    port: int
+    security: str           # "starttls", "tls" or "none"
+    user: str
+    password: str
+    sender: str
+    to: tuple[str, ...]
+
+    @property
+    def shown(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    @property
+    def needs_tls(self) -> bool:
+        return self.security != "none"
+
+    async def deliver(self, station: str, event: Event, timeout: float,
+                      context: ssl.SSLContext | None) -> int:
+        await asyncio.to_thread(self._send, station, event, timeout, context)
+        return 250
+
+    def _send(self, station: str, event: Event, timeout: float,
+              context: ssl.SSLContext | None) -> None:
+        import smtplib
+        from email.message import EmailMessage
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.to)
+        message["Subject"] = f"{station}: {event.text()}"
+        message.set_content(f"{event.text()}\n\n{json.dumps(event.to_json(), indent=1)}\n")
+        try:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout,
+                                                  context=context) \
+                if self.security == "tls" else smtplib.SMTP(self.host, self.port,
+                                                               timeout=timeout)
+            with smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=context)
+                if self.user:
+                    smtp.login(self.user, self.password)
+                smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            raise HookError(f"the server said {exc.smtp_code}") from None
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            raise HookError(str(exc) or type(exc).__name__) from None
+
 
 async def post(target: Target, body: bytes, timeout: float,
                context: ssl.SSLContext | None) -> int:
@@ -111,43 +171,42 @@ async def post(target: Target, body: bytes, timeout: float,
 
 
 class Hooks:
-    """The workers that deliver events to ``urls``; ``offer`` each event."""
+    """The workers that deliver events to ``urls`` (and by ``mail``); ``offer`` each
+    event."""
 
     def __init__(self, urls: Iterable[str], kinds: Iterable[str], station: str,
                  timeout: float = 5.0, retries: int = 3, ca_file: str = "",
-                 backoff: float = 1.0,
-                 send: Callable[[Target, bytes, float, ssl.SSLContext | None],
-                                Any] = post) -> None:
-        self.targets = [Target.parse(u) for u in urls]
+                 backoff: float = 1.0, mail: Mail | None = None) -> None:
+        self.targets: list[Target | Mail] = [Target.parse(u) for u in urls]
+        if mail is not None:
+            self.targets.append(mail)
         self.kinds = frozenset(kinds)
         self.station = station
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self.send = send
         self._ca_file = ca_file
         self._context: ssl.SSLContext | None = None
-        self._queues: list[asyncio.Queue[tuple[str, bytes]]] = []
+        self._queues: list[asyncio.Queue[Event]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         self.failed = 0           # given up after every attempt
         self.dropped = 0          # pushed out of a full queue
 
     def start(self) -> None:
-        """Start a worker per URL (on the loop)."""
-        if any(t.secure for t in self.targets):
+        """Start a worker per destination (on the loop)."""
+        if any(t.needs_tls for t in self.targets):
             self._context = ssl.create_default_context(cafile=self._ca_file or None)
         for target in self.targets:
-            queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE)
+            queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE)
             self._queues.append(queue)
             self._tasks.append(asyncio.get_running_loop().create_task(
                 self._worker(target, queue), name=f"hook {target.shown}"))
 
     def offer(self, event: Event) -> None:
-        """Queue ``event`` for every URL if its kind is wanted; never waits."""
+        """Queue ``event`` for every destination if its kind is wanted; never waits."""
         if event.kind not in self.kinds or not self._queues:
             return
-        body = json.dumps({"station": self.station, "event": event.to_json()}).encode()
         for target, queue in zip(self.targets, self._queues):
             if queue.full():
                 queue.get_nowait()
@@ -155,23 +214,24 @@ class Hooks:
                 self.dropped += 1
                 log.warning("hook %s: %d events waiting; the oldest is dropped",
                             target.shown, QUEUE)
-            queue.put_nowait((str(event.kind), body))
+            queue.put_nowait(event)
 
-    async def _worker(self, target: Target, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+    async def _worker(self, target: Target | Mail, queue: asyncio.Queue[Event]) -> None:
         while True:
-            kind, body = await queue.get()
+            event = await queue.get()
             try:
-                await self._deliver(target, kind, body)
+                await self._deliver(target, event)
             finally:
                 queue.task_done()
 
-    async def _deliver(self, target: Target, kind: str, body: bytes) -> None:
+    async def _deliver(self, target: Target | Mail, event: Event) -> None:
         why = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), BACKOFF_MAX))
             try:
-                status = await self.send(target, body, self.timeout, self._context)
+                status = await target.deliver(self.station, event, self.timeout,
+                                              self._context)
             except HookError as exc:
                 why = str(exc)
                 continue
@@ -183,7 +243,7 @@ class Hooks:
                 break                        # the server refuses it: trying again won't help
         self.failed += 1
         log.warning("hook %s: %s event not delivered after %d attempt%s: %s", target.shown,
-                    kind, attempt + 1, "" if attempt == 0 else "s", why)
+                    event.kind, attempt + 1, "" if attempt == 0 else "s", why)
 
     async def idle(self) -> None:
         """Until every queued event is delivered or given up (for tests and stop)."""

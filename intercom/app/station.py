@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sqlite3
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.core import LocalError, StationAction, StationCore
 from intercom.app.eventlog import EventLog, default_path
 from intercom.app.events import AudioEvent, Event
-from intercom.app.hooks import Hooks
+from intercom.app.hooks import Hooks, Mail
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
 from intercom.app.ringing import RingSettings
@@ -75,9 +76,15 @@ class DoorStation:
         self._tasks: set[asyncio.Task[None]] = set()
         n = config.notify
         self.hooks: Hooks | None = None
-        if n.urls:
+        if n.urls or n.email_to:
+            mail = None
+            if n.email_to:
+                host, port = parse_hostport(n.smtp_server)
+                mail = Mail(host, port or (465 if n.smtp_security == "tls" else 587),
+                            n.smtp_security, n.smtp_user, n.smtp_password,
+                            n.email_from or f"intercom@{socket.gethostname()}", n.email_to)
             self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
-                               n.ca_file)
+                               n.ca_file, mail=mail)
             self.subscribers.append(self.hooks.offer)
         self.mqtt: MqttBridge | None = None
         if config.mqtt.broker:
