@@ -68,7 +68,7 @@ def test_every_example_in_the_reference_is_a_valid_setting() -> None:
             example = rule.example if rule.example is not None else rule.default
             if rule.check is not None and rule.check.__name__ == "optional_file":
                 continue
-            raw = {"call": {"targets": ["sip:a@b"]}}
+            raw: dict[str, dict[str, Any]] = {"call": {"targets": ["sip:a@b"]}}
             raw.setdefault(section, {}).update(needs.get((section, key), {}))
             raw[section][key] = example
             try:
