@@ -580,6 +580,10 @@ class HttpConfig:
                        help="its private key (PEM)")
     accounts: str = _s("", example="/var/lib/intercom/accounts.json",
                        help="the accounts file; empty: accounts.json in the state directory")
+    account_file: str = _s("/boot/firmware/intercom-account.txt",
+                           help="lines of NAME RIGHTS PASSWORD taken into the accounts at "
+                                "start, once per content (the image's boot partition); "
+                                "empty: none")
     lockout_after: int = _i(5, 1, 100, help="failed logins from one address before it is "
                                             "locked out")
     lockout_seconds: int = _i(60, 1, 86400, help="the first lockout; each next one doubles, "

@@ -242,3 +242,37 @@ def test_the_doctor_checks_a_running_station_without_taking_its_card_or_board(
     assert any("in use by the running station" in line for line in lines)
     assert lines[-1] == "all checks passed"
     assert station.state()["call"]["state"] == "idle"
+
+
+def test_the_first_account_can_come_from_a_file_taken_in_once(tmp_path: Path) -> None:
+    seed = tmp_path / "intercom-account.txt"
+    seed.write_text("# made on the PC before the first boot\nanna admin first-pass-1\n")
+
+    def station() -> tuple[Station, Api]:
+        port = free_port()
+        st = Station(tmp_path, "", NOWHERE, log_level="info",
+                     extra=f'[http]\nlisten = "127.0.0.1:{port}"\naccount_file = "{seed}"\n')
+        return st, Api(st, port)
+    first, api = station()
+    try:
+        assert api.request("GET", "/api/me", "anna", password="first-pass-1") == \
+            (200, {"name": "anna", "rights": "admin"})
+        assert f"accounts anna (admin) taken from {seed}" in first.log_text()
+        assert "first-pass-1" not in first.log_text()
+        changed = add_account(first.config, "anna", "admin", "second-pass-2")
+        assert changed.returncode == 0, changed.stderr
+    finally:
+        first.stop()
+    again, api = station()                     # the next boot: the file is still there
+    try:
+        assert api.request("GET", "/api/me", "anna", password="second-pass-2")[0] == 200
+        assert api.request("GET", "/api/me", "anna", password="first-pass-1")[0] == 401
+    finally:
+        again.stop()
+    seed.write_text("anna admin\n")             # a broken file: said, and nothing changes
+    broken, api = station()
+    try:
+        assert f"{seed}, line 1: write NAME RIGHTS PASSWORD" in broken.log_text()
+        assert api.request("GET", "/api/me", "anna", password="second-pass-2")[0] == 200
+    finally:
+        broken.stop()

@@ -1,7 +1,9 @@
 """The HTTP API's accounts: names, scrypt password hashes and rights, in one file.
 
 There is no default account: the first one is made on the command line
-(``intercom account add NAME --rights admin``). Rights go up in steps:
+(``intercom account add NAME --rights admin``) or from a file on the boot
+partition (``seed``; taken in once per content, so an account changed
+later on the command line is not set back at the next boot). Rights go up in steps:
 ``view`` (state, events), ``open`` (also the door and calls), ``admin``
 (also the config). The file is JSON, written atomically (a temporary file,
 fsync, rename) with mode 0600; it holds no password, only each one's salted
@@ -67,6 +69,7 @@ class Accounts:
         self.path = Path(path)
         self._stamp: tuple[float, int] | None = None
         self._entries: dict[str, dict[str, str]] = {}
+        self._seeded = ""              # the last account file taken in (its SHA-256)
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -86,6 +89,7 @@ class Accounts:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise AccountError(f"{self.path}: not an accounts file ({exc})") from None
             self._entries, self._stamp = entries, stamp
+            self._seeded = str(data.get("seeded", ""))
         return self._entries
 
     def names(self) -> list[tuple[str, str]]:
@@ -103,15 +107,19 @@ class Accounts:
 
     def add(self, name: str, password: str, rights: str) -> None:
         """Add ``name`` or set its password and rights."""
+        entries = dict(self._load())
+        entries[name] = self._entry(name, password, rights)
+        self._write(entries)
+
+    @staticmethod
+    def _entry(name: str, password: str, rights: str) -> dict[str, str]:
         if not NAME.fullmatch(name):
             raise AccountError(f"account name {name!r}: use 1-32 of A-Z a-z 0-9 . _ -")
         if rights not in RIGHTS:
             raise AccountError(f"rights {rights!r}: use one of {', '.join(RIGHTS)}")
         if len(password) < MIN_PASSWORD:
             raise AccountError(f"the password needs at least {MIN_PASSWORD} characters")
-        entries = dict(self._load())
-        entries[name] = {"hash": hash_password(password), "rights": rights}
-        self._write(entries)
+        return {"hash": hash_password(password), "rights": rights}
 
     def remove(self, name: str) -> None:
         entries = dict(self._load())
@@ -119,12 +127,44 @@ class Accounts:
             raise AccountError(f"no account {name!r}")
         self._write(entries)
 
-    def _write(self, entries: dict[str, dict[str, str]]) -> None:
+    def seed(self, path: str | Path) -> str | None:
+        """Take in the accounts in ``path`` (lines of ``name rights password``; ``#``
+        starts a comment), once per content: the boot partition's way to make the
+        first account. What was done, for the log; None if there was nothing new.
+        AccountError naming the line at fault (and nothing taken in)."""
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AccountError(f"{path}: {exc.strerror or exc}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        entries = dict(self._load())
+        if digest == self._seeded:
+            return None
+        made = []
+        for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) != 3:
+                raise AccountError(f"{path}, line {number}: write NAME RIGHTS PASSWORD")
+            name, rights, password = words
+            try:
+                entries[name] = self._entry(name, password, rights)
+            except AccountError as exc:
+                raise AccountError(f"{path}, line {number}: {exc}") from None
+            made.append(f"{name} ({rights})")
+        self._write(entries, seeded=digest)
+        return f"accounts {', '.join(made) or 'none'} taken from {path}"
+
+    def _write(self, entries: dict[str, dict[str, str]], seeded: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"accounts": entries}, f, indent=1)
+            json.dump({"accounts": entries, "seeded": self._seeded if seeded is None
+                       else seeded}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

@@ -173,6 +173,14 @@ class HttpApi:
         self.port = sockets[0].getsockname()[1] if sockets else int(port)
         log.info("HTTP API on https://%s:%d (certificate SHA-256 %s)", host or "*", self.port,
                  fingerprint(cert))
+        if self.cfg.account_file:
+            try:
+                said = await asyncio.to_thread(self.accounts.seed, self.cfg.account_file)
+            except AccountError as exc:
+                said = None
+                log.error("HTTP API: %s", exc)
+            if said:
+                log.info("HTTP API: %s", said)
         if not self.accounts.names():
             log.warning("HTTP API: no accounts yet; make one with `intercom account add NAME "
                         "--rights admin`")
