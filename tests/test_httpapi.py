@@ -108,7 +108,14 @@ def test_each_right_gets_what_it_may_and_a_refusal_changes_nothing(
 
     status, events = api.request("GET", "/api/events?kind=door&count=5", "viewer")
     assert status == 200 and [e["action"] for e in events] == ["opened"]
+    at = events[0]["time"]
+    assert api.request("GET", f"/api/events?kind=door&since={at + 1}", "viewer") == (200, [])
+    status, events = api.request("GET", f"/api/events?since={at - 1}&until={at + 0.0005}",
+                                 "viewer")
+    assert status == 200 and "door" in [e["event"] for e in events]
+    assert all(at - 1 <= e["time"] < at + 0.0005 for e in events)
     assert api.request("GET", "/api/events?count=0", "viewer")[0] == 400
+    assert api.request("GET", "/api/events?since=yesterday", "viewer")[0] == 400
     log = station.log_text()
     assert all(p not in log for p in PASSWORDS.values()) and "Traceback" not in log
 

@@ -87,9 +87,11 @@ class EventLog:
         self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?",
                         (self.max_events,))
 
-    def latest(self, count: int = 20, kind: str | None = None) -> list[dict[str, Any]]:
-        """The newest ``count`` events (of ``kind``), oldest first."""
-        return _latest(self.db, count, kind)
+    def latest(self, count: int = 20, kind: str | None = None, since: float | None = None,
+               until: float | None = None) -> list[dict[str, Any]]:
+        """The newest ``count`` events (of ``kind``, from ``since`` to before ``until``,
+        in Unix time), oldest first."""
+        return _latest(self.db, count, kind, since, until)
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -117,12 +119,18 @@ class EventLog:
         self.db.close()
 
 
-def _latest(db: sqlite3.Connection, count: int, kind: str | None) -> list[dict[str, Any]]:
+def _latest(db: sqlite3.Connection, count: int, kind: str | None,
+            since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
     query = "SELECT time, kind, data FROM events"
+    where: list[str] = []
     args: tuple[Any, ...] = ()
-    if kind:
-        query += " WHERE kind = ?"
-        args = (kind,)
+    for clause, value in (("kind = ?", kind or None), ("time >= ?", since),
+                          ("time < ?", until)):
+        if value is not None:
+            where.append(clause)
+            args += (value,)
+    if where:
+        query += " WHERE " + " AND ".join(where)
     rows = db.execute(query + " ORDER BY id DESC LIMIT ?", args + (count,)).fetchall()
     return [{"event": k, "time": t, **json.loads(d)} for t, k, d in reversed(rows)]
 

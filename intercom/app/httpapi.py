@@ -10,7 +10,7 @@ them, there is no default one. What each route needs:
 =============================  ======  ============================================
 ``GET  /api/me``               view    the account's name and rights
 ``GET  /api/state``            view    what ``intercom ctl state`` shows
-``GET  /api/events``           view    the event log (``?kind=door&count=50``)
+``GET  /api/events``           view    the event log (``?kind=door&count=50&since=T``)
 ``GET  /api/events/stream``    view    live events, as server-sent events
 ``POST /api/door``             open    ``{"action": "open" | "hold" | "lock"}``
 ``POST /api/call/dial``        open    ``{"button": "bell"}``: as if it was pressed
@@ -285,16 +285,23 @@ class HttpApi:
         return web.json_response(self.station.state())
 
     async def get_events(self, request: web.Request) -> web.Response:
-        try:
-            count = int(request.query.get("count", "50"))
-        except ValueError:
-            return error(400, "count: not a number")
+        """The kept events, newest ``count`` (1..1000) of ``kind``, from ``since`` to
+        before ``until`` (Unix time), oldest first."""
+        numbers: dict[str, float] = {}
+        for name in ("count", "since", "until"):
+            if name in request.query:
+                try:
+                    numbers[name] = float(request.query[name])
+                except ValueError:
+                    return error(400, f"{name}: not a number")
+        count = int(numbers.get("count", 50))
         if not 1 <= count <= 1000:
             return error(400, "count: use 1..1000")
         log_ = self.station.eventlog
         if log_ is None:
             return error(503, "the event log is not open")
-        return web.json_response(log_.latest(count, request.query.get("kind") or None))
+        return web.json_response(log_.latest(count, request.query.get("kind") or None,
+                                             numbers.get("since"), numbers.get("until")))
 
     async def stream_events(self, request: web.Request) -> web.StreamResponse:
         kind = request.query.get("kind") or None
