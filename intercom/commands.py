@@ -103,7 +103,8 @@ async def serve(cfg: config_mod.Config, stop: asyncio.Event | None = None,
     pinger = loop.create_task(watchdog(notifier, station.trouble))
     api = None
     if cfg.http.listen:
-        from intercom.app.httpapi import HttpApi, state_directory
+        from intercom.app.eventlog import state_directory
+        from intercom.app.httpapi import HttpApi
         api = HttpApi(station, cfg.http, state_directory(cfg.log.database), config_path)
         try:
             await api.start()
@@ -410,7 +411,7 @@ def cmd_account(args: argparse.Namespace) -> int:
     import getpass
 
     from intercom.app.accounts import AccountError, Accounts
-    from intercom.app.httpapi import state_directory
+    from intercom.app.eventlog import state_directory
     if args.step != "list" and not args.name:
         print(f"intercom account {args.step}: name the account", file=sys.stderr)
         return 2

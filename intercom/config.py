@@ -528,7 +528,8 @@ class NotifyConfig:
                                example=["https://home.example/api/webhook/door-1a2b3c"],
                                help="where each event goes (JSON POST, 2xx: delivered); "
                                     "empty: no hooks")
-    events: tuple[str, ...] = _l(["button", "call_record", "door", "alarm"], check=event_kinds,
+    events: tuple[str, ...] = _l(["button", "call_record", "door", "alarm", "snapshot"],
+                                 check=event_kinds,
                                  help="which events go: the kinds `intercom ctl events` "
                                       "shows")
     timeout_s: float = _n(5, 1, 60, help="each attempt's time limit")
@@ -590,6 +591,18 @@ class HttpConfig:
                                                  "up to a day")
 
 
+@dataclass(frozen=True, kw_only=True)
+class CameraConfig:
+    """The camera: a snapshot of the visitor at every bell press."""
+    source: str = _s("none", choices=("none", "simulated"),
+                     help="none: audio only; simulated: a moving test pattern (the Pi "
+                          "camera and USB webcams come next)")
+    width: int = _i(640, 88, 1920, help="picture width")
+    height: int = _i(480, 64, 1080, help="picture height")
+    snapshots_keep: int = _i(200, 1, 100000, help="snapshots kept; the oldest go first")
+    snapshots_max_mb: int = _i(50, 1, 10000, help="and at most this much of them")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole checked config: one frozen dataclass per section."""
@@ -606,6 +619,7 @@ class Config:
     notify: NotifyConfig
     mqtt: MqttConfig
     http: HttpConfig
+    camera: CameraConfig
 
 
 SECTIONS: dict[str, type] = {
@@ -613,6 +627,7 @@ SECTIONS: dict[str, type] = {
     "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
     "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
     "notify": NotifyConfig, "mqtt": MqttConfig, "http": HttpConfig,
+    "camera": CameraConfig,
 }
 
 # Every key's rule, by section and key: what the reference and the errors describe.

@@ -3,7 +3,7 @@ by Selenium), on a running station (`intercom run`, simulated board, HTTPS with
 the certificate it made).
 
 A person logs in (a wrong password first), sees the station idle, sees a
-bell press appear live, opens the door and sees the relay energise and
+bell press appear live with the visitor's snapshot, opens the door and sees the relay energise and
 release, breaks the config and sees the error at its key and line; an
 account with view rights gets no door button and no config.
 """
@@ -66,7 +66,8 @@ def test_a_person_at_the_page_sees_the_door_station_live_and_works_it(
     from selenium.webdriver.common.by import By
     port = free_port()
     station = Station(tmp_path, "", ["sip:resident@127.0.0.1:9"], pulse=1.5, log_level="info",
-                      extra=f'[http]\nlisten = "127.0.0.1:{port}"\n')
+                      extra=f'[http]\nlisten = "127.0.0.1:{port}"\n'
+                            '[camera]\nsource = "simulated"\nwidth = 320\nheight = 240\n')
     try:
         for name, rights, password in (("anna", "admin", "front-door-1"),
                                        ("vic", "view", "look-only-2")):
@@ -85,6 +86,11 @@ def test_a_person_at_the_page_sees_the_door_station_live_and_works_it(
              "the bell press in the events, live")
         assert "button=bell" in browser.find_element(
             By.CSS_SELECTOR, "#events li[data-event=button]").text
+        snapshot = browser.find_element(By.ID, "snapshot")          # and the visitor's face
+        wait(browser, lambda d: d.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", snapshot) == 320,
+            "the snapshot shown")
+        assert snapshot.get_attribute("data-name").endswith("-bell.jpg")
 
         browser.find_element(By.ID, "open-door").click()
         wait(browser, lambda d: text(d, "relay") == "energised", "the relay energised")

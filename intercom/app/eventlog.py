@@ -28,7 +28,8 @@ from intercom.app.events import CallPhase, Event, EventKind
 
 log = logging.getLogger("intercom.eventlog")
 KEPT_KINDS = frozenset({EventKind.CALL_RECORD, EventKind.DOOR, EventKind.ALARM,
-                        EventKind.DOOR_CONTACT, EventKind.REGISTRATION, EventKind.CALL})
+                        EventKind.DOOR_CONTACT, EventKind.REGISTRATION, EventKind.CALL,
+                        EventKind.SNAPSHOT})
 KEPT_CALL_STATES = frozenset({CallPhase.REFUSED})
 PRUNE_EVERY = 100
 
@@ -41,6 +42,11 @@ def default_path() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/intercom/events.db")
     return Path.home() / ".local" / "state" / "intercom" / "events.db"
+
+
+def state_directory(database: str) -> Path:
+    """Where the station keeps its files: beside the event log."""
+    return Path(database).parent if database else default_path().parent
 
 
 class EventLog:

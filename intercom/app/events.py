@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     RELAY = "relay"
     DOOR_CONTACT = "door_contact"
     ALARM = "alarm"
+    SNAPSHOT = "snapshot"
 
 
 class CallPhase(StrEnum):
@@ -236,6 +237,17 @@ class AlarmEvent(Event):
         self._enum("cause", AlarmCause)
 
 
+@dataclass(frozen=True)
+class SnapshotEvent(Event):
+    """The camera's picture of a bell press, kept in the snapshot store as ``file``."""
+
+    kind: ClassVar[EventKind] = EventKind.SNAPSHOT
+    button: str
+    file: str
+    width: int
+    height: int
+
+
 def level(event: dict[str, Any]) -> int:
     """Security events (the door opened, held or locked, a code rejected, entry
     locked, an alarm) are WARNINGs, in the fixed forms fail2ban reads; the levels
@@ -294,6 +306,8 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "alarm":
         return f"alarm {event['cause']}{'' if event['active'] else ' cleared'}" + \
             (f": {event['detail']}" if event.get("detail") else "")
+    if kind == "snapshot":
+        return f"snapshot of the visitor at '{event['button']}': {event['file']}"
     if kind == "call_record":
         who = f", answered by {event['answered_by']}" if event["answered_by"] else ""
         tried = ", ".join(event["tried"])

@@ -12,6 +12,8 @@ them, there is no default one. What each route needs:
 ``GET  /api/state``            view    what ``intercom ctl state`` shows
 ``GET  /api/events``           view    the event log (``?kind=door&count=50&since=T``)
 ``GET  /api/events/stream``    view    live events, as server-sent events
+``GET  /api/snapshots``        view    the kept pictures of visitors, oldest first
+``GET  /api/snapshots/NAME``   view    one of them (image/jpeg)
 ``POST /api/door``             open    ``{"action": "open" | "hold" | "lock"}``
 ``POST /api/call/dial``        open    ``{"button": "bell"}``: as if it was pressed
 ``POST /api/call/hangup``      open    ends the call
@@ -71,7 +73,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RIGHTS_KEY = web.AppKey("rights", dict)
 WEB = Path(__file__).parent / "web"
 PAGES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
+                                           "frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                 "Cache-Control": "no-cache"}
 
@@ -154,6 +157,8 @@ class HttpApi:
                 ("GET", "/api/state", self.get_state, "view"),
                 ("GET", "/api/events", self.get_events, "view"),
                 ("GET", "/api/events/stream", self.stream_events, "view"),
+                ("GET", "/api/snapshots", self.get_snapshots, "view"),
+                ("GET", "/api/snapshots/{name}", self.get_snapshot, "view"),
                 ("POST", "/api/door", self.post_door, "open"),
                 ("POST", "/api/call/dial", self.post_dial, "open"),
                 ("POST", "/api/call/hangup", self.post_hangup, "open"),
@@ -335,6 +340,20 @@ class HttpApi:
             unsubscribe()
         return response
 
+    async def get_snapshots(self, request: web.Request) -> web.Response:
+        store = self.station.snapshots
+        shots = [] if store is None else await asyncio.to_thread(store.list)
+        return web.json_response([{"name": s.name, "time": round(s.at, 3), "button": s.button,
+                                   "bytes": s.size} for s in shots])
+
+    async def get_snapshot(self, request: web.Request) -> web.StreamResponse:
+        store = self.station.snapshots
+        path = None if store is None else store.path(request.match_info["name"])
+        if path is None:
+            return error(404, "no such snapshot")
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg",
+                                               "Cache-Control": "private, max-age=86400"})
+
     async def post_door(self, request: web.Request) -> web.Response:
         action = request["body"].get("action")
         try:
@@ -401,9 +420,3 @@ class HttpApi:
         failed = await asyncio.to_thread(
             lambda: asyncio.run(run_checks(path, lines.append, running=state)))
         return web.json_response({"ok": failed == 0, "lines": lines})
-
-
-def state_directory(database: str) -> Path:
-    """Where the station keeps its files: beside the event log."""
-    from intercom.app.eventlog import default_path
-    return Path(database).parent if database else default_path().parent

@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 from intercom.app import core
 from intercom.app.callmedia import CallLeg, CallMedia
 from intercom.app.core import LocalError, StationAction, StationCore
-from intercom.app.eventlog import EventLog, default_path
-from intercom.app.events import AudioEvent, Event
+from intercom.app.eventlog import EventLog, default_path, state_directory
+from intercom.app.events import AudioEvent, ButtonPressed, Event, SnapshotEvent
 from intercom.app.hooks import Hooks, Mail
+from intercom.app.snapshots import Snapshots
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
 from intercom.app.ringing import RingSettings
 from intercom.config import Config, ConfigError, MqttConfig
 from intercom.hal.board import Board
+from intercom.hal.camera import Camera, CameraError, open_camera
 from intercom.media.tones import Tone, TonePlayer
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
@@ -86,6 +88,12 @@ class DoorStation:
             self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
                                n.ca_file, mail=mail)
             self.subscribers.append(self.hooks.offer)
+        self.camera: Camera | None = None            # opened at start
+        self.camera_error: str | None = None
+        c = config.camera
+        self.snapshots = Snapshots(state_directory(config.log.database) / "snapshots",
+                                   c.snapshots_keep, c.snapshots_max_mb * 2 ** 20) \
+            if c.source != "none" else None
         self.mqtt: MqttBridge | None = None
         if config.mqtt.broker:
             self.mqtt = self._mqtt_bridge(config.mqtt)
@@ -101,6 +109,27 @@ class DoorStation:
                           username=m.username, password=m.password, tls=m.tls,
                           ca_file=m.ca_file, door_commands=m.door_commands,
                           keepalive=m.keepalive)
+
+    async def _open_camera(self) -> None:
+        c = self.config.camera
+        try:
+            self.camera = await asyncio.to_thread(open_camera, c.source, c.width, c.height)
+        except CameraError as exc:
+            self.camera_error = str(exc)
+            log.error("camera: %s; the station works audio-only", exc)
+
+    async def _snapshot(self, button: str) -> None:
+        """The camera's picture of the visitor at ``button``, into the store."""
+        camera, store = self.camera, self.snapshots
+        if camera is None or store is None:
+            return
+        try:
+            frame = await asyncio.to_thread(camera.frame)
+            shot = await asyncio.to_thread(store.save, frame, button)
+        except (CameraError, OSError) as exc:
+            log.error("snapshot at %r: %s", button, exc)
+            return
+        self.publish(SnapshotEvent(button, shot.name, camera.width, camera.height))
 
     # ----- feeding the core ---------------------------------------------------------
     def feed(self, event: core.Input) -> None:
@@ -326,6 +355,7 @@ class DoorStation:
             self.hooks.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        await self._open_camera()
         s = self.config.sip
         tls = tls_context(s.tls_ca_file) if s.transport in ("auto", "tls") else None
         self.sip = await SipEndpoint.open(self.ua, (s.listen, s.port), self._on_sip_event,
@@ -387,6 +417,8 @@ class DoorStation:
             await self.hooks.stop()                   # the last events, for a moment
         if self.mqtt is not None:
             await self.mqtt.stop()                    # "offline", not the last will
+        if self.camera is not None:
+            self.camera.close()
         if self.eventlog is not None:
             self.eventlog.close()
 
@@ -424,6 +456,10 @@ class DoorStation:
             self.eventlog.add(event)
         for callback in list(self.subscribers):
             callback(event)
+        if isinstance(event, ButtonPressed) and self.camera is not None:
+            task = self.loop.create_task(self._snapshot(event.button))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def state(self) -> dict[str, Any]:
         c = self.core
@@ -445,6 +481,7 @@ class DoorStation:
                                  "registrar": str(self.registrar) if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config.audio.device, "error": c.audio_error},
+                "camera": {"source": self.config.camera.source, "error": self.camera_error},
                 "board": {"type": self.config.board.type,
                           "profile": self.board.profile.name},
                 "relay": {"energised": self.board.relay_energised, "held": c.door.held},

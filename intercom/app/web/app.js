@@ -65,6 +65,7 @@ function start(account) {
   });
   refresh();
   loadEvents();
+  loadSnapshot();
   if (may("admin")) loadConfig();
   stream();
 }
@@ -106,6 +107,26 @@ function addEvent(e, newest) {
   while (list.children.length > 200) list.lastChild.remove();
 }
 
+async function showSnapshot(name, when) {
+  const response = await fetch("/api/snapshots/" + encodeURIComponent(name), {
+    headers: { "Authorization": "Basic " + token(), "X-Intercom-Page": "1" } });
+  if (!response.ok) return;
+  const img = $("snapshot");
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(await response.blob());
+  img.dataset.name = name;
+  $("snapshot-time").textContent = new Date(when * 1000).toLocaleString();
+  $("visitor-section").hidden = false;
+}
+
+async function loadSnapshot() {
+  const { status, data } = await api("GET", "/api/snapshots");
+  if (status === 200 && data.length) {
+    const last = data[data.length - 1];
+    showSnapshot(last.name, last.time);
+  }
+}
+
 async function loadEvents() {
   const { status, data } = await api("GET", "/api/events?count=20");
   if (status === 200) data.reverse().forEach((e) => addEvent(e, false));
@@ -129,7 +150,9 @@ async function stream() {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
         if (block.startsWith("data: ")) {
-          addEvent(JSON.parse(block.slice(6)), true);
+          const e = JSON.parse(block.slice(6));
+          addEvent(e, true);
+          if (e.event === "snapshot") showSnapshot(e.file, e.time);
           refresh();
         }
       }
