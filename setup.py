@@ -36,6 +36,7 @@ extensions = [
     Extension("intercom.cext.rtp", ["cext/rtp.pyx"], **common),
     Extension("intercom.cext.rtcp", ["cext/rtcp.pyx"], **common),
     Extension("intercom.cext.rtpio", ["cext/rtpio.pyx"], **common),
+    Extension("intercom.cext.h264", ["cext/h264.pyx"], **common),
     Extension("intercom.cext.dtmf", ["cext/dtmf.pyx"], **common),
     Extension("intercom.cext.plc", ["cext/plc.pyx"], **common),
     Extension("intercom.cext.jitter", ["cext/jitter.pyx"], **common),
