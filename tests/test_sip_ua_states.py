@@ -18,9 +18,11 @@ clock. What must hold whatever happens:
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from collections import Counter
 
-from hypothesis import HealthCheck, settings
+import pytest
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -54,6 +56,10 @@ INFO_BODIES = [b"Signal=1\r\nDuration=160\r\n", b"Signal=#\r\n", b"Signal=\r\n",
                b"Signal=12\r\n", b"", b"5", b"\xff"]
 
 
+# A fixed seed, not derandomize: derandomize seeds from a digest of the test that
+# takes in object addresses, so which states a run reaches would follow whatever
+# else the test process had imported before.
+@seed(20240917)
 class UaCallMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -332,19 +338,49 @@ class UaCallMachine(RuleBasedStateMachine):
 
 UaCallMachine.TestCase.settings = settings(
     max_examples=int(__import__("os").environ.get("INTERCOM_STATE_EXAMPLES", "300")),
-    stateful_step_count=25, deadline=None, derandomize=True, database=None,
+    stateful_step_count=25, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestUaInEveryCallState = UaCallMachine.TestCase
 
 
+def test_an_incoming_call_asking_for_a_session_timer_can_ring_past_it() -> None:
+    """Found by the machine above: an INVITE with Session-Expires that rings on unanswered
+    had its timer come due and stay due (the asyncio adapter would have spun)."""
+    m = UaCallMachine()
+    # (the first INVITE has a Record-Route that cannot be used: it is refused with 400,
+    # and the next one with the same Call-ID starts the call)
+    m.start(incoming=True, contact=None, record_route=["<sip:[2001:db8::1;lr>"], require=None)
+    assert not m.ua.calls
+    m.phone_request(method="INVITE", cseq_shift=1, contact=None, body=b"", content_type=None,
+                    session="90;refresher=uac", rack=None, wrong_tag=False)
+    m.time_passes(33.0)
+    m.time_passes(33.0)                     # past 60 s: the timer's due time, were it armed
+    m.time_passes(33.0)
+    call = m.ua.calls[m.call_id]
+    m.ua.answer(m.call_id, SDP, m.now)     # answered at last: the timer runs from now
+    m.drain()
+    assert call.timer is not None and call.timer.due == pytest.approx(m.now + 60.0)
+    m.teardown()
+
+
 def test_the_runs_reached_every_call_state() -> None:
-    """The machine above (run first, in file order) drove calls through every state
-    in both directions: the fuzzing is not only of an idle user agent."""
-    if not REACHED:
-        TestUaInEveryCallState("runTest").runTest()
-    for direction in ("outgoing", "incoming"):
-        for state in ("calling", "early", "confirmed", "ending"):
-            if (direction, state) == ("incoming", "ending") and \
-                    (direction, "confirmed") in REACHED:
-                continue        # an incoming call ends when it is asked to, in one step
-            assert (direction, state) in REACHED, (direction, state, sorted(REACHED))
+    """The machine above drove calls through every state in both directions: the
+    fuzzing is not only of an idle user agent. It is run for this in a fresh
+    interpreter: what the user agent does with the same choices still depends on what
+    else ran in the process first (seen under pytest-xdist), which a coverage check
+    must not."""
+    import json
+    import subprocess
+    import sys
+    probe = ("import json, sys; sys.path.insert(0, sys.argv[1]); import test_sip_ua_states "
+             "as t; t.TestUaInEveryCallState('runTest').runTest(); "
+             "print(json.dumps(sorted([d, str(s)] for d, s in t.REACHED)))")
+    out = subprocess.run([sys.executable, "-c", probe, str(Path(__file__).parent)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    reached = {tuple(pair) for pair in json.loads(out.stdout.splitlines()[-1])}
+    needed = {(d, s) for d in ("outgoing", "incoming")
+              for s in ("calling", "early", "confirmed", "ending")}
+    needed.discard(("incoming", "ending"))    # an incoming call ends when asked, in one step
+    for direction, state in sorted(needed):
+        assert (direction, state) in reached, (direction, state, sorted(reached))

@@ -637,8 +637,10 @@ class Call:
 
     # ----- time ----------------------------------------------------------------
     def next_deadline(self) -> float | None:
-        times = [self.give_up_at, self.retry_offer_at,
-                 self.timer.due if self.timer else None]
+        # The session timer runs once the call is up (handle_timer fires it only then):
+        # an incoming call that asked for one and rings on must not come due meanwhile.
+        session = self.timer.due if self.timer and self.state == CallState.CONFIRMED else None
+        times = [self.give_up_at, self.retry_offer_at, session]
         for r in (self.ok, self.reliable):
             if r is not None:
                 times.append(min(r.next_at, r.give_up_at))
