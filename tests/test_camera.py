@@ -3,8 +3,8 @@
 The simulated camera's test pattern moves and numbers its frames in a way
 that survives JPEG; the snapshot store keeps its bounds and serves only its
 own files; a running station (`intercom run`) takes a picture at each bell
-press, logs it as an event, serves it over the HTTP API and sends the event
-to its hooks.
+press, logs it as an event, serves it over the HTTP API, sends the event
+to its hooks and mails the picture.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import free_port
 from peers import Station, wait_for
-from test_hooks import Receiver
+from test_hooks import MailServer, Receiver
 from test_httpapi import Api, add_account
 
 from intercom.app.snapshots import Snapshots, jpeg
@@ -72,10 +72,13 @@ def test_the_store_keeps_its_bounds_and_serves_only_its_own(tmp_path: Path) -> N
 def test_each_ring_gets_its_snapshot_in_the_log_the_api_and_the_hooks(tmp_path: Path) -> None:
     port = free_port()
     hook = Receiver()
+    mail = MailServer()
     station = Station(tmp_path, "", NOWHERE, log_level="info",
                       extra=f'[http]\nlisten = "127.0.0.1:{port}"\n'
                             '[camera]\nsource = "simulated"\nwidth = 320\nheight = 240\n'
-                            f'[notify]\nurls = ["{hook.url()}"]\nevents = ["snapshot"]\n')
+                            f'[notify]\nurls = ["{hook.url()}"]\nevents = ["snapshot"]\n'
+                            f'email_to = ["anna@example.org"]\n'
+                            f'smtp_server = "127.0.0.1:{mail.port}"\nsmtp_security = "none"\n')
     try:
         assert add_account(station.config, "vic", "view", "look-only-1").returncode == 0
         api = Api(station, port)
@@ -102,9 +105,16 @@ def test_each_ring_gets_its_snapshot_in_the_log_the_api_and_the_hooks(tmp_path: 
         wait_for(lambda: len(hook.requests) == 2, 10, "both snapshots at the hook")
         assert [json.loads(r["body"])["event"]["file"] for r in hook.requests] == \
             [s["file"] for s in shots]
+        wait_for(lambda: len(mail.messages) == 2, 10, "both snapshots by mail")
+        for number, (_, _, message) in enumerate(mail.messages, 1):
+            (picture,) = [part for part in message.walk()
+                          if part.get_content_type() == "image/jpeg"]
+            assert read_counter(decoded(picture.get_payload(decode=True))) == number
+            assert picture.get_filename() == shots[number - 1]["file"]
         files = os.listdir(tmp_path / "snapshots")
         assert sorted(files) == sorted(s["file"] for s in shots)
         assert station.state()["camera"] == {"source": "simulated", "error": None}
     finally:
         station.stop()
         hook.close()
+        mail.close()

@@ -22,8 +22,9 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from intercom import __version__
@@ -98,6 +99,8 @@ class Mail:
     password: str
     sender: str
     to: tuple[str, ...]
+    # the picture behind a snapshot event, attached to its mail (None: not attached)
+    picture: Callable[[str], Path | None] | None = None
 
     @property
     def shown(self) -> str:
@@ -121,6 +124,11 @@ class Mail:
         message["To"] = ", ".join(self.to)
         message["Subject"] = f"{station}: {event.text()}"
         message.set_content(f"{event.text()}\n\n{json.dumps(event.to_json(), indent=1)}\n")
+        name = getattr(event, "file", None)
+        path = self.picture(name) if self.picture is not None and name else None
+        if path is not None:                     # the visitor's face, with the mail
+            message.add_attachment(path.read_bytes(), maintype="image", subtype="jpeg",
+                                   filename=path.name)
         try:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout,
                                                   context=context) \

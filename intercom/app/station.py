@@ -84,7 +84,9 @@ class DoorStation:
                 host, port = parse_hostport(n.smtp_server)
                 mail = Mail(host, port or (465 if n.smtp_security == "tls" else 587),
                             n.smtp_security, n.smtp_user, n.smtp_password,
-                            n.email_from or f"intercom@{socket.gethostname()}", n.email_to)
+                            n.email_from or f"intercom@{socket.gethostname()}", n.email_to,
+                            picture=lambda name: self.snapshots.path(name)
+                            if self.snapshots is not None else None)
             self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
                                n.ca_file, mail=mail)
             self.subscribers.append(self.hooks.offer)
