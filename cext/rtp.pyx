@@ -1,8 +1,7 @@
 # cython: language_level=3
 """RTP fixed header (RFC 3550 section 5.1): build and parse, per packet."""
-from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcpy
-from wire cimport get32, put32
+from wire cimport get32, put_rtp_header
 
 
 class RtpError(ValueError):
@@ -17,12 +16,7 @@ def build(int payload_type, bint marker, unsigned int seq, unsigned long long ti
     cdef Py_ssize_t n = payload.shape[0]
     cdef bytearray out = bytearray(12 + n)
     cdef unsigned char* p = out
-    p[0] = 0x80
-    p[1] = (0x80 if marker else 0) | payload_type
-    p[2] = (seq >> 8) & 0xFF
-    p[3] = seq & 0xFF
-    put32(p + 4, <uint32_t>(timestamp & 0xFFFFFFFF))
-    put32(p + 8, <uint32_t>(ssrc & 0xFFFFFFFF))
+    put_rtp_header(p, payload_type, marker, seq, timestamp, ssrc)
     if n:
         memcpy(p + 12, &payload[0], n)
     return bytes(out)

@@ -12,7 +12,7 @@ from libc.errno cimport errno, EAGAIN, EINTR      # EWOULDBLOCK is EAGAIN on Lin
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy, memset
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC, CLOCK_REALTIME
-from wire cimport put32
+from wire cimport put_rtp_header
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -228,12 +228,7 @@ cdef class RtpIO:
             raise ValueError(f"payload type {payload_type} outside 0..127")
         if n > MAX_PACKET:
             raise ValueError(f"an RTP payload of {n} bytes (at most {MAX_PACKET})")
-        p[0] = 0x80
-        p[1] = (0x80 if marker else 0) | payload_type
-        p[2] = (seq >> 8) & 0xFF
-        p[3] = seq & 0xFF
-        put32(p + 4, <uint32_t>(ts & 0xFFFFFFFF))
-        put32(p + 8, <uint32_t>(ssrc & 0xFFFFFFFF))
+        put_rtp_header(p, payload_type, marker, seq, ts, ssrc)
         if n:
             memcpy(p + 12, &payload[0], n)
         return self._sendto(p, 12 + n) == 0
