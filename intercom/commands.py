@@ -410,13 +410,13 @@ def cmd_account(args: argparse.Namespace) -> int:
     """The HTTP API's accounts, in the file the station's config names."""
     import getpass
 
-    from intercom.app.accounts import AccountError, Accounts
+    from intercom.app.accounts import AccountError, Accounts, accounts_path
     from intercom.app.eventlog import state_directory
     if args.step != "list" and not args.name:
         print(f"intercom account {args.step}: name the account", file=sys.stderr)
         return 2
     cfg = _load_config(args.config)
-    accounts = Accounts(cfg.http.accounts or state_directory(cfg.log.database) / "accounts.json")
+    accounts = Accounts(accounts_path(cfg.http.accounts, state_directory(cfg.log.database)))
     try:
         if args.step == "list":
             for name, rights in accounts.names():

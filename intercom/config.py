@@ -796,6 +796,29 @@ def update_file(path: str | Path, section: str, values: dict[str, Any]) -> None:
     replace_file(path, "\n".join(lines) + "\n")
 
 
+def error_line(text: str, message: str) -> int | None:
+    """The line of config ``text`` that the error ``message`` is about: TOML's own
+    ("at line N"), else the line that sets its key (or opens its section)."""
+    found = re.search(r"at line (\d+)", message)
+    if found:
+        return int(found.group(1))
+    key = re.match(r"\[?([A-Za-z_]+)(?:\.([A-Za-z_]+))?", message)
+    if key is None:
+        return None
+    section, name = key.group(1), key.group(2)
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[] ").split("]")[0].strip()
+            if name is None and current == section:
+                return number
+        elif name is not None and current == section and \
+                re.match(rf"{re.escape(name)}\s*=", stripped):
+            return number
+    return None
+
+
 def check_text(text: str) -> Config:
     """The checked config in ``text`` (TOML). ConfigError for bad TOML or a bad key."""
     try:

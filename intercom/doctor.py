@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,28 +40,11 @@ class Check:
 
 def config_line(path: str, message: str) -> int | None:
     """The line of the file a config error is about: TOML's own, or the key's."""
-    found = re.search(r"at line (\d+)", message)
-    if found:
-        return int(found.group(1))
-    key = re.match(r"\[?([A-Za-z_]+)(?:\.([A-Za-z_]+))?", message)
-    if key is None:
-        return None
-    section, name = key.group(1), key.group(2)
     try:
-        lines = Path(path).read_text().splitlines()
+        text = Path(path).read_text()
     except OSError:
-        return None
-    current = ""
-    for number, text in enumerate(lines, 1):
-        stripped = text.strip()
-        if stripped.startswith("["):
-            current = stripped.strip("[] ").split("]")[0].strip()
-            if name is None and current == section:
-                return number
-        elif name is not None and current == section and \
-                re.match(rf"{re.escape(name)}\s*=", stripped):
-            return number
-    return None
+        text = ""
+    return config_mod.error_line(text, message)
 
 
 def check_config(path: str) -> tuple[Check, config_mod.Config | None]:

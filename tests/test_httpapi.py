@@ -144,6 +144,7 @@ def test_the_config_is_checked_before_it_is_written(served: tuple[Station, Api])
     broken = original.replace(f"port = {station.port}", "port = 70000")
     status, body = api.request("POST", "/api/config/validate", "boss", {"toml": broken})
     assert status == 400 and body["key"] == "sip.port" and "1..65535" in body["error"]
+    assert broken.splitlines()[body["line"] - 1] == "port = 70000"
     assert api.request("PUT", "/api/config", "boss", {"toml": broken})[0] == 400
     assert api.request("PUT", "/api/config", "boss", {"toml": "[sip\n"})[0] == 400
     assert station.config.read_text() == original

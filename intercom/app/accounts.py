@@ -62,6 +62,11 @@ class Account:
         return RIGHTS.index(self.rights) >= RIGHTS.index(needed)
 
 
+def accounts_path(configured: str, state_dir: Path) -> Path:
+    """The accounts file: ``[http] accounts``, or accounts.json in the state directory."""
+    return Path(configured) if configured else state_dir / "accounts.json"
+
+
 class Accounts:
     """The accounts file at ``path`` (read again when it changes on disk)."""
 

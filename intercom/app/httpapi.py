@@ -56,9 +56,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from intercom.app.accounts import Account, AccountError, Accounts
+from intercom.app.accounts import Account, AccountError, Accounts, accounts_path
 from intercom.app.events import Event
-from intercom.config import ConfigError, HttpConfig, check_text, replace_file
+from intercom.config import ConfigError, HttpConfig, check_text, error_line, replace_file
 
 if TYPE_CHECKING:
     from intercom.app.station import DoorStation
@@ -131,7 +131,7 @@ class HttpApi:
         self.cfg = cfg
         self.state_dir = state_dir
         self.config_path = config_path
-        self.accounts = Accounts(cfg.accounts or state_dir / "accounts.json")
+        self.accounts = Accounts(accounts_path(cfg.accounts, state_dir))
         self.addresses: dict[str, Address] = {}
         self._verified: dict[bytes, tuple[Account, float]] = {}
         self._key = secrets.token_bytes(32)
@@ -390,7 +390,7 @@ class HttpApi:
         except ConfigError as exc:
             message = str(exc)
             key = message.split(":", 1)[0] if re.match(r"^[\w.\[\]]+:", message) else None
-            return "", error(400, message, key=key)
+            return "", error(400, message, key=key, line=error_line(text, message))
         return text, None
 
     async def post_validate(self, request: web.Request) -> web.Response:

@@ -180,22 +180,6 @@ async function loadConfig() {
   $("config").value = data.toml;
 }
 
-// The line of the config text where ``key`` ("sip.port", "notify.urls[1]") is set.
-function lineOf(text, key) {
-  const dot = key.indexOf(".");
-  if (dot < 0) return -1;
-  const section = key.slice(0, dot);
-  const name = key.slice(dot + 1).replace(/\[.*$/, "");
-  let current = "";
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const header = lines[i].match(/^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]/);
-    if (header) { current = header[1]; continue; }
-    if (current === section && new RegExp("^\\s*" + name + "\\s*=").test(lines[i])) return i;
-  }
-  return -1;
-}
-
 async function checkConfig(save) {
   const text = $("config").value;
   const { status, data } = save
@@ -206,7 +190,8 @@ async function checkConfig(save) {
          true);
     return;
   }
-  const line = data && data.key ? lineOf(text, data.key) : -1;
+  // the station names the line (1-based) its error is about, when it can
+  const line = data && data.line ? data.line - 1 : -1;
   const el = $("config-result");
   show("config-result", (line >= 0 ? "line " + (line + 1) + ": " : "") +
        (data ? data.error : "the station said " + status), false);
