@@ -77,6 +77,7 @@ cdef extern from "<arpa/inet.h>" nogil:
 DEF BATCH = 16            # datagrams per system call
 DEF MAX_DATAGRAM = 2048   # larger ones arrive cut, and are dropped and counted
 DEF CONTROL = 64          # room for one timestamp message
+RECEIVE_BATCH = BATCH     # the most one ``receive`` returns
 DEF MAX_PACKET = 1500
 
 

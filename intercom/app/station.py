@@ -76,19 +76,8 @@ class DoorStation:
         self._tones: TonePlayer | None = None         # ringback or busy, on the card alone
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        n = config.notify
-        self.hooks: Hooks | None = None
-        if n.urls or n.email_to:
-            mail = None
-            if n.email_to:
-                host, port = parse_hostport(n.smtp_server)
-                mail = Mail(host, port or (465 if n.smtp_security == "tls" else 587),
-                            n.smtp_security, n.smtp_user, n.smtp_password,
-                            n.email_from or f"intercom@{socket.gethostname()}", n.email_to,
-                            picture=lambda name: self.snapshots.path(name)
-                            if self.snapshots is not None else None)
-            self.hooks = Hooks(n.urls, n.events, config.station.name, n.timeout_s, n.retries,
-                               n.ca_file, mail=mail)
+        self.hooks = self._hooks() if config.notify.urls or config.notify.email_to else None
+        if self.hooks is not None:
             self.subscribers.append(self.hooks.offer)
         self.camera: Camera | None = None            # opened at start
         self.camera_error: str | None = None
@@ -96,11 +85,26 @@ class DoorStation:
         self.snapshots = Snapshots(state_directory(config.log.database) / "snapshots",
                                    c.snapshots_keep, c.snapshots_max_mb * 2 ** 20) \
             if c.source != "none" else None
+        if self.snapshots is not None:
+            self.subscribers.append(self._snapshot_of_a_ring)
         self.mqtt: MqttBridge | None = None
         if config.mqtt.broker:
             self.mqtt = self._mqtt_bridge(config.mqtt)
             self.subscribers.append(self.mqtt.offer)
         self._run_core(self.core.timer)                # booting, on the LEDs
+
+    def _hooks(self) -> Hooks:
+        n = self.config.notify
+        mail = None
+        if n.email_to:
+            host, port = parse_hostport(n.smtp_server)
+            mail = Mail(host, port or (465 if n.smtp_security == "tls" else 587),
+                        n.smtp_security, n.smtp_user, n.smtp_password,
+                        n.email_from or f"intercom@{socket.gethostname()}", n.email_to,
+                        picture=lambda name: self.snapshots.path(name)
+                        if self.snapshots is not None else None)
+        return Hooks(n.urls, n.events, self.config.station.name, n.timeout_s, n.retries,
+                     n.ca_file, mail=mail)
 
     def _mqtt_bridge(self, m: MqttConfig) -> MqttBridge:
         from intercom.app.mqtt import MqttBridge
@@ -119,6 +123,13 @@ class DoorStation:
         except CameraError as exc:
             self.camera_error = str(exc)
             log.error("camera: %s; the station works audio-only", exc)
+
+    def _snapshot_of_a_ring(self, event: Event) -> None:
+        """A subscriber: each bell press gets the camera's picture, off the loop."""
+        if isinstance(event, ButtonPressed) and self.camera is not None:
+            task = self.loop.create_task(self._snapshot(event.button))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _snapshot(self, button: str) -> None:
         """The camera's picture of the visitor at ``button``, into the store."""
@@ -458,10 +469,6 @@ class DoorStation:
             self.eventlog.add(event)
         for callback in list(self.subscribers):
             callback(event)
-        if isinstance(event, ButtonPressed) and self.camera is not None:
-            task = self.loop.create_task(self._snapshot(event.button))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     def state(self) -> dict[str, Any]:
         c = self.core

@@ -1,5 +1,7 @@
 """Type stubs for the Cython module intercom.cext.rtpio (cext/rtpio.pyx)."""
 
+RECEIVE_BATCH: int
+
 class RtpIO:
     target: tuple[str, int] | None
     errors: int

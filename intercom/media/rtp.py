@@ -30,7 +30,7 @@ from typing import cast
 from dataclasses import dataclass
 
 from intercom.cext import rtp
-from intercom.cext.rtpio import RtpIO
+from intercom.cext.rtpio import RECEIVE_BATCH, RtpIO
 from intercom.media.rtcp import REPORT_INTERVAL, RtcpSession, is_rtcp
 from intercom.media.srtp import SrtpContext, SrtpError
 from intercom.sip import stun
@@ -171,11 +171,11 @@ class RtpSession(asyncio.DatagramProtocol):
             return 0
         taken = 0
         while taken < DRAIN_MAX:
-            batch = io.receive()                   # up to 16 in one system call
+            batch = io.receive()                   # one system call
             for data, source, arrival in batch:
                 self.receive(data, source, arrival, on_loop=False)
             taken += len(batch)
-            if len(batch) < 16:
+            if len(batch) < RECEIVE_BATCH:        # the socket is empty
                 break
         return taken
 
