@@ -69,8 +69,6 @@ class MqttBridge:
         self.door_commands = door_commands
         self.host, self.port, self.keepalive = host, port, keepalive
         self.loop = asyncio.get_running_loop()
-        self.connected = asyncio.Event()
-        self.refused = 0              # door commands refused
         self._said: set[str] = set()  # troubles logged since the last good connection
         self._refused = False         # the broker answered the last attempt with a refusal
         client = self.client = paho.Client(CallbackAPIVersion.VERSION2,
@@ -110,7 +108,6 @@ class MqttBridge:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
-        self.loop.call_soon_threadsafe(self.connected.clear)
         if reason.is_failure and not self._refused:     # a refusal was said already
             self._warn(f"lost the broker {self.host}:{self.port} ({reason}); reconnecting")
 
@@ -127,14 +124,12 @@ class MqttBridge:
     def _door_message(self, payload: str) -> None:
         action = {"OPEN": "open", "UNLOCK": "open", "LOCK": "lock"}.get(payload)
         if action is None:
-            self.refused += 1
             log.warning("MQTT: door command %r refused; allowed: OPEN, UNLOCK, LOCK",
                         payload[:20])
             return
         try:
             self.door(action, "MQTT")
         except ValueError as exc:
-            self.refused += 1
             log.warning("MQTT: door command %s refused: %s", payload, exc)
 
     def _publish(self, sub: str, payload: str, retain: bool = False) -> None:
@@ -158,7 +153,6 @@ class MqttBridge:
             self._publish("tamper", tamper, retain=True)
         self._publish("registration", str(state.get("registration", {}).get("state", "none")),
                       retain=True)
-        self.connected.set()
 
     def discovery(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Home Assistant's discovery messages: (component, object id, config)."""
