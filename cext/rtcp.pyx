@@ -1,9 +1,12 @@
 # cython: language_level=3
-"""RTCP (RFC 3550 section 6): sender and receiver reports, SDES CNAME, BYE.
+"""RTCP (RFC 3550 section 6): sender and receiver reports, SDES CNAME, BYE, and the
+feedback a video sender acts on: PLI and FIR (RFC 4585 6.3.1, RFC 5104 4.3.1, and
+RFC 2032's older FIR).
 
 ``build_*`` return one RTCP packet each (concatenate them for a compound
 packet); ``parse`` reads a compound packet into tuples, checking what RFC
-3550 A.2 asks of one (version 2, an SR or RR first, lengths that add up).
+3550 A.2 asks of one (version 2, an SR or RR first, lengths that add up). A compound may also start with feedback, as reduced-size
+RTCP does (RFC 5506 3.4.2; baresip sends a PLI on its own).
 
 A report block is (ssrc, fraction_lost, cumulative_lost, highest_seq,
 jitter, lsr, dlsr), with fraction_lost in 1/256 and the rest as on the wire.
@@ -15,6 +18,11 @@ SR = 200
 RR = 201
 SDES = 202
 BYE = 203
+OLD_FIR = 192           # RFC 2032 5.2.1
+RTPFB = 205
+PSFB = 206
+PLI = 1                 # PSFB formats (RFC 4585 6.3, RFC 5104 4.3)
+FIR = 4
 
 
 class RtcpError(ValueError):
@@ -83,6 +91,23 @@ def build_sdes_cname(unsigned long long ssrc, str cname) -> bytes:
     return _header(1, SDES, 4 + len(chunk)) + bytes(chunk)
 
 
+def build_pli(unsigned long long sender_ssrc, unsigned long long media_ssrc) -> bytes:
+    """A Picture Loss Indication (RFC 4585 6.3.1): no FCI."""
+    body = bytearray(8)
+    put32(body, sender_ssrc & 0xFFFFFFFF)
+    put32(<unsigned char*>body + 4, media_ssrc & 0xFFFFFFFF)
+    return _header(PLI, PSFB, 12) + bytes(body)
+
+
+def build_fir(unsigned long long sender_ssrc, unsigned long long media_ssrc, int seq) -> bytes:
+    """A Full Intra Request (RFC 5104 4.3.1): one FCI entry for ``media_ssrc``."""
+    body = bytearray(16)
+    put32(body, sender_ssrc & 0xFFFFFFFF)
+    put32(<unsigned char*>body + 8, media_ssrc & 0xFFFFFFFF)
+    body[12] = seq & 0xFF
+    return _header(FIR, PSFB, 20) + bytes(body)
+
+
 def build_bye(unsigned long long ssrc) -> bytes:
     body = bytearray(4)
     put32(body, ssrc & 0xFFFFFFFF)
@@ -106,7 +131,9 @@ cdef list _read_blocks(const unsigned char* p, int count):
 
 def parse(const unsigned char[::1] data):
     """[("SR", ssrc, ntp_sec, ntp_frac, rtp_ts, packets, octets, blocks) |
-        ("RR", ssrc, blocks) | ("BYE", [ssrcs]) | ("SDES", ssrc) | (type,)], in order."""
+        ("RR", ssrc, blocks) | ("BYE", [ssrcs]) | ("SDES", ssrc) |
+        ("PLI", sender_ssrc, media_ssrc) | ("FIR", sender_ssrc, [(ssrc, seq)]) |
+        ("FIR", ssrc, None) for RFC 2032's | (type,)], in order."""
     cdef Py_ssize_t n = data.shape[0]
     cdef Py_ssize_t pos = 0
     cdef Py_ssize_t size
@@ -126,8 +153,8 @@ def parse(const unsigned char[::1] data):
         size = 4 * (((<Py_ssize_t>p[2] << 8) | p[3]) + 1)
         if pos + size > n:
             raise RtcpError("RTCP length runs past the datagram")
-        if pos == 0 and kind not in (SR, RR):
-            raise RtcpError(f"RTCP compound starts with type {kind}, not SR or RR")
+        if pos == 0 and kind not in (SR, RR, RTPFB, PSFB, OLD_FIR):
+            raise RtcpError(f"RTCP compound starts with type {kind}, not SR, RR or feedback")
         if p[0] & 0x20 and pos + size != n:
             raise RtcpError("RTCP padding before the last packet")
         if kind == SR:
@@ -145,6 +172,19 @@ def parse(const unsigned char[::1] data):
             out.append(("BYE", [get32(p + 4 + 4 * i) for i in range(count)]))
         elif kind == SDES:
             out.append(("SDES", get32(p + 4) if size >= 8 and count else 0))
+        elif kind == PSFB and count == PLI:
+            if size < 12:
+                raise RtcpError("RTCP PLI shorter than 12 bytes")
+            out.append(("PLI", get32(p + 4), get32(p + 8)))
+        elif kind == PSFB and count == FIR:
+            if size < 12 or (size - 12) % 8:
+                raise RtcpError("RTCP FIR with a broken FCI")
+            out.append(("FIR", get32(p + 4),
+                        [(get32(p + 12 + 8 * i), p[16 + 8 * i]) for i in range((size - 12) // 8)]))
+        elif kind == OLD_FIR:
+            if size < 8:
+                raise RtcpError("RTCP FIR (RFC 2032) shorter than 8 bytes")
+            out.append(("FIR", get32(p + 4), None))
         else:
             out.append((kind,))
         pos += size

@@ -593,7 +593,7 @@ class HttpConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CameraConfig:
-    """The camera: a snapshot of the visitor at every bell press."""
+    """The camera: a snapshot of the visitor at every bell press, and video in calls."""
     source: str = _s("none", choices=("none", "simulated"),
                      help="none: audio only; simulated: a moving test pattern (the Pi "
                           "camera and USB webcams come next)")
@@ -601,6 +601,12 @@ class CameraConfig:
     height: int = _i(480, 64, 1080, help="picture height")
     snapshots_keep: int = _i(200, 1, 100000, help="snapshots kept; the oldest go first")
     snapshots_max_mb: int = _i(50, 1, 10000, help="and at most this much of them")
+    video_calls: bool = _b(True, help="offer H.264 video in calls when there is a camera "
+                                      "(phones without video answer audio-only)")
+    fps: int = _i(15, 1, 30, help="video frames per second")
+    bitrate_kbps: int = _i(600, 100, 8000, help="video bit rate")
+    keyframe_seconds: int = _i(4, 1, 300, help="a keyframe at least this often; phones "
+                                               "also ask for one (PLI, FIR) after a loss")
 
 
 @dataclass(frozen=True)

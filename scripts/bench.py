@@ -174,16 +174,18 @@ def _measured(pid: int, seconds: float) -> dict[str, float]:
     return {"cpu": (c1 - c0) * 60.0 / (t1 - t0), "rss": rss, "anon": anon}
 
 
-def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str, float]:
+def one_call(candidate: str, codec: str, work: Path, seconds: float,
+             camera: str = "") -> dict[str, float]:
     """One call from ``candidate`` (``station``, ``station-no-aec`` or ``baresip``)
     to an answering baresip limited to ``codec``: the caller's CPU and memory in
-    the call, and its memory idle before it."""
+    the call, and its memory idle before it. ``camera``: the station's [camera]
+    lines, with a baresip that takes video."""
     conftest, peers = _peers()
     for sub in ("answer", "station", "door"):
         (work / sub).mkdir()
     answer = peers.Baresip(work / "answer", conftest.free_port_pair_gap(2), conftest.free_port(),
                            "<sip:resident@127.0.0.1>;regint=0;answermode=auto", 660.0,
-                           seconds + 30, codec=codec, record=False)
+                           seconds + 30, codec=codec, record=False, video=bool(camera))
     target = f"sip:resident@127.0.0.1:{answer.sip_port}"
     caller: Any = None
     try:
@@ -191,7 +193,8 @@ def one_call(candidate: str, codec: str, work: Path, seconds: float) -> dict[str
             # the simulated room is the simulator's work; without the echo canceller
             # (and its preprocessor) the station does what the baresip door station does
             caller = peers.Station(work / "station", "", [target], ring_timeout=20,
-                                   log_level="warning", extra='[media]\nsrtp = "off"\n',
+                                   log_level="warning",
+                                   extra='[media]\nsrtp = "off"\n' + camera,
                                    audio="sim_echo_gain_db = -120\n" +
                                    ("echo_cancel = false\n" if candidate == "station-no-aec"
                                     else ""))
@@ -706,10 +709,32 @@ def cpu_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> Non
           "dial\n  command on its open control connection)")
 
 
+VIDEO_CAMERA = '[camera]\nsource = "simulated"\nwidth = 640\nheight = 480\nfps = 15\n'
+
+
+def video_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> None:
+    """The station's CPU in a call with H.264 video (640x480, 15 fps, the simulated
+    camera, libx264) next to the same call audio-only, rounds interleaved."""
+    print(f"\nA video call against the same call audio-only ({rounds} rounds, {seconds:.0f} s "
+          f"calls, PCMU,\nmin / median / max): the station calls an answering baresip "
+          f"that decodes H.264\n(avcodec); the simulated camera at 640x480 and 15 fps, "
+          f"libx264 at 600 kbit/s")
+    results: dict[str, list[dict[str, float]]] = {}
+    for _ in range(rounds):
+        for name, camera in (("audio-only", ""), ("video 640x480 15 fps", VIDEO_CAMERA)):
+            with tempfile.TemporaryDirectory() as tmp:
+                results.setdefault(name, []).append(
+                    one_call("station", "PCMU", Path(tmp), seconds, camera=camera))
+    print(f"\n  {'':<24}{'CPU-s per call min':>20}{'RSS in call MB':>18}")
+    for name, rs in results.items():
+        print(f"  {name:<24}{spread([x['cpu'] for x in rs]):>20}"
+              f"{spread([x['rss'] for x in rs], '{:.0f}'):>18}")
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip", "echo", "jitter", "latency", "period", "cpu"):
-        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|period|cpu]")
+    if only not in ("", "sip", "echo", "jitter", "latency", "period", "cpu", "video"):
+        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|period|cpu|video]")
     if only in ("", "sip"):
         sip_parsing()
     if only in ("", "echo"):
@@ -722,6 +747,8 @@ def main() -> None:
         period_figures()
     if only in ("", "cpu"):
         cpu_figures()
+    if only in ("", "video"):
+        video_figures()
     if only:
         return
     micro()

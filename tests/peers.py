@@ -9,6 +9,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -327,6 +328,72 @@ class LossyRelay:
         self.sock.close()
 
 
+class VideoLossRelay(LossyRelay):
+    """A SIP relay (as LossyRelay, losing nothing) that also puts itself in the video's
+    way: the m=video port in what ``target`` answers becomes the relay's own, and the
+    video that arrives there goes on to the real port, but for the datagrams
+    ``lose(n)`` picks (n counts from 0)."""
+
+    def __init__(self, target: int, lose: Any) -> None:
+        self.lose = lose
+        self.video = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.video.bind(("127.0.0.1", 0))
+        self.video.settimeout(0.2)
+        self.video_target: tuple[str, int] | None = None
+        self.video_lost = 0
+        self.video_passed = 0
+        super().__init__(target, {})
+        self.video_thread = threading.Thread(target=self._relay_video, daemon=True)
+        self.video_thread.start()
+
+    def _rewrite(self, data: bytes) -> bytes:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        found = re.search(rb"^m=video (\d+) ", body, re.M)
+        if not sep or not found or found.group(1) == b"0":
+            return data
+        self.video_target = ("127.0.0.1", int(found.group(1)))
+        port = str(self.video.getsockname()[1]).encode()
+        body = body[:found.start(1)] + port + body[found.end(1):]
+        head = re.sub(rb"(?im)^(content-length|l)[ \t]*:[ \t]*\d+",
+                      lambda m: m.group(1) + b": " + str(len(body)).encode(), head)
+        return head + sep + body
+
+    def _relay(self) -> None:
+        other: tuple[str, int] | None = None
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            if addr == self.target:
+                if other is not None:
+                    self.sock.sendto(self._rewrite(data), other)
+                continue
+            other = addr
+            self.sock.sendto(data, self.target)
+
+    def _relay_video(self) -> None:
+        n = 0
+        while self.running:
+            try:
+                data, _ = self.video.recvfrom(65535)
+            except OSError:
+                continue
+            if self.video_target is None:
+                continue
+            if self.lose(n):
+                self.video_lost += 1
+            else:
+                self.video.sendto(data, self.video_target)
+                self.video_passed += 1
+            n += 1
+
+    def stop(self) -> None:
+        super().stop()
+        self.video_thread.join(timeout=2)
+        self.video.close()
+
+
 class DnsServer:
     """An authoritative DNS server on 127.0.0.1 (UDP) for test zones, with dnspython.
 
@@ -452,9 +519,11 @@ class Baresip:
 
     def __init__(self, workdir: Path, sip_port: int, ctrl_port: int, account: str,
                  tone_hz: float, seconds: float = 120.0, codec: str = "",
-                 record: bool = True) -> None:
+                 record: bool = True, video: bool = False) -> None:
         """``codec`` ("opus", "G722", "PCMU"...) limits baresip to that one; empty: G.711.
-        ``record``: keep both directions of each call as WAV files (sndfile)."""
+        ``record``: keep both directions of each call as WAV files (sndfile).
+        ``video``: H.264 through libavcodec (baresip-ffmpeg), pictures shown on nothing
+        (fakevideo) and saved on request (``snapshot``)."""
         binary = need("baresip")
         self.sip_port = sip_port
         self.dir = workdir / "baresip"
@@ -483,6 +552,8 @@ class Baresip:
               if codec == "opus" else []),
             *(["module g722.so"] if codec == "G722" else []),
             *(["module srtp.so"] if "mediaenc=srtp" in account else []),
+            *(["module avcodec.so", "module fakevideo.so", "module snapshot.so",
+               "video_display fakevideo,nil", "video_source fakevideo,nil"] if video else []),
             "module_app account.so", "module_app menu.so",
             f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
             f"snd_path {self.records}",
@@ -529,6 +600,15 @@ class Baresip:
             return None if reply is None else str(reply.get("data", "")) or " "
         result: str = wait_for(answered, timeout, f"baresip's answer to {command}", 0.05)
         return result
+
+    def snapshot(self, path: Path, timeout: float = 10) -> Path:
+        """The next picture baresip decodes from the call, as a PNG at ``path``."""
+        assert len(str(path)) < 100, "baresip keeps at most 99 characters of the path"
+        self.command("snapshot_recv", str(path))
+        wait_for(lambda: path.exists() and path.stat().st_size > 0, timeout,
+                 "baresip's snapshot of the video it receives")
+        time.sleep(0.2)                            # written in one go, but let it finish
+        return path
 
     def wait_registered(self, timeout: float) -> None:
         wait_for(lambda: "OK" in self.request("reginfo"), timeout, "baresip to register", 0.3)

@@ -181,3 +181,29 @@ def test_muxed_reports_give_the_rtt_and_hold_sends_keepalives(monkeypatch: pytes
     rtt, reports, keepalives = asyncio.run(main())
     assert reports >= 2 and rtt is not None and rtt < 20
     assert keepalives >= 2
+
+
+def test_picture_loss_and_full_intra_requests_ask_for_one_keyframe_each() -> None:
+    """PLI (RFC 4585 6.3.1) and FIR (RFC 5104 4.3.1) about our SSRC, alone as baresip
+    sends them (RFC 5506) or after a report; a FIR repeated with the same number is
+    the same request (4.3.1.2); those about another stream are not ours."""
+    asked: list[int] = []
+    session = RtcpSession(0xD00D, "intercom-v", 90000)
+    session.on_keyframe_request = lambda: asked.append(1)
+    pli = rtcp.build_pli(0xBEEF, 0xD00D)
+    assert rtcp.parse(pli) == [("PLI", 0xBEEF, 0xD00D)] and is_rtcp(pli)
+    session.on_rtcp(pli, 1.0)
+    session.on_rtcp(rtcp.build_rr(0xBEEF, []) + rtcp.build_pli(0xBEEF, 0x1234), 1.1)
+    assert len(asked) == 1
+    fir = rtcp.build_fir(0xBEEF, 0xD00D, 7)
+    assert rtcp.parse(fir) == [("FIR", 0xBEEF, [(0xD00D, 7)])]
+    session.on_rtcp(fir, 1.2)
+    session.on_rtcp(fir, 1.3)                        # the same request again
+    session.on_rtcp(rtcp.build_fir(0xBEEF, 0xD00D, 8), 1.4)
+    session.on_rtcp(rtcp.build_fir(0xBEEF, 0x1234, 9), 1.5)
+    session.on_rtcp(b"\x80\xc0\x00\x01" + (0xBEEF).to_bytes(4, "big"), 1.6)  # RFC 2032
+    assert len(asked) == 4 and session.keyframe_requests == 4
+    with pytest.raises(rtcp.RtcpError, match="FIR with a broken FCI"):
+        rtcp.parse(b"\x84\xce\x00\x03" + bytes(12))     # half an FCI entry
+    with pytest.raises(rtcp.RtcpError, match="PLI shorter"):
+        rtcp.parse(b"\x81\xce\x00\x01" + bytes(4))

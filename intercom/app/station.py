@@ -66,7 +66,7 @@ class DoorStation:
         self.local_host = self.ua.settings.local_host
         self.sip: SipEndpoint | None = None
         self.media = CallMedia(config, lambda: self.ua.settings.local_host, self._on_dtmf,
-                               self._on_audio_error)
+                               self._on_audio_error, camera=lambda: self.camera)
         self.legs: dict[int, CallLeg] = {}           # the media of each placed leg
         self.by_call_id: dict[str, CallLeg] = {}
         self._withdrawn: set[int] = set()             # legs called off before placed
@@ -234,6 +234,7 @@ class DoorStation:
             case core.StopMedia(leg_id):
                 leg = self.legs[leg_id]
                 quality, codec = None, ""
+                self.media.stop_video(leg)
                 if leg.stream is not None:
                     leg.stream.stop()
                     quality, codec = leg.stream.quality(), leg.stream.codec.name
@@ -430,6 +431,8 @@ class DoorStation:
             await self.hooks.stop()                   # the last events, for a moment
         if self.mqtt is not None:
             await self.mqtt.stop()                    # "offline", not the last will
+        if self.media.feed is not None:
+            self.media.feed.stop()
         if self.camera is not None:
             self.camera.close()
         if self.eventlog is not None:

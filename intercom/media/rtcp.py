@@ -6,11 +6,13 @@ with wrap-around, loss since the last report, interarrival jitter).
 SDES CNAME) and reads the peer's: an SR's time for LSR/DLSR, and the report
 block about us for the round-trip time (RFC 3550 6.4.1). At hang-up
 ``summary`` gives loss, jitter, RTT and an E-model MOS (ITU-T G.107,
-simplified: no echo or noise terms).
+simplified: no echo or noise terms). A PLI or FIR about our stream calls
+``on_keyframe_request`` (a video sender's encoder then makes an IDR picture).
 """
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from intercom.cext import rtcp
@@ -143,6 +145,9 @@ class RtcpSession:
         self.rtt_ms: float | None = None
         self.reports_received = 0
         self.invalid = 0
+        self.on_keyframe_request: Callable[[], None] | None = None
+        self.keyframe_requests = 0
+        self._fir_seq: int | None = None      # the last FIR's number (RFC 5104 4.3.1.2)
 
     def next_interval(self) -> float:
         return self.interval * self.rng.uniform(0.5, 1.5)
@@ -172,6 +177,26 @@ class RtcpSession:
                 for block in packet[-1]:
                     if block[0] == self.ssrc and block[5]:
                         self._round_trip(block[5], block[6], wallclock)
+            elif packet[0] == "PLI" and packet[2] == self.ssrc:
+                self._keyframe()
+            elif packet[0] == "FIR":
+                self._fir(packet[2])
+
+    def _fir(self, entries: list[tuple[int, int]] | None) -> None:
+        """A FIR asks again with the same number until it has its keyframe: one
+        keyframe per number (RFC 5104 4.3.1.2). RFC 2032's FIR names no stream."""
+        if entries is None:
+            self._keyframe()
+            return
+        for ssrc, seq in entries:
+            if ssrc == self.ssrc and seq != self._fir_seq:
+                self._fir_seq = seq
+                self._keyframe()
+
+    def _keyframe(self) -> None:
+        self.keyframe_requests += 1
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request()
 
     def _round_trip(self, lsr: int, dlsr: int, wallclock: float) -> None:
         rtt = (ntp_middle(wallclock) - lsr - dlsr) & 0xFFFFFFFF
@@ -222,6 +247,6 @@ class RtcpSession:
 
 
 def is_rtcp(data: bytes) -> bool:
-    """RTCP on a multiplexed port: packet types 200-204 sit where RTP's
-    marker and payload type are (RFC 5761 4)."""
-    return len(data) >= 2 and 200 <= data[1] <= 204
+    """RTCP on a multiplexed port: packet types 192-223 sit where RTP's marker and
+    payload type are, clear of the payload types in use (RFC 5761 4)."""
+    return len(data) >= 2 and 192 <= data[1] <= 223

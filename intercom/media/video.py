@@ -7,25 +7,41 @@ constrained baseline, no B-frames, one slice per picture, low latency
 of every IDR picture so a receiver can join or recover at any keyframe, a
 keyframe every few seconds and at once when the peer asks (``keyframe``,
 for a PLI or FIR; RFC 4585 6.3.1, RFC 5104 4.3.1). Access units come out
-in Annex B form, ready for cext/h264.pyx's ``packetize``. On the Pi the
-hardware encoder (V4L2 M2M) takes libx264's place when wiring video into
-calls (issue 19).
+in Annex B form, ready for cext/h264.pyx's ``packetize``.
+
+``VideoFeed`` runs the camera through the encoder on its own thread while
+calls show video, and ``VideoSender`` puts the pictures on each call's RTP.
 """
 from __future__ import annotations
 
+import logging
+import secrets
+import threading
+import time
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from intercom.cext.h264 import nal_units
-from intercom.hal.camera import Frame
+from intercom.cext.h264 import nal_units, packetize
+from intercom.hal.camera import Camera, CameraError, Frame
+from intercom.media.rtp import RtpSession
+
+log = logging.getLogger("intercom.video")
 
 SPS_TYPE, PPS_TYPE, IDR_TYPE = 7, 8, 5
 
 
 class VideoError(RuntimeError):
     """The video codec is not there, or refused a frame."""
+
+
+def available() -> bool:
+    """Whether the H.264 encoder is installed (PyAV with libx264)."""
+    try:
+        return "libx264" in _av().codecs_available
+    except VideoError:
+        return False
 
 
 def _av() -> Any:
@@ -94,3 +110,124 @@ class H264Decoder:
         except av.error.FFmpegError as exc:
             raise VideoError(f"H.264 decoder: {exc}") from exc
         return [p.to_ndarray(format="rgb24") for p in pictures]
+
+
+MTU = 1200                     # RTP payload bytes: clear of a VPN's or PPPoE's smaller MTU
+CLOCK = 90000                  # H.264's RTP clock (RFC 6184 8.2.1)
+
+
+class VideoSender:
+    """One call's video RTP: the feed's access units onto the call's video session.
+
+    A sender that joins mid-stream waits for the next IDR picture (it asks the
+    feed for one): the P pictures before it could not be decoded.
+    """
+
+    def __init__(self, rtp: RtpSession, payload_type: int) -> None:
+        self.rtp = rtp
+        self.payload_type = payload_type
+        self._ts_base = secrets.randbits(32)        # RFC 3550 5.1: a random start
+        self.started = False
+        self.frames = 0
+
+    def send(self, payloads: list[bytes], timestamp: int, idr: bool) -> None:
+        """One access unit's payloads (media thread); the marker on the last (RFC 6184 5.1)."""
+        if not self.started:
+            if not idr:
+                return
+            self.started = True
+        ts = (self._ts_base + timestamp) & 0xFFFFFFFF
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            self.rtp.send(self.payload_type, payload, ts, marker=i == last)
+        self.frames += 1
+
+
+class VideoFeed:
+    """The camera through one H.264 encoder to every call that shows video.
+
+    One thread takes a picture every 1/fps s while any sender is attached,
+    encodes it and packetizes it once, and hands the payloads to each sender:
+    two phones ringing with early media cost one encoder. A PLI or FIR from
+    any of them makes the next picture an IDR for all (``keyframe``).
+    """
+
+    def __init__(self, camera: Camera, fps: int, bitrate: int, keyframe_seconds: int) -> None:
+        self.camera = camera
+        self.fps = fps
+        self.bitrate = bitrate
+        self.keyframe_seconds = keyframe_seconds
+        self._senders: list[VideoSender] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._encoder: H264Encoder | None = None
+        self.frames = 0
+        self.keyframes_asked = 0
+        self.error: str | None = None
+
+    def attach(self, sender: VideoSender) -> None:
+        """Start sending to ``sender`` from the next IDR picture (on the loop)."""
+        with self._lock:
+            if sender not in self._senders:
+                self._senders.append(sender)
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="video", daemon=True)
+            self._thread.start()
+        self.keyframe()
+
+    def detach(self, sender: VideoSender) -> None:
+        with self._lock:
+            if sender in self._senders:
+                self._senders.remove(sender)
+            idle = not self._senders
+        if idle:
+            self.stop()
+
+    def keyframe(self) -> None:
+        """The next picture is an IDR (a peer asked, or a sender joined)."""
+        self.keyframes_asked += 1
+        if self._encoder is not None:
+            self._encoder.keyframe()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+        self._thread = None
+
+    @property
+    def keyframes(self) -> int:
+        return self._encoder.keyframes if self._encoder is not None else 0
+
+    def _run(self) -> None:
+        try:
+            if self._encoder is None:
+                self._encoder = H264Encoder(self.camera.width, self.camera.height, self.fps,
+                                            self.bitrate, self.keyframe_seconds)
+            encoder = self._encoder
+            encoder.keyframe()
+            step = 1.0 / self.fps
+            due = time.monotonic()
+            while not self._stop.is_set():
+                frame = self.camera.frame()
+                timestamp = int(time.monotonic() * CLOCK)
+                for au in encoder.encode(frame):
+                    idr = any(n and n[0] & 0x1F == IDR_TYPE for n in nal_units(au))
+                    payloads = packetize(au, MTU)
+                    with self._lock:
+                        senders = list(self._senders)
+                    for sender in senders:
+                        sender.send(payloads, timestamp, idr)
+                self.frames += 1
+                due += step
+                late = time.monotonic() - due
+                if late > step:              # fell behind (a slow encoder): skip, not burst
+                    due = time.monotonic()
+                else:
+                    self._stop.wait(max(0.0, -late))
+        except (CameraError, VideoError, OSError) as exc:
+            self.error = str(exc)
+            log.error("video: %s; calls go on with audio only", exc)
