@@ -312,7 +312,7 @@ class LossyRelay:
             first = data.split(b" ", 1)[0].decode(errors="replace")
             if addr == self.target:
                 if other is not None:
-                    self.sock.sendto(data, other)
+                    self.sock.sendto(self.from_target(data), other)
                 continue
             other = addr
             if self.drop.get(first, 0) > 0:
@@ -321,6 +321,10 @@ class LossyRelay:
                 continue
             self.forwarded.append(first)
             self.sock.sendto(data, self.target)
+
+    def from_target(self, data: bytes) -> bytes:
+        """What ``target`` sends, as it goes back."""
+        return data
 
     def stop(self) -> None:
         self.running = False
@@ -346,7 +350,7 @@ class VideoLossRelay(LossyRelay):
         self.video_thread = threading.Thread(target=self._relay_video, daemon=True)
         self.video_thread.start()
 
-    def _rewrite(self, data: bytes) -> bytes:
+    def from_target(self, data: bytes) -> bytes:
         head, sep, body = data.partition(b"\r\n\r\n")
         found = re.search(rb"^m=video (\d+) ", body, re.M)
         if not sep or not found or found.group(1) == b"0":
@@ -357,20 +361,6 @@ class VideoLossRelay(LossyRelay):
         head = re.sub(rb"(?im)^(content-length|l)[ \t]*:[ \t]*\d+",
                       lambda m: m.group(1) + b": " + str(len(body)).encode(), head)
         return head + sep + body
-
-    def _relay(self) -> None:
-        other: tuple[str, int] | None = None
-        while self.running:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:
-                continue
-            if addr == self.target:
-                if other is not None:
-                    self.sock.sendto(self._rewrite(data), other)
-                continue
-            other = addr
-            self.sock.sendto(data, self.target)
 
     def _relay_video(self) -> None:
         n = 0

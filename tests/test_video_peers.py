@@ -8,8 +8,10 @@ sends one: the pictures after the loss are whole again.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +50,32 @@ def hang_up(station: Station, baresip: Baresip) -> None:
     station.wait_event(10, event="call", state="ended")
 
 
-def test_baresip_sees_the_camera_while_both_talk(tmp_path: Path) -> None:
-    baresip = Baresip(tmp_path, free_port_pair_gap(2), free_port(),
+@contextlib.contextmanager
+def answered_call(work: Path, video: bool) -> Iterator[tuple[Station, Baresip]]:
+    """The station with the simulated camera calls an answering baresip; both are
+    stopped at the end, and both voices must have been heard."""
+    baresip = Baresip(work, free_port_pair_gap(2), free_port(),
                       "<sip:resident@127.0.0.1>;regint=0;answermode=auto", PHONE_TONE,
-                      video=True)
+                      video=video)
     station = None
     try:
-        station = Station(tmp_path, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
+        station = Station(work, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
                           tone_hz=STATION_TONE, extra=CAMERA)
         station.press()
         station.wait_event(15, event="call", state="answered")
+        yield station, baresip
+        hang_up(station, baresip)
+    finally:
+        if station is not None:
+            station.stop()
+        baresip.stop()
+    assert_heard(station.speaker, PHONE_TONE, "station")
+    assert_heard(next(f for f in baresip.records.glob("*.wav") if "dec" in f.name),
+                 STATION_TONE, "baresip")
+
+
+def test_baresip_sees_the_camera_while_both_talk(tmp_path: Path) -> None:
+    with answered_call(tmp_path, video=True) as (station, baresip):
         time.sleep(1.5)
         first = assert_test_pattern(picture(baresip.snapshot(tmp_path / "a.png")))
         started = time.monotonic()
@@ -66,38 +84,15 @@ def test_baresip_sees_the_camera_while_both_talk(tmp_path: Path) -> None:
         # 15 pictures a second, give or take the snapshots' own waits
         expected = 15 * (time.monotonic() - started)
         assert expected - 12 <= second - first <= expected + 8, (first, second, expected)
-        hang_up(station, baresip)
-    finally:
-        if station is not None:
-            station.stop()
-        baresip.stop()
     log = station.log_text()
     assert "video to sip:resident" in log and "H.264 320x240 at 15 fps" in log
-    assert_heard(station.speaker, PHONE_TONE, "station")
-    assert_heard(next(f for f in baresip.records.glob("*.wav") if "dec" in f.name),
-                 STATION_TONE, "baresip")
 
 
 def test_a_phone_without_video_gets_an_audio_call(tmp_path: Path) -> None:
-    baresip = Baresip(tmp_path, free_port_pair_gap(2), free_port(),
-                      "<sip:resident@127.0.0.1>;regint=0;answermode=auto", PHONE_TONE)
-    station = None
-    try:
-        station = Station(tmp_path, "", [f"sip:resident@127.0.0.1:{baresip.sip_port}"],
-                          tone_hz=STATION_TONE, extra=CAMERA)
-        station.press()
-        station.wait_event(15, event="call", state="answered")
+    with answered_call(tmp_path, video=False) as (station, _):
         time.sleep(2.5)
-        hang_up(station, baresip)
-    finally:
-        if station is not None:
-            station.stop()
-        baresip.stop()
     assert "takes no video; the call is audio-only" in station.log_text()
     assert "video to sip:resident" not in station.log_text()
-    assert_heard(station.speaker, PHONE_TONE, "station")
-    assert_heard(next(f for f in baresip.records.glob("*.wav") if "dec" in f.name),
-                 STATION_TONE, "baresip")
 
 
 def test_lost_video_is_recovered_by_the_keyframe_baresip_asks_for(tmp_path: Path) -> None:
