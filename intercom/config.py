@@ -594,9 +594,12 @@ class HttpConfig:
 @dataclass(frozen=True, kw_only=True)
 class CameraConfig:
     """The camera: a snapshot of the visitor at every bell press, and video in calls."""
-    source: str = _s("none", choices=("none", "simulated"),
-                     help="none: audio only; simulated: a moving test pattern (the Pi "
-                          "camera and USB webcams come next)")
+    source: str = _s("auto", choices=("none", "auto", "picamera", "v4l2", "simulated"),
+                     help="none: audio only; auto: the board profile's camera, else (on "
+                          "GPIO) the first USB webcam, else none; picamera: the Pi camera "
+                          "(rpicam-vid); v4l2: a USB webcam at `device` (ffmpeg); "
+                          "simulated: a moving test pattern")
+    device: str = _s("/dev/video0", help="the webcam's video device, for source = v4l2")
     width: int = _i(640, 88, 1920, help="picture width")
     height: int = _i(480, 64, 1080, help="picture height")
     snapshots_keep: int = _i(200, 1, 100000, help="snapshots kept; the oldest go first")
@@ -607,6 +610,9 @@ class CameraConfig:
     bitrate_kbps: int = _i(600, 100, 8000, help="video bit rate")
     keyframe_seconds: int = _i(4, 1, 300, help="a keyframe at least this often; phones "
                                                "also ask for one (PLI, FIR) after a loss")
+    encoder: str = _s("auto", choices=("auto", "hardware", "software"),
+                      help="H.264 encoder: hardware is the Pi's (V4L2 M2M, Pi 4 and "
+                           "older); software is x264; auto: hardware where it opens")
 
 
 @dataclass(frozen=True)

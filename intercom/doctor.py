@@ -108,6 +108,34 @@ def check_board(cfg: config_mod.Config) -> Check:
         board.close()
 
 
+def check_camera(cfg: config_mod.Config) -> Check:
+    """The configured camera opened and one picture taken (not while the station runs:
+    it holds the camera)."""
+    from intercom.hal.board import profile_for
+    from intercom.hal.camera import CameraError, open_camera
+    from intercom.hal.errors import HalError
+    c = cfg.camera
+    if c.source == "none":
+        return Check("camera", True, "none configured: the station works audio-only")
+    try:
+        board_camera = profile_for(cfg.board.type, cfg.board.profile).camera
+        camera = open_camera(c.source, c.width, c.height, c.fps, c.device, board_camera,
+                             cfg.board.type != "simulated")
+    except (CameraError, HalError) as exc:
+        return Check("camera", False, str(exc), "check [camera] source and device, or set "
+                                                "source = \"none\" for audio only")
+    if camera is None:
+        return Check("camera", True, "auto found none: the station works audio-only")
+    try:
+        frame = camera.frame()
+    except CameraError as exc:
+        return Check("camera", False, str(exc), "see what the camera said above")
+    finally:
+        camera.close()
+    return Check("camera", True, f"{type(camera).__name__} gives {frame.shape[1]}x"
+                                 f"{frame.shape[0]} pictures")
+
+
 def check_route(cfg: config_mod.Config) -> Check:
     from intercom.app.network import registrar_of, route_address
     target = registrar_of(cfg) or SipUri.parse(cfg.call.targets[0])
@@ -251,7 +279,11 @@ def in_use(state: dict[str, Any]) -> list[Check]:
                   (f": {audio['error']}" if audio["error"] else ""),
                   "see the audio device's errors in the log" if audio["error"] else ""),
             Check("board", True, f"{board['type']} board {board['profile']!r} in use by the "
-                                 f"station: buttons {', '.join(state['buttons'])}")]
+                                 f"station: buttons {', '.join(state['buttons'])}"),
+            Check("camera", state["camera"]["error"] is None,
+                  f"{state['camera']['source']} camera in use by the station" +
+                  (f": {state['camera']['error']}" if state["camera"]["error"] else ""),
+                  "check [camera] source and device" if state["camera"]["error"] else "")]
 
 
 async def run_checks(path: str, say: Callable[[str], None],
@@ -262,7 +294,8 @@ async def run_checks(path: str, say: Callable[[str], None],
     say(config_check.line())
     if cfg is None:
         return 1
-    own = in_use(running) if running is not None else [await check_audio(cfg), check_board(cfg)]
+    own = in_use(running) if running is not None else \
+        [await check_audio(cfg), check_board(cfg), await asyncio.to_thread(check_camera, cfg)]
     checks = [*own, check_sip_port(cfg), check_route(cfg)]
     for check in checks:
         say(check.line())

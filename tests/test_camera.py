@@ -118,3 +118,18 @@ def test_each_ring_gets_its_snapshot_in_the_log_the_api_and_the_hooks(tmp_path: 
         station.stop()
         hook.close()
         mail.close()
+
+
+def test_a_missing_webcam_is_reported_and_the_station_rings_audio_only(tmp_path: Path) -> None:
+    station = Station(tmp_path, "", NOWHERE, log_level="info",
+                      extra='[camera]\nsource = "v4l2"\ndevice = "/dev/video9"\n')
+    try:
+        state = station.state()["camera"]
+        assert state["source"] == "v4l2" and "there is no /dev/video9" in state["error"]
+        station.press()
+        station.wait_event(10, event="call_record")
+        assert not [e for e in station.events() if e["event"] == "snapshot"]
+        assert "camera: webcam: there is no /dev/video9" in station.log_text()
+        assert "the station works audio-only" in station.log_text()
+    finally:
+        station.stop()

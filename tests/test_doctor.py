@@ -50,10 +50,24 @@ def test_without_a_registrar_the_simulated_station_is_all_ok(tmp_path: Path) -> 
     assert out.returncode == 0, out.stdout
     lines = out.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
-        "ok    config", "ok    audio", "ok    board", "ok    sip port", "ok    network",
+        "ok    config", "ok    audio", "ok    board", "ok    camera", "ok    sip port",
+        "ok    network",
         "ok    dns",
         "ok    registration", "ok    nat"]
     assert "relay GPIO23 (released)" in out.stdout and lines[-1] == "all checks passed"
+
+
+def test_the_camera_is_tried_with_one_picture(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "")
+    base = cfg.read_text()
+    cfg.write_text(base + '[camera]\nsource = "simulated"\nwidth = 320\nheight = 240\n')
+    out = doctor(cfg)
+    assert "ok    camera: SimulatedCamera gives 320x240 pictures" in out.stdout
+    cfg.write_text(base + '[camera]\nsource = "v4l2"\ndevice = "/dev/video9"\n')
+    out = doctor(cfg)
+    assert out.returncode == 1
+    assert "FAIL  camera: webcam: there is no /dev/video9" in out.stdout
+    assert "check [camera] source and device" in out.stdout
 
 
 def test_a_sip_port_another_program_holds_fails_with_the_fix(tmp_path: Path) -> None:

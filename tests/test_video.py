@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from intercom.cext.h264 import Depacketizer, nal_units, packetize
+from intercom.cext.h264 import START, Depacketizer, nal_units, packetize
 from intercom.hal.camera import SimulatedCamera, read_counter
 
 pytest.importorskip("av")
-from intercom.media.video import H264Decoder, H264Encoder, VideoError  # noqa: E402
+from intercom.media.video import (H264Decoder, H264Encoder, ParameterSets,  # noqa: E402
+                                  VideoError, open_encoder)
 
 
 def kinds(au: bytes) -> list[int]:
@@ -61,3 +62,48 @@ def test_the_video_codecs_refuse_what_they_cannot_take() -> None:
     except VideoError:
         pictures = []
     assert pictures == []                                # garbage: no picture, no crash
+
+
+def test_every_idr_gets_its_parameter_sets_whatever_the_encoder_does() -> None:
+    """An encoder that sends the SPS and PPS only once (as hardware encoders may):
+    ParameterSets puts them back before each later IDR, and a decoder that joins
+    at that IDR shows the picture."""
+    camera = SimulatedCamera(320, 240)
+    encoder = H264Encoder(320, 240, keyframe_seconds=10)
+    units = []
+    for i in range(12):
+        if i == 8:
+            encoder.keyframe()
+        units += encoder.encode(camera.frame())
+    keyed = [i for i, au in enumerate(units) if 5 in kinds(au)]
+    assert len(keyed) == 2
+    bare = [b"".join(START + n for n in nal_units(au) if n[0] & 0x1F not in (7, 8))
+            if i == keyed[1] else au for i, au in enumerate(units)]
+    assert kinds(bare[keyed[1]]) == [5]                  # what such an encoder gives
+    sets = ParameterSets()
+    fixed = [sets.complete(au) for au in bare]
+    assert sets.added == 1
+    assert nal_units(fixed[keyed[1]]) == nal_units(units[keyed[1]])
+    assert fixed[:keyed[1]] == units[:keyed[1]] and fixed[keyed[1] + 1:] == units[keyed[1] + 1:]
+    joined = H264Decoder()                               # a phone that joins at the 2nd IDR
+    numbers = [read_counter(p) for au in fixed[keyed[1]:] for p in joined.decode(au)]
+    assert numbers and numbers[0] == keyed[1] + 1
+    late = H264Decoder()
+    assert [p for au in bare[keyed[1]:keyed[1] + 1] for p in _decoded(late, au)] == []
+
+
+def _decoded(decoder: H264Decoder, au: bytes) -> list[object]:
+    try:
+        return list(decoder.decode(au))
+    except VideoError:
+        return []
+
+
+def test_the_encoder_is_chosen_as_configured() -> None:
+    # This machine has no V4L2 M2M encoder: hardware says so, auto takes x264.
+    with pytest.raises(VideoError, match="h264_v4l2m2m does not open.*/dev/video11"):
+        open_encoder("hardware", 320, 240, 15, 600_000, 4)
+    assert open_encoder("auto", 320, 240, 15, 600_000, 4).codec == "libx264"
+    assert open_encoder("software", 320, 240, 15, 600_000, 4).codec == "libx264"
+    with pytest.raises(VideoError, match="not auto, hardware or software"):
+        open_encoder("gpu", 320, 240, 15, 600_000, 4)

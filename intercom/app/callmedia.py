@@ -83,7 +83,8 @@ class CallMedia:
         if not self._video_ok:
             return None
         if self.feed is None or self.feed.camera is not camera:
-            self.feed = VideoFeed(camera, c.fps, c.bitrate_kbps * 1000, c.keyframe_seconds)
+            self.feed = VideoFeed(camera, c.fps, c.bitrate_kbps * 1000, c.keyframe_seconds,
+                                  c.encoder)
         return self.feed
 
     async def open(self, peer: str, incoming: bool = False) -> CallLeg:

@@ -119,7 +119,9 @@ class DoorStation:
     async def _open_camera(self) -> None:
         c = self.config.camera
         try:
-            self.camera = await asyncio.to_thread(open_camera, c.source, c.width, c.height)
+            self.camera = await asyncio.to_thread(
+                open_camera, c.source, c.width, c.height, c.fps, c.device,
+                self.board.profile.camera, self.config.board.type != "simulated")
         except CameraError as exc:
             self.camera_error = str(exc)
             log.error("camera: %s; the station works audio-only", exc)

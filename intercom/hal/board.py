@@ -44,8 +44,12 @@ class BoardProfile:
     audio: dict[str, Any] = field(default_factory=dict)   # capture, playback, mixer
     description: str = ""
     simulation: dict[str, Any] = field(default_factory=dict)
+    camera: str = ""             # the camera [camera] source = "auto" takes: picamera, simulated
 
     def __post_init__(self) -> None:
+        if self.camera not in ("", "picamera", "simulated"):
+            raise HalError(f"board profile {self.name!r}: [camera] source {self.camera!r} is "
+                           "not picamera or simulated")
         used: dict[int, str] = {}
         pins = [(f"buttons.{k}", v) for k, v in self.buttons.items()] + \
             [(f"leds.{k}", v) for k, v in self.leds.items()]
@@ -82,7 +86,8 @@ class BoardProfile:
                                 int(data["rgb_led"]["blue"])) if "rgb_led" in data else None,
                        audio=_profile_audio(data.get("audio", {})),
                        description=str(data.get("description", "")),
-                       simulation=dict(data.get("simulation", {})))
+                       simulation=dict(data.get("simulation", {})),
+                       camera=str(data.get("camera", {}).get("source", "")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise HalError(f"board profile {name_or_path!r}: missing or bad entry {exc}") from exc
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from intercom.cext.h264 import nal_units, packetize
+from intercom.cext.h264 import START, nal_units, packetize
 from intercom.hal.camera import Camera, CameraError, Frame
 from intercom.media.rtp import RtpSession
 
@@ -52,14 +52,24 @@ def _av() -> Any:
     return av
 
 
+HARDWARE, SOFTWARE = "h264_v4l2m2m", "libx264"
+
+
 class H264Encoder:
+    """``codec``: libx264 (software), or h264_v4l2m2m (the Pi's hardware encoder
+    through V4L2 M2M); VideoError if it does not open."""
+
     def __init__(self, width: int, height: int, fps: int = 15, bitrate: int = 600_000,
-                 keyframe_seconds: int = 4) -> None:
+                 keyframe_seconds: int = 4, codec: str = SOFTWARE) -> None:
         av = _av()
         if width % 2 or height % 2:
             raise VideoError(f"{width}x{height}: H.264 in 4:2:0 needs even sides")
         self.width, self.height, self.fps = width, height, fps
-        c = self.context = av.CodecContext.create("libx264", "w")
+        self.codec = codec
+        try:
+            c = self.context = av.CodecContext.create(codec, "w")
+        except (ValueError, av.error.FFmpegError) as exc:
+            raise VideoError(f"no H.264 encoder {codec}: {exc}") from exc
         c.width, c.height = width, height
         c.pix_fmt = "yuv420p"
         c.time_base = Fraction(1, fps)
@@ -67,17 +77,23 @@ class H264Encoder:
         c.bit_rate = bitrate
         c.gop_size = fps * keyframe_seconds
         c.max_b_frames = 0
-        # One thread: at 640x480 x264's threads cost more in hand-overs than they
-        # save (2.8 against 3.5 CPU-ms a frame here), and the call's audio wants the
-        # other core.
-        c.thread_count = 1
-        c.options = {"profile": "baseline", "preset": "veryfast", "tune": "zerolatency",
-                     "threads": "1",
-                     "x264-params": f"repeat-headers=1:annexb=1:slices=1:"
-                                    f"keyint={fps * keyframe_seconds}:scenecut=0"}
+        if codec == SOFTWARE:
+            # One thread: at 640x480 x264's threads cost more in hand-overs than they
+            # save (2.8 against 3.5 CPU-ms a frame here), and the call's audio wants
+            # the other core.
+            c.thread_count = 1
+            c.options = {"profile": "baseline", "preset": "veryfast", "tune": "zerolatency",
+                         "threads": "1",
+                         "x264-params": f"repeat-headers=1:annexb=1:slices=1:"
+                                        f"keyint={fps * keyframe_seconds}:scenecut=0"}
+        try:
+            c.open()
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"H.264 encoder {codec} does not open: {exc}") from exc
         self._pts = 0
         self._key = True
         self.keyframes = 0
+        self.parameter_sets = ParameterSets()
 
     def keyframe(self) -> None:
         """The next picture is an IDR (the peer asked: PLI or FIR)."""
@@ -96,10 +112,64 @@ class H264Encoder:
         if self._key:
             picture.pict_type = av.video.frame.PictureType.I
             self._key = False
-        out = [bytes(packet) for packet in self.context.encode(picture)]
-        self.keyframes += sum(any(n and n[0] & 0x1F == IDR_TYPE for n in nal_units(au))
-                              for au in out)
+        try:
+            out = [self.parameter_sets.complete(bytes(packet))
+                   for packet in self.context.encode(picture)]
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"H.264 encoder {self.codec}: {exc}") from exc
+        self.keyframes += sum(is_idr(au) for au in out)
         return out
+
+
+def is_idr(au: bytes) -> bool:
+    return any(n and n[0] & 0x1F == IDR_TYPE for n in nal_units(au))
+
+
+class ParameterSets:
+    """The SPS and PPS in front of every IDR picture (RFC 6184 8.4: a receiver joins
+    or recovers there), whatever the encoder does: the newest of each seen is put
+    before an IDR access unit that comes without them."""
+
+    def __init__(self) -> None:
+        self.sps: bytes | None = None
+        self.pps: bytes | None = None
+        self.added = 0
+
+    def complete(self, au: bytes) -> bytes:
+        units = nal_units(au)
+        types = {n[0] & 0x1F for n in units if n}
+        for n in units:
+            if n and n[0] & 0x1F == SPS_TYPE:
+                self.sps = n
+            elif n and n[0] & 0x1F == PPS_TYPE:
+                self.pps = n
+        if IDR_TYPE not in types or (SPS_TYPE in types and PPS_TYPE in types):
+            return au
+        if self.sps is None or self.pps is None:
+            return au                         # nothing seen yet to put in front
+        self.added += 1
+        head = b"".join(START + n for n in (self.sps, self.pps)
+                        if n[0] & 0x1F not in types)
+        return head + au
+
+
+def open_encoder(choice: str, width: int, height: int, fps: int, bitrate: int,
+                 keyframe_seconds: int) -> H264Encoder:
+    """The H.264 encoder ``choice`` asks for: ``hardware`` (VideoError when the Pi's
+    encoder is not there), ``software``, or ``auto``: hardware where it opens."""
+    if choice not in ("auto", "hardware", "software"):
+        raise VideoError(f"encoder {choice!r} is not auto, hardware or software")
+    if choice != "software":
+        try:
+            encoder = H264Encoder(width, height, fps, bitrate, keyframe_seconds, HARDWARE)
+            log.info("video: the hardware H.264 encoder (V4L2 M2M)")
+            return encoder
+        except VideoError as exc:
+            if choice == "hardware":
+                raise VideoError(f"{exc} (the Pi 4 and older have one, as /dev/video11; "
+                                 "set [camera] encoder = \"software\" elsewhere)") from exc
+            log.debug("video: no hardware H.264 encoder (%s); x264", exc)
+    return H264Encoder(width, height, fps, bitrate, keyframe_seconds, SOFTWARE)
 
 
 class H264Decoder:
@@ -157,8 +227,10 @@ class VideoFeed:
     any of them makes the next picture an IDR for all (``keyframe``).
     """
 
-    def __init__(self, camera: Camera, fps: int, bitrate: int, keyframe_seconds: int) -> None:
+    def __init__(self, camera: Camera, fps: int, bitrate: int, keyframe_seconds: int,
+                 encoder: str = "software") -> None:
         self.camera = camera
+        self.encoder_choice = encoder
         self.fps = fps
         self.bitrate = bitrate
         self.keyframe_seconds = keyframe_seconds
@@ -210,17 +282,32 @@ class VideoFeed:
     def _run(self) -> None:
         try:
             if self._encoder is None:
-                self._encoder = H264Encoder(self.camera.width, self.camera.height, self.fps,
-                                            self.bitrate, self.keyframe_seconds)
+                self._encoder = open_encoder(self.encoder_choice, self.camera.width,
+                                             self.camera.height, self.fps, self.bitrate,
+                                             self.keyframe_seconds)
             encoder = self._encoder
             encoder.keyframe()
             step = 1.0 / self.fps
             due = time.monotonic()
+            outage: str | None = None
             while not self._stop.is_set():
-                frame = self.camera.frame()
+                try:
+                    frame = self.camera.frame()
+                except CameraError as exc:
+                    if outage is None:           # once an outage: the camera restarts itself
+                        log.warning("video: %s; the calls keep their sound, the picture "
+                                    "comes back with the camera", exc)
+                    outage = str(exc)
+                    self._stop.wait(step)
+                    due = time.monotonic()
+                    continue
+                if outage is not None:
+                    log.info("video: the camera is back")
+                    outage = None
+                    encoder.keyframe()           # the receivers' pictures start again here
                 timestamp = int(time.monotonic() * CLOCK)
                 for au in encoder.encode(frame):
-                    idr = any(n and n[0] & 0x1F == IDR_TYPE for n in nal_units(au))
+                    idr = is_idr(au)
                     payloads = packetize(au, MTU)
                     with self._lock:
                         senders = list(self._senders)
@@ -233,6 +320,6 @@ class VideoFeed:
                     due = time.monotonic()
                 else:
                     self._stop.wait(max(0.0, -late))
-        except (CameraError, VideoError, OSError) as exc:
+        except (VideoError, OSError) as exc:
             self.error = str(exc)
             log.error("video: %s; calls go on with audio only", exc)
