@@ -135,6 +135,14 @@ def _strings(key: str, value: list[Any], check: Callable[[str, str], None] | Non
     return tuple(value)
 
 
+def language_code(key: str, value: str) -> str:
+    """a language code, as in ISO 639-1 (two or three lower-case letters: en, de)"""
+    if not re.fullmatch(r"[a-z]{2,3}", value):
+        raise ConfigError(f"{key}: {value!r} is not a language code; use two or three "
+                          "lower-case letters, as en, de, fr")
+    return value
+
+
 def optional_sip_uri(key: str, value: str) -> str:
     """a sip: or sips: URI, or empty"""
     if value:
@@ -303,6 +311,9 @@ class StationConfig:
     name: str = _s("Door station", help="shown to the resident as the caller's name")
     country: str = _s("us", choices=COUNTRIES,
                       help="whose ringback and busy tones the visitor hears")
+    language: str = _s("en", example="de", check=language_code,
+                       help="the announcements' language: sounds.directory/<language>/ "
+                            "is looked in first")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -528,7 +539,7 @@ class NotifyConfig:
                                example=["https://home.example/api/webhook/door-1a2b3c"],
                                help="where each event goes (JSON POST, 2xx: delivered); "
                                     "empty: no hooks")
-    events: tuple[str, ...] = _l(["button", "call_record", "door", "alarm", "snapshot"],
+    events: tuple[str, ...] = _l(["button", "call_record", "door", "alarm", "snapshot", "recording"],
                                  check=event_kinds,
                                  help="which events go: the kinds `intercom ctl events` "
                                       "shows")
@@ -615,6 +626,34 @@ class CameraConfig:
                            "older); software is x264; auto: hardware where it opens")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SoundsConfig:
+    """Announcements from sound files, played in place of the generated tones."""
+    directory: str = _s("", example="/etc/intercom/sounds",
+                        help="where the announcements are: ringing, nobody_answered, "
+                             "leave_message, door_opened, locked_out and call_recorded, "
+                             "each .opus, .ogg or .wav (16-bit), in <language>/ first; "
+                             "an event without one keeps its tone; empty: tones only")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingsConfig:
+    """A visitor's message when nobody answers, and recorded calls (Opus in Ogg)."""
+    messages: bool = _b(False, help="when nobody answers, the visitor may leave a message "
+                                    "(after the leave_message announcement; a tone marks "
+                                    "its start and end)")
+    message_seconds: int = _i(30, 5, 300, help="the longest message")
+    message_silence_seconds: float = _n(5, 0, 60,
+                                        help="a message ends after this long without a "
+                                             "voice (and is not kept if nobody spoke); 0: "
+                                             "only at message_seconds or a bell press")
+    calls: bool = _b(False, help="record answered calls; both sides hear the call_recorded "
+                                 "announcement (or two beeps) first")
+    keep: int = _i(100, 1, 100000, help="recordings kept (messages and calls); the oldest "
+                                        "go first")
+    max_mb: int = _i(200, 1, 100000, help="and at most this much of them")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole checked config: one frozen dataclass per section."""
@@ -632,6 +671,8 @@ class Config:
     mqtt: MqttConfig
     http: HttpConfig
     camera: CameraConfig
+    sounds: SoundsConfig
+    recordings: RecordingsConfig
 
 
 SECTIONS: dict[str, type] = {
@@ -639,7 +680,7 @@ SECTIONS: dict[str, type] = {
     "incoming": IncomingConfig, "audio": AudioConfig, "media": MediaConfig,
     "door": DoorConfig, "board": BoardConfig, "control": ControlConfig, "log": LogConfig,
     "notify": NotifyConfig, "mqtt": MqttConfig, "http": HttpConfig,
-    "camera": CameraConfig,
+    "camera": CameraConfig, "sounds": SoundsConfig, "recordings": RecordingsConfig,
 }
 
 # Every key's rule, by section and key: what the reference and the errors describe.

@@ -20,8 +20,8 @@ from peers import Station, wait_for
 from test_hooks import MailServer, Receiver
 from test_httpapi import Api, add_account
 
-from intercom.app.snapshots import Snapshots, jpeg
-from intercom.hal.camera import CameraError, SimulatedCamera, read_counter
+from intercom.app.store import FileStore
+from intercom.hal.camera import CameraError, SimulatedCamera, jpeg, read_counter
 
 NOWHERE = ["sip:resident@127.0.0.1:9"]
 
@@ -50,18 +50,18 @@ def test_the_simulated_camera_numbers_its_frames_and_moves() -> None:
 
 def test_the_store_keeps_its_bounds_and_serves_only_its_own(tmp_path: Path) -> None:
     camera = SimulatedCamera(320, 240)
-    store = Snapshots(tmp_path / "shots", keep=3, max_bytes=10 ** 9)
-    names = [store.save(camera.frame(), "bell", at=1700000000 + i).name for i in range(5)]
+    store = FileStore(tmp_path / "shots", ".jpg", keep=3, max_bytes=10 ** 9)
+    names = [store.save(jpeg(camera.frame()), "bell", at=1700000000 + i).name for i in range(5)]
     assert [s.name for s in store.list()] == names[2:]
     assert names[0] == "20231114-221320.000-bell.jpg"
-    assert [s.button for s in store.list()] == ["bell"] * 3
+    assert [s.label for s in store.list()] == ["bell"] * 3
     assert store.list()[0].at == pytest.approx(1700000002)
     one = store.list()[0].size
-    tight = Snapshots(tmp_path / "tight", keep=100, max_bytes=int(2.5 * one))
+    tight = FileStore(tmp_path / "tight", ".jpg", keep=100, max_bytes=int(2.5 * one))
     for i in range(4):
-        tight.save(camera.frame(), "bell 2/../x", at=1700000000 + i)
+        tight.save(jpeg(camera.frame()), "bell 2/../x", at=1700000000 + i)
     kept = tight.list()
-    assert len(kept) == 2 and all(s.button == "bell_2____x" for s in kept)
+    assert len(kept) == 2 and all(s.label == "bell_2____x" for s in kept)
     assert sum(s.size for s in kept) <= 2.5 * one
     assert store.path(names[-1]) is not None
     for bad in (names[0], "../accounts.json", "x.jpg", f"../shots/{names[-1]}"):

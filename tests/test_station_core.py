@@ -152,7 +152,7 @@ class Rig:
 def test_sequential_ringing_cancels_the_first_at_its_ring_time_and_the_second_answers() -> None:
     rig = Rig({A: Script(), B: Script(answer=3)}, call={"targets": [A, B], "ring_time": 20})
     rig.press()
-    assert rig.of(core.LocalTone)[0].tone == RINGBACK["us"]
+    assert rig.of(core.LocalSound)[0].sound == RINGBACK["us"]
     rig.advance(19.9)
     assert [e["state"] for e in rig.events("call")] == ["calling", "ringing"]
     rig.advance(0.2)
@@ -208,7 +208,7 @@ def test_nobody_answers_in_time_so_the_fallback_rings_then_the_ring_timeout_give
     rig.advance(0.2)
     record = rig.events("call_record")[0]
     assert record["outcome"] == "no answer" and record["tried"] == (A, B)
-    assert rig.of(core.LocalTone)[-1] == core.LocalTone(BUSY["us"], core.BUSY_SECONDS)
+    assert rig.of(core.LocalSound)[-1] == core.LocalSound(BUSY["us"], core.BUSY_SECONDS)
     assert not rig.core.busy and rig.core.next_deadline() is None
 
 
@@ -241,7 +241,7 @@ def test_call_limit_warns_extends_by_key_and_hangs_up_at_the_maximum() -> None:
     assert rig.events("call", state="answered") and not rig.events("call", state="expiring")
     rig.advance(0.2)
     assert rig.events("call", state="expiring", reason="ends in 10 s; * extends it")
-    assert rig.of(core.CallTone)[-1].tone == CALL_ENDING
+    assert rig.of(core.CallSound)[-1].sound == CALL_ENDING
     rig.keys("*")
     assert rig.events("call", state="extended", reason="by 30 s")
     rig.advance(81 - rig.now - 0.1)
@@ -271,11 +271,11 @@ def test_a_right_code_opens_the_door_with_the_chime_and_a_wrong_one_plays_to_the
     rig.keys("9999#")
     assert rig.events("door", action="rejected", reason="wrong code (5 digits)",
                       source="10.0.0.9")
-    tone = rig.of(core.CallTone)[-1]
-    assert (tone.tone, tone.to_speaker) == (WRONG_CODE, False)     # the visitor hears nothing
+    tone = rig.of(core.CallSound)[-1]
+    assert (tone.sound, tone.to_speaker) == (WRONG_CODE, False)     # the visitor hears nothing
     rig.keys("1234#")
     assert rig.events("door", action="opened", reason="code")
-    assert rig.of(core.CallTone)[-1].tone == DOOR_OPENED
+    assert rig.of(core.CallSound)[-1].sound == DOOR_OPENED
     assert rig.relay() == [True]
     rig.advance(2)
     assert rig.relay() == [True, False]
@@ -366,7 +366,7 @@ def test_early_media_plays_only_from_a_target_ringing_alone() -> None:
     rig.feed(core.Failed(legs[1], 486, "Busy Here"))
     rig.feed(core.Progress(legs[0], 183, "Session Progress", b"v=0"))
     assert rig.of(core.ApplyMedia)[-1].purpose == core.MediaPurpose.EARLY
-    assert rig.of(core.LocalTone)[-1] == core.LocalTone(None)    # our ringback gives way
+    assert rig.of(core.LocalSound)[-1] == core.LocalSound(None)    # our ringback gives way
 
 
 def test_a_press_within_the_holdoff_or_during_a_call_is_ignored_unless_it_restarts(
@@ -408,8 +408,8 @@ def test_an_incoming_call_from_a_resident_and_the_ones_refused() -> None:
     assert rig.of(core.RejectCall)[-1] == core.RejectCall("in-3", 486, "Busy Here")
     rig.keys("1234#")
     assert rig.relay() == [True]
-    tone = rig.of(core.CallTone)[-1]
-    assert tone.tone == DOOR_OPENED and not tone.to_speaker      # only listening at the door
+    tone = rig.of(core.CallSound)[-1]
+    assert tone.sound == DOOR_OPENED and not tone.to_speaker      # only listening at the door
     rig.advance(10)
     rig.feed(core.Ended(accept.leg, "BYE", by_remote=True))
     record = rig.events("call_record")[0]
@@ -448,7 +448,7 @@ def test_a_hang_up_calls_off_the_ringing_and_stops_the_ringback() -> None:
     rig.advance(0.1)
     assert len(rig.of(core.EndCall)) == 2
     assert rig.events("call_record")[0]["outcome"] == "stopped"
-    assert rig.of(core.LocalTone)[-1] == core.LocalTone(None)
+    assert rig.of(core.LocalSound)[-1] == core.LocalSound(None)
     assert {e["reason"] for e in rig.events("call", state="cancelled")} == {
         "hung up from the control socket"}
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,9 @@ from intercom.app.ringing import Cancel, GiveUp, Ring, RingPlan, RingSettings
 from intercom.app.ringing import Action as PlanAction
 from intercom.config import Config
 from intercom.media.rtcp import Quality
-from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE, Tone
+from intercom.media.sounds import Clip, Sound, then
+from intercom.media.tones import (BUSY, CALL_ENDING, CALL_RECORDED, DOOR_OPENED, RINGBACK,
+                                  WRONG_CODE, Tone)
 from intercom.sip.address import SipUri
 from intercom.sip.errors import SipError
 from intercom.sip.events import RegState
@@ -232,9 +234,14 @@ class Abandon:
     """The station stops now: legs still open are over, the door is released."""
 
 
+@dataclass(frozen=True)
+class MessageOver:
+    """The visitor's message is recorded (or given up): the sound card is free."""
+
+
 PeerInput = (Started | Pressed | DoorContact | Tamper | AudioTrouble | Registration | Offered
              | Progress | Answered | Updated | Failed | Ended | Digit | Placed | NotPlaced
-             | Accepted | NotAccepted | MediaApplied | MediaStopped)
+             | Accepted | NotAccepted | MediaApplied | MediaStopped | MessageOver)
 Command = Hangup | DoorCommand | Stop | Abandon
 Input = PeerInput | Command
 
@@ -305,20 +312,49 @@ class ShowLeds:
 
 
 @dataclass(frozen=True)
-class LocalTone:
-    """Play a tone on the sound card alone (None: stop the one playing)."""
+class LocalSound:
+    """Play a tone or an announcement on the sound card alone (None: stop the one
+    playing), for at most ``seconds``."""
 
-    tone: Tone | None
+    sound: Sound | None
     seconds: float | None = None
 
 
 @dataclass(frozen=True)
-class CallTone:
-    """Mix a tone into the call: the resident hears it, the visitor too if ``to_speaker``."""
+class CallSound:
+    """Mix a tone or an announcement into the call: the resident hears it, the
+    visitor too if ``to_speaker``."""
 
     leg: int
-    tone: Tone
+    sound: Sound
     to_speaker: bool
+
+
+@dataclass(frozen=True)
+class RecordMessage:
+    """Take a message from the visitor at ``button``: ``prompt``, a start tone, the
+    microphone for up to ``seconds`` (less once ``silence_seconds`` pass without a
+    voice), an end tone. ``MessageOver`` says when the card is free again."""
+
+    button: str
+    prompt: Sound | None
+    seconds: float
+    silence_seconds: float
+
+
+@dataclass(frozen=True)
+class EndMessage:
+    """Finish the message being recorded (kept as far as it goes): with its end tone,
+    or ``at_once`` when the card is wanted now."""
+
+    at_once: bool = True
+
+
+@dataclass(frozen=True)
+class RecordCall:
+    """Record the call's two sides, from now until its media stops."""
+
+    leg: int
 
 
 @dataclass(frozen=True)
@@ -343,8 +379,8 @@ class ReportAudio:
 
 
 StationAction = (PlaceCall | AcceptCall | RejectCall | EndCall | ApplyMedia | StopMedia
-                 | CloseMedia | SetRelay | ShowLeds | LocalTone | CallTone | Publish | Log
-                 | SaveLockouts | ReportAudio)
+                 | CloseMedia | SetRelay | ShowLeds | LocalSound | CallSound | Publish | Log
+                 | SaveLockouts | ReportAudio | RecordMessage | EndMessage | RecordCall)
 
 
 # ----- state ------------------------------------------------------------------------
@@ -375,8 +411,10 @@ class Visit:
 
 
 class StationCore:
-    def __init__(self, config: Config, registrar: bool = False) -> None:
+    def __init__(self, config: Config, registrar: bool = False,
+                 sounds: Mapping[str, Clip] | None = None) -> None:
         self.config = config
+        self.sounds = dict(sounds or {})       # the announcements, by event
         self.has_registrar = registrar
         d = config.door
         self.door = DoorState(d.pulse_seconds, d.hold_max_seconds,
@@ -391,6 +429,7 @@ class StationCore:
         self.legs: dict[int, Leg] = {}         # every leg not over yet
         self.call: Leg | None = None           # the one answered
         self.answering: Leg | None = None      # an incoming call being set up
+        self.message: str | None = None        # the bell whose visitor leaves a message
         self.limit: CallLimit | None = None
         self.holdoff_until = 0.0
         self._audio_at: float | None = None
@@ -537,7 +576,11 @@ class StationCore:
                         self._call_over(leg, now)
                     self._leg_over(leg, CallPhase.ENDED, "station stopped")
                 self.door.release(now, self._emit)
-                self._emit(LocalTone(None))
+                self._emit(LocalSound(None))
+                if self.message is not None:
+                    self._emit(EndMessage())
+            case MessageOver():
+                self.message = None
             case _:
                 raise TypeError(f"not a station input: {event!r}")
 
@@ -562,7 +605,7 @@ class StationCore:
                 # Early media (the PBX's tones) is heard only from a target ringing alone.
                 if body and visit is not None and len(visit.plan.ringing) == 1 \
                         and not leg.cancelled:
-                    self._emit(LocalTone(None))
+                    self._emit(LocalSound(None))
                     self._emit(ApplyMedia(leg.id, body, MediaPurpose.EARLY))
             case Answered(_, body):
                 actions = visit.plan.answered(leg.plan_leg) if visit is not None else []
@@ -573,7 +616,7 @@ class StationCore:
                     self._emit(EndCall(leg.id))      # lost the race: release it
                     return
                 self._act(visit, actions, now)
-                self._emit(LocalTone(None))
+                self._emit(LocalSound(None))
                 self._emit(ApplyMedia(leg.id, body, MediaPurpose.ANSWER))
             case MediaApplied(_, purpose, ok, codec, on_hold):
                 if purpose == MediaPurpose.ANSWER and leg.state != LegState.ANSWERED:
@@ -636,6 +679,11 @@ class StationCore:
     # ----- bells and the calls they place ----------------------------------------------
     def _press(self, button: str, now: float) -> None:
         self._publish(ButtonPressed(button))
+        if self.message is not None:
+            self._log(logging.INFO, f"bell {button} pressed during the visitor's message: "
+                                    "ending the message")
+            self._emit(EndMessage(at_once=False))
+            return
         if now < self.holdoff_until:
             self._log(logging.INFO, f"bell {button} pressed {self.holdoff_until - now:.1f} s "
                                     "after a call started: ignored (hold-off)")
@@ -649,7 +697,10 @@ class StationCore:
             return
         self.holdoff_until = now + self.config.call.press_holdoff
         visit = self.visit = Visit(button, RingPlan(self.ring_settings(button), now))
-        self._emit(LocalTone(RINGBACK[self.config.station.country]))
+        ringback = RINGBACK[self.config.station.country]
+        sound = then(self.sounds.get("ringing"), ringback if self.config.audio.tones else None)
+        if sound is not None:
+            self._emit(LocalSound(sound))
         self._act(visit, visit.plan.start(now), now)
 
     def _act(self, visit: Visit, actions: list[PlanAction], now: float) -> None:
@@ -668,8 +719,13 @@ class StationCore:
                 self._visit_over(visit, action.reason)
 
     def _hangup(self, reason: str, now: float) -> bool:
-        """End whatever goes on: the call, and any legs still ringing. False if nothing."""
+        """End whatever goes on: the call, any legs still ringing, a message being
+        recorded. False if nothing."""
         done = False
+        if self.message is not None:
+            self._log(logging.INFO, f"ending the visitor's message: {reason}")
+            self._emit(EndMessage())
+            done = True
         if self.visit is not None and not self.visit.plan.done:
             self._log(logging.INFO, f"calling off the ringing: {reason}")
             visit = self.visit
@@ -691,11 +747,11 @@ class StationCore:
             self.visit = None
         plan = visit.plan
         if outcome is CallOutcome.STOPPED:
-            self._emit(LocalTone(None))
+            self._emit(LocalSound(None))
         elif outcome is not CallOutcome.ANSWERED:
             self._log(logging.INFO, f"bell {visit.button}: {outcome} "
                                     f"(tried {', '.join(plan.tried)})")
-            self._emit(LocalTone(BUSY[self.config.station.country], BUSY_SECONDS))
+            self._nobody_answered(visit.button)
         record = CallRecord(Direction.BELL, visit.button, outcome, tuple(plan.tried),
                             plan.answered_by or "", round(seconds, 1))
         if leg is not None:
@@ -722,7 +778,9 @@ class StationCore:
                                                  call_id=event.call_id,
                                                  source=event.source[0],
                                                  listen_only=listen_only)
-            self._emit(LocalTone(None))
+            self._emit(LocalSound(None))
+            if self.message is not None:        # the resident calls: the message ends
+                self._emit(EndMessage())
             self._emit(AcceptCall(leg.id, event.call_id, event.caller, event.sdp, listen_only))
 
     def _registration(self, event: Registration) -> None:
@@ -748,6 +806,11 @@ class StationCore:
         self._audio_at = now + AUDIO_REPORT_SECONDS
         self._publish(CallEvent(CallPhase.ANSWERED, leg.peer,
                                 codec + (" (incoming)" if leg.incoming else "")))
+        if self.config.recordings.calls:
+            # Both sides are told, whatever [audio] tones says and even when the
+            # caller only listens: nobody is recorded without hearing so.
+            self._emit(CallSound(leg.id, self.sounds.get("call_recorded", CALL_RECORDED), True))
+            self._emit(RecordCall(leg.id))
 
     def _limit_due(self, now: float) -> None:
         call, limit = self.call, self.limit
@@ -757,7 +820,7 @@ class StationCore:
         if due == "end":
             self._hangup("maximum call duration reached", now)
         elif due == "warn":
-            self._tone_in_call(CALL_ENDING, True)
+            self._in_call(CALL_ENDING, True)
             key = limit.extend_key
             self._publish(CallEvent(CallPhase.EXPIRING, call.peer,
                                     f"ends in {limit.ends_at - now:.0f} s" +
@@ -783,12 +846,32 @@ class StationCore:
         self._stopping[call.id] = call
         self._emit(StopMedia(call.id))
 
-    def _tone_in_call(self, tone: Tone, to_speaker: bool) -> None:
-        """Mix ``tone`` into the call: the resident hears it, and the visitor too
-        unless the caller is only listening at the door."""
+    def _in_call(self, tone: Tone, to_speaker: bool, event: str = "") -> None:
+        """Mix the announcement for ``event``, or else ``tone``, into the call: the
+        resident hears it, and the visitor too unless the caller only listens."""
         call = self.call
-        if call is not None and self.config.audio.tones:
-            self._emit(CallTone(call.id, tone, to_speaker and not call.listen_only))
+        clip = self.sounds.get(event)
+        if call is not None and (clip is not None or self.config.audio.tones):
+            self._emit(CallSound(call.id, clip or tone, to_speaker and not call.listen_only))
+
+    def _local(self, sound: Sound, seconds: float | None = None) -> None:
+        """Play ``sound`` at the door; a generated tone only if [audio] tones is on."""
+        if self.config.audio.tones or not isinstance(sound, Tone):
+            self._emit(LocalSound(sound, seconds))
+
+    def _nobody_answered(self, button: str) -> None:
+        """The visitor hears that no one answers; then leaves a message, if taken."""
+        r = self.config.recordings
+        said = self.sounds.get("nobody_answered")
+        if r.messages:
+            self.message = button
+            self._emit(LocalSound(None))
+            self._emit(RecordMessage(button, then(said, self.sounds.get("leave_message")),
+                                     r.message_seconds, r.message_silence_seconds))
+        elif said is not None:
+            self._local(said)
+        else:
+            self._local(BUSY[self.config.station.country], BUSY_SECONDS)
 
     # ----- keys, codes and the door ---------------------------------------------------
     def _digit(self, leg: Leg, digit: str, now: float) -> None:
@@ -838,7 +921,7 @@ class StationCore:
                 self.lockout.right(caller)
                 self._emit(SaveLockouts(self.lockout.export(now)))
                 self._publish(DoorEvent(DoorAction.OPENED, caller, "code", source))
-                self._tone_in_call(DOOR_OPENED, True)
+                self._in_call(DOOR_OPENED, True, "door_opened")
                 self.door.pulse(now, self._emit)
                 after = self.config.door.hangup_after_open
                 if after and self._hangup_at is None:
@@ -847,8 +930,9 @@ class StationCore:
             # Its log line is in a fixed form that fail2ban can match on the
             # address: "door code rejected from <caller> (<ip>): <why>" (events.py).
             self._publish(DoorEvent(DoorAction.REJECTED, caller, decision.reason, source))
-            self._tone_in_call(WRONG_CODE, False)
-            for lock in self.lockout.wrong(leg.call_id, caller, now):
+            locks = self.lockout.wrong(leg.call_id, caller, now)
+            self._in_call(WRONG_CODE, False, "locked_out" if locks else "")
+            for lock in locks:
                 how = "for the rest of the call" if lock.scope == "call" else \
                     f"for {lock.seconds:.0f} s"
                 self._publish(DoorEvent(DoorAction.LOCKED_OUT, caller, f"{lock.scope} {how}", source))

@@ -29,7 +29,7 @@ from intercom.app.events import CallPhase, Event, EventKind
 log = logging.getLogger("intercom.eventlog")
 KEPT_KINDS = frozenset({EventKind.CALL_RECORD, EventKind.DOOR, EventKind.ALARM,
                         EventKind.DOOR_CONTACT, EventKind.REGISTRATION, EventKind.CALL,
-                        EventKind.SNAPSHOT})
+                        EventKind.SNAPSHOT, EventKind.RECORDING})
 KEPT_CALL_STATES = frozenset({CallPhase.REFUSED})
 PRUNE_EVERY = 100
 

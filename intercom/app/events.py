@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     DOOR_CONTACT = "door_contact"
     ALARM = "alarm"
     SNAPSHOT = "snapshot"
+    RECORDING = "recording"
 
 
 class CallPhase(StrEnum):
@@ -248,6 +249,27 @@ class SnapshotEvent(Event):
     height: int
 
 
+class RecordingKind(StrEnum):
+    MESSAGE = "message"          # a visitor's, when nobody answered
+    CALL = "call"                # an answered call, both sides
+
+
+@dataclass(frozen=True)
+class RecordingEvent(Event):
+    """A visitor's message or a recorded call, kept in the recordings store as
+    ``file``: ``button`` is the bell rung, ``peer`` whom the call was with."""
+
+    kind: ClassVar[EventKind] = EventKind.RECORDING
+    what: RecordingKind
+    button: str
+    peer: str
+    file: str
+    seconds: float
+
+    def __post_init__(self) -> None:
+        self._enum("what", RecordingKind)
+
+
 def level(event: dict[str, Any]) -> int:
     """Security events (the door opened, held or locked, a code rejected, entry
     locked, an alarm) are WARNINGs, in the fixed forms fail2ban reads; the levels
@@ -308,6 +330,11 @@ def describe(event: dict[str, Any]) -> str:
             (f": {event['detail']}" if event.get("detail") else "")
     if kind == "snapshot":
         return f"snapshot of the visitor at '{event['button']}': {event['file']}"
+    if kind == "recording":
+        if event["what"] == "message":
+            return (f"message from the visitor at '{event['button']}': "
+                    f"{event['seconds']:.0f} s, {event['file']}")
+        return f"call with {event['peer']} recorded: {event['seconds']:.0f} s, {event['file']}"
     if kind == "call_record":
         who = f", answered by {event['answered_by']}" if event["answered_by"] else ""
         tried = ", ".join(event["tried"])

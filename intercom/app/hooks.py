@@ -89,6 +89,9 @@ class Target:
         return await post(self, body, timeout, context)
 
 
+ATTACHMENT_TYPES = {".jpg": ("image", "jpeg"), ".opus": ("audio", "ogg")}
+
+
 @dataclass(frozen=True)
 class Mail:
     """E-mail through an SMTP server: one message per event."""
@@ -99,8 +102,8 @@ class Mail:
     password: str
     sender: str
     to: tuple[str, ...]
-    # the picture behind a snapshot event, attached to its mail (None: not attached)
-    picture: Callable[[str], Path | None] | None = None
+    # the file behind an event (a snapshot, a recording), attached to its mail
+    attachment: Callable[[str], Path | None] | None = None
 
     @property
     def shown(self) -> str:
@@ -125,9 +128,11 @@ class Mail:
         message["Subject"] = f"{station}: {event.text()}"
         message.set_content(f"{event.text()}\n\n{json.dumps(event.to_json(), indent=1)}\n")
         name = getattr(event, "file", None)
-        path = self.picture(name) if self.picture is not None and name else None
-        if path is not None:                     # the visitor's face, with the mail
-            message.add_attachment(path.read_bytes(), maintype="image", subtype="jpeg",
+        path = self.attachment(name) if self.attachment is not None and name else None
+        if path is not None:                     # the visitor's face or voice, with the mail
+            maintype, subtype = ATTACHMENT_TYPES.get(path.suffix, ("application",
+                                                                  "octet-stream"))
+            message.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype,
                                    filename=path.name)
         try:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout,

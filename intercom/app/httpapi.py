@@ -343,7 +343,7 @@ class HttpApi:
     async def get_snapshots(self, request: web.Request) -> web.Response:
         store = self.station.snapshots
         shots = [] if store is None else await asyncio.to_thread(store.list)
-        return web.json_response([{"name": s.name, "time": round(s.at, 3), "button": s.button,
+        return web.json_response([{"name": s.name, "time": round(s.at, 3), "button": s.label,
                                    "bytes": s.size} for s in shots])
 
     async def get_snapshot(self, request: web.Request) -> web.StreamResponse:

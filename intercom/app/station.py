@@ -17,6 +17,7 @@ import socket
 import sqlite3
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intercom.app import core
@@ -25,14 +26,15 @@ from intercom.app.core import LocalError, StationAction, StationCore
 from intercom.app.eventlog import EventLog, default_path, state_directory
 from intercom.app.events import AudioEvent, ButtonPressed, Event, SnapshotEvent
 from intercom.app.hooks import Hooks, Mail
-from intercom.app.snapshots import Snapshots
+from intercom.app.recordings import Recordings
+from intercom.app.store import FileStore
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
 from intercom.app.ringing import RingSettings
 from intercom.config import Config, ConfigError, MqttConfig
 from intercom.hal.board import Board
-from intercom.hal.camera import Camera, CameraError, open_camera
-from intercom.media.tones import Tone, TonePlayer
+from intercom.hal.camera import Camera, CameraError, jpeg, open_camera
+from intercom.media.sounds import Sound, SoundPlayer, find_announcements
 from intercom.sip import events as sip_events
 from intercom.sip import sdp
 from intercom.sip.address import SipUri, parse_hostport
@@ -60,7 +62,12 @@ class DoorStation:
                 raise ConfigError(f"call.button_targets.{button}: the board has no such "
                                   f"button; it has {', '.join(sorted(board.buttons))}")
         self.registrar = registrar_of(config)
-        self.core = StationCore(config, registrar=self.registrar is not None)
+        announcements, problems = find_announcements(config.sounds.directory,
+                                                     config.station.language)
+        for problem in problems:
+            log.warning("sounds: %s", problem)
+        self.core = StationCore(config, registrar=self.registrar is not None,
+                                sounds=announcements)
         self.eventlog: EventLog | None = None        # opened at start
         self.ua = user_agent(config)
         self.local_host = self.ua.settings.local_host
@@ -73,7 +80,7 @@ class DoorStation:
         self._queue: deque[core.Input] = deque()
         self._feeding = False
         self._timer: asyncio.TimerHandle | None = None
-        self._tones: TonePlayer | None = None         # ringback or busy, on the card alone
+        self._tones: SoundPlayer | None = None        # ringback or busy, on the card alone
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.hooks = self._hooks() if config.notify.urls or config.notify.email_to else None
@@ -82,11 +89,16 @@ class DoorStation:
         self.camera: Camera | None = None            # opened at start
         self.camera_error: str | None = None
         c = config.camera
-        self.snapshots = Snapshots(state_directory(config.log.database) / "snapshots",
+        self.snapshots = FileStore(state_directory(config.log.database) / "snapshots", ".jpg",
                                    c.snapshots_keep, c.snapshots_max_mb * 2 ** 20) \
             if c.source != "none" else None
         if self.snapshots is not None:
             self.subscribers.append(self._snapshot_of_a_ring)
+        r = config.recordings
+        self.recordings = Recordings(
+            FileStore(state_directory(config.log.database) / "recordings", ".opus", r.keep,
+                      r.max_mb * 2 ** 20),
+            self.publish, lambda: self.feed(core.MessageOver()), config.station.name)
         self.mqtt: MqttBridge | None = None
         if config.mqtt.broker:
             self.mqtt = self._mqtt_bridge(config.mqtt)
@@ -101,10 +113,15 @@ class DoorStation:
             mail = Mail(host, port or (465 if n.smtp_security == "tls" else 587),
                         n.smtp_security, n.smtp_user, n.smtp_password,
                         n.email_from or f"intercom@{socket.gethostname()}", n.email_to,
-                        picture=lambda name: self.snapshots.path(name)
-                        if self.snapshots is not None else None)
+                        attachment=self._kept_file)
         return Hooks(n.urls, n.events, self.config.station.name, n.timeout_s, n.retries,
                      n.ca_file, mail=mail)
+
+    def _kept_file(self, name: str) -> Path | None:
+        """A snapshot's or a recording's file, for a mail to attach."""
+        if self.snapshots is not None and (path := self.snapshots.path(name)) is not None:
+            return path
+        return self.recordings.store.path(name)
 
     def _mqtt_bridge(self, m: MqttConfig) -> MqttBridge:
         from intercom.app.mqtt import MqttBridge
@@ -140,7 +157,7 @@ class DoorStation:
             return
         try:
             frame = await asyncio.to_thread(camera.frame)
-            shot = await asyncio.to_thread(store.save, frame, button)
+            shot = await asyncio.to_thread(lambda: store.save(jpeg(frame), button))
         except (CameraError, OSError) as exc:
             log.error("snapshot at %r: %s", button, exc)
             return
@@ -207,12 +224,27 @@ class DoorStation:
                 self.board.set_rgb(*view.colour())
             case core.SetRelay(energised):
                 self.board.set_relay(energised)
-            case core.LocalTone(tone, seconds):
-                self._play_local(tone, seconds)
-            case core.CallTone(leg_id, tone, to_speaker):
+            case core.LocalSound(sound, seconds):
+                self._play_local(sound, seconds)
+            case core.CallSound(leg_id, sound, to_speaker):
                 leg = self.legs.get(leg_id)
                 if leg is not None and leg.stream is not None:
-                    leg.stream.play(tone, to_call=True, to_speaker=to_speaker)
+                    leg.stream.play(sound, to_call=True, to_speaker=to_speaker)
+            case core.RecordMessage(button, prompt, seconds, silence_seconds):
+                a = self.config.audio
+                self.recordings.start_message(button, prompt, seconds, silence_seconds,
+                                              self.media.open_device, a.rate,
+                                              a.rate * a.period_ms // 1000,
+                                              10 ** (a.mic_gain_db / 20))
+            case core.EndMessage(at_once):
+                self.recordings.end_message(at_once)
+            case core.RecordCall(leg_id):
+                leg = self.legs.get(leg_id)
+                if leg is not None and leg.stream is not None:
+                    visit = self.core.visit
+                    self.recordings.start_call(leg_id, leg.stream,
+                                               "" if leg.incoming or visit is None
+                                               else visit.button, leg.peer)
             case core.PlaceCall(leg_id, target):
                 self._spawn(self._place(leg_id, target))
             case core.AcceptCall():
@@ -240,6 +272,7 @@ class DoorStation:
                 if leg.stream is not None:
                     leg.stream.stop()
                     quality, codec = leg.stream.quality(), leg.stream.codec.name
+                self.recordings.call_over(leg_id)
                 self.feed(core.MediaStopped(leg_id, codec, quality))
             case core.CloseMedia(leg_id):
                 leg = self.legs.pop(leg_id, None)
@@ -317,15 +350,15 @@ class DoorStation:
         assert leg.stream is not None
         self.feed(core.Accepted(leg.leg, leg.stream.codec.name))
 
-    def _play_local(self, tone: Tone | None, seconds: float | None = None) -> None:
-        """Play ``tone`` on the sound card on its own (None: stop the one playing)."""
+    def _play_local(self, sound: Sound | None, seconds: float | None = None) -> None:
+        """Play ``sound`` on the sound card on its own (None: stop the one playing)."""
         if self._tones is not None:
             self._tones.stop()
             self._tones = None
         a = self.config.audio
-        if tone is not None and a.tones:
-            self._tones = TonePlayer(self.media.open_device, a.rate,
-                                     a.rate * a.period_ms // 1000, tone, seconds)
+        if sound is not None:
+            self._tones = SoundPlayer(self.media.open_device, a.rate,
+                                      a.rate * a.period_ms // 1000, sound, seconds)
 
     # ----- the address ---------------------------------------------------------------
     async def _watch_address(self, interval: float) -> None:
@@ -424,6 +457,7 @@ class DoorStation:
         if self._timer is not None:
             self._timer.cancel()
         self._play_local(None)
+        await self.recordings.stop()
         if self._watch is not None:
             self._watch.cancel()
         for task in list(self._tasks):

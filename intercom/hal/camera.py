@@ -131,6 +131,16 @@ class SimulatedCamera(Camera):
         pass
 
 
+def jpeg(frame: Frame, quality: int = 85) -> bytes:
+    """``frame`` as a JPEG file (a snapshot of the visitor)."""
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(frame, "RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 def i420_to_rgb(data: bytes | bytearray | memoryview, width: int, height: int) -> Frame:
     """A planar YUV 4:2:0 picture (BT.601, limited range, as cameras give it) in RGB."""
     size = width * height

@@ -34,7 +34,9 @@ from intercom.media.dtmf import DtmfReceiver, event_payloads
 from intercom.media.playout import MAX_DELAY_MS, SPIKE_MAX_MS, Playout
 from intercom.media.rtp import RtpSession
 from intercom.media.signal import Pcm
-from intercom.media.tones import Tone, ToneSource, mix
+from intercom.media.recorder import CallRecorder
+from intercom.media.sounds import Sound, SoundSource, source
+from intercom.media.tones import mix
 
 log = logging.getLogger("intercom.audio")
 DEVICE_RETRY_SECONDS = 2.0
@@ -89,8 +91,9 @@ class AudioStream:
         self.device_rate = device_rate
         # Tones mixed in: set here on the loop, read by the audio thread (speaker)
         # or the loop (call); a finished source is skipped, never reset from there.
-        self._speaker_tone: ToneSource | None = None
-        self._call_tone: ToneSource | None = None
+        self._speaker_tone: SoundSource | None = None
+        self._call_tone: SoundSource | None = None
+        self.recorder: CallRecorder | None = None      # set on the loop, fed by the thread
         self.playout = Playout(codec, self.codec_frame, device_rate, self.device_frame,
                                min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms,
                                spike_max_ms=jitter_spike_max_ms,
@@ -159,6 +162,9 @@ class AudioStream:
                 if tone is not None and not tone.done:
                     played = mix(played, tone.read(len(played)))
                 device.write(played)
+                recorder = self.recorder
+                if recorder is not None:
+                    recorder.add(frame, played)
                 self._on_mic_frame(frame, played)
             except AudioDeviceError as exc:
                 self._report(str(exc))
@@ -224,13 +230,13 @@ class AudioStream:
         assert self.te_pt is not None
         self.rtp.send(self.te_pt, payload, self._event_ts, marker=kind == "start")
 
-    def play(self, tone: Tone, to_call: bool = True, to_speaker: bool = True) -> None:
-        """Mix ``tone`` into what the peer hears, what the speaker plays, or both
-        (in place of a tone still playing there)."""
+    def play(self, sound: Sound, to_call: bool = True, to_speaker: bool = True) -> None:
+        """Mix ``sound`` (a tone, an announcement) into what the peer hears, what the
+        speaker plays, or both (in place of a sound still playing there)."""
         if to_speaker:
-            self._speaker_tone = ToneSource(tone, self.device_rate)
+            self._speaker_tone = source(sound, self.device_rate)
         if to_call:
-            self._call_tone = ToneSource(tone, self.codec.sample_rate)
+            self._call_tone = source(sound, self.codec.sample_rate)
 
     def send_dtmf(self, digits: str) -> None:
         """Queue RFC 4733 events for ``digits``: one packet per audio frame, beside it."""

@@ -5,27 +5,22 @@ pause), played once or repeated. Ringback and busy follow the country's
 telephone tones, so a visitor hears what a phone call sounds like there
 (cadences from ITU-T E.180 Supplement 2). The others are the station's own:
 a rising chime when the door opens, a low double tone for a wrong code,
-three short beeps before a call reaches its maximum time.
+three short beeps before a call reaches its maximum time, two beeps when a
+recorded call starts, an answering machine's beeps around a visitor's message.
 
-``ToneSource`` renders one tone at one sample rate a frame at a time and is
-mixed into a call's audio (``AudioStream.play``). ``TonePlayer`` plays
-tones on the sound card on its own when no call has it (ringback while the
-targets ring, busy once the station gives up).
+``ToneSource`` renders one tone at one sample rate a frame at a time; it is
+mixed into a call's audio (``AudioStream.play``) or played on the card alone
+(``sounds.SoundPlayer``), like the announcements that may stand in for a tone.
 """
 from __future__ import annotations
 
-import logging
 import math
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from intercom.media.devices import AudioDevice, AudioDeviceError
 from intercom.media.signal import Pcm
 
-log = logging.getLogger("intercom.audio")
 LEVEL_DBFS = -16.0          # each tone's RMS level: clear on a small speaker, not shrill
 FADE_MS = 4                 # ramps at each segment's edges, so tones start without a click
 
@@ -78,6 +73,10 @@ DOOR_OPENED = Tone("door opened", (((660,), 0.12), ((880,), 0.12), ((1320,), 0.2
 WRONG_CODE = Tone("wrong code", (((330,), 0.2), ((), 0.1), ((330,), 0.2)))
 CALL_ENDING = Tone("call ending", (((1400,), 0.1), ((), 0.1), ((1400,), 0.1), ((), 0.1),
                                    ((1400,), 0.1)))
+CALL_RECORDED = Tone("call recorded", (((1200,), 0.4), ((), 0.2), ((1200,), 0.4)))
+# A visitor's message: the long beep of an answering machine, then a short double one.
+MESSAGE_START = Tone("message start", (((1000,), 0.6),))
+MESSAGE_END = Tone("message end", (((1000,), 0.12), ((), 0.08), ((1000,), 0.12)))
 
 
 class ToneSource:
@@ -121,50 +120,3 @@ class ToneSource:
 def mix(frame: Pcm, tone: Pcm) -> Pcm:
     out: Pcm = np.clip(frame.astype(np.int32) + tone, -32768, 32767).astype(np.int16)
     return out
-
-
-class TonePlayer:
-    """Plays a tone on the sound card from its own thread, until it ends or ``stop``.
-
-    Capture is read and dropped (the card's clock paces the tone). A card that
-    will not open is reported once; the tone is then simply not heard.
-    """
-
-    def __init__(self, open_device: Callable[[], AudioDevice], rate: int, period: int,
-                 tone: Tone, seconds: float | None = None) -> None:
-        self.open_device = open_device
-        self.source = ToneSource(tone, rate)
-        self.period = period
-        self.limit = None if seconds is None else round(seconds * rate / period)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"tone-{tone.name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            device = self.open_device()
-            device.open()
-        except AudioDeviceError as exc:
-            log.error("audio device for the %s tone: %s", self.source.tone.name, exc)
-            return
-        try:
-            periods = 0
-            while not self._stop.is_set() and not self.source.done and \
-                    (self.limit is None or periods < self.limit):
-                device.read()
-                device.write(self.source.read(self.period))
-                periods += 1
-        except AudioDeviceError as exc:
-            log.error("audio device during the %s tone: %s", self.source.tone.name, exc)
-        finally:
-            device.close()
-
-    @property
-    def playing(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Stop and wait for the card to be closed, so a call can open it."""
-        self._stop.set()
-        self._thread.join(timeout=2.0)

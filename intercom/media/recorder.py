@@ -1,0 +1,194 @@
+"""Recording at the door, as Opus in Ogg: a visitor's message, and calls.
+
+``MessageRecorder`` takes the sound card when nobody answered: it plays the
+prompt (the announcements), the start tone, records the microphone until the
+longest message, a silence or ``stop``, and plays the end tone. A message in
+which no voice was heard is reported as such, so that the station need not
+keep (and notify) an empty one.
+
+``CallRecorder`` is fed by a call's audio thread, a card period at a time,
+with what the microphone heard and what the speaker played: the visitor on the
+left, the resident (and the station's own sounds) on the right. It only
+queues them; the encoding runs in its own thread, so the audio thread never
+waits for it, and a recorder that falls behind drops periods (counted) rather
+than the call's audio.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from intercom.media.devices import AudioDevice, AudioDeviceError
+from intercom.media.oggopus import RATES, OggOpusWriter
+from intercom.media.signal import Pcm, rms_dbfs
+from intercom.media.sounds import Sound, source
+from intercom.media.tones import MESSAGE_END, MESSAGE_START
+
+log = logging.getLogger("intercom.audio")
+VOICE_DBFS = -45.0          # louder than this is someone speaking (a quiet street is -60)
+VOICED_SECONDS = 0.3        # that long in all, for a message to count as said
+QUEUED_SECONDS = 10.0       # a call recorder's backlog before it drops periods
+
+
+class OpusRecording:
+    """PCM at a card's ``rate`` into ``out`` as Ogg Opus, resampled to 48 kHz where
+    Opus does not take the card's rate (44.1 kHz)."""
+
+    def __init__(self, out: BinaryIO, rate: int, channels: int = 1,
+                 comments: list[str] | None = None) -> None:
+        self.rate = rate if rate in RATES else 48000
+        self.channels = channels
+        self._resamplers = None
+        if self.rate != rate:
+            from intercom.cext.resample import Resampler
+            self._resamplers = [Resampler(rate, self.rate) for _ in range(channels)]
+        self.writer = OggOpusWriter(out, self.rate, channels,
+                                    bitrate=24000 if self.rate <= 16000 else 32000,
+                                    comments=comments)
+
+    @property
+    def seconds(self) -> float:
+        return self.writer.seconds
+
+    def write(self, *sides: Pcm) -> None:
+        """One block of each channel, all of the same length."""
+        if self._resamplers is not None:
+            sides = tuple(r.process(np.ascontiguousarray(pcm, dtype=np.int16))
+                          for r, pcm in zip(self._resamplers, sides))
+            n = min(len(pcm) for pcm in sides)
+            sides = tuple(pcm[:n] for pcm in sides)
+        self.writer.write(sides[0] if len(sides) == 1 else np.stack(sides, axis=1))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass(frozen=True)
+class Message:
+    """How a visitor's message went."""
+
+    seconds: float             # recorded
+    voiced: bool               # someone spoke in it
+    ended: str                 # why it ended: the time, a silence, a press, the card
+
+
+class MessageRecorder:
+    """One visitor's message, in its own thread; ``done`` is called from that
+    thread once the card is closed and ``out`` holds the whole recording."""
+
+    def __init__(self, open_device: Callable[[], AudioDevice], rate: int, period: int,
+                 prompt: Sound | None, seconds: float, silence_seconds: float,
+                 out: BinaryIO, done: Callable[[Message], None], gain: float = 1.0,
+                 comments: list[str] | None = None) -> None:
+        self.open_device = open_device
+        self.rate, self.period = rate, period
+        self.prompt = prompt
+        self.seconds, self.silence_seconds = seconds, silence_seconds
+        self.out, self.done, self.gain = out, done, gain
+        self.comments = comments
+        self._finish = threading.Event()        # end the message, with the end tone
+        self._stop = threading.Event()          # end it and free the card now
+        self._thread = threading.Thread(target=self._run, name="message", daemon=True)
+        self._thread.start()
+
+    @property
+    def recording(self) -> bool:
+        return self._thread.is_alive()
+
+    def finish(self) -> None:
+        """End the message (a bell press): the end tone plays, the card is freed after."""
+        self._finish.set()
+
+    def stop(self) -> None:
+        """End the message now and wait for the card to be free (a call needs it)."""
+        self._finish.set()
+        self._stop.set()
+        self._thread.join(timeout=3.0)
+
+    def _play(self, device: AudioDevice, sound: Sound) -> None:
+        played = source(sound, self.rate)
+        while not played.done and not self._stop.is_set():
+            device.read()                       # the prompt's own echo: not the message
+            device.write(played.read(self.period))
+
+    def _run(self) -> None:
+        recording = OpusRecording(self.out, self.rate, comments=self.comments)
+        voiced = quiet = 0.0
+        ended = "the longest message"
+        step = self.period / self.rate
+        device: AudioDevice | None = None
+        try:
+            device = self.open_device()
+            device.open()
+            if self.prompt is not None:
+                self._play(device, self.prompt)
+            self._play(device, MESSAGE_START)
+            silence = np.zeros(self.period, dtype=np.int16)
+            while recording.seconds < self.seconds:
+                if self._finish.is_set():
+                    ended = "a bell press" if not self._stop.is_set() else "stopped"
+                    break
+                frame = device.read()
+                device.write(silence)
+                if self.gain != 1.0:
+                    frame = np.clip(np.round(frame * self.gain), -32768, 32767).astype(np.int16)
+                recording.write(frame)
+                if rms_dbfs(frame) >= VOICE_DBFS:
+                    voiced += step
+                    quiet = 0.0
+                else:
+                    quiet += step
+                if self.silence_seconds and quiet >= self.silence_seconds:
+                    ended = f"{self.silence_seconds:g} s of silence"
+                    break
+            if not self._stop.is_set():
+                self._play(device, MESSAGE_END)
+        except AudioDeviceError as exc:
+            log.error("audio device during the visitor's message: %s", exc)
+            ended = f"the sound card: {exc}"
+        finally:
+            if device is not None:
+                device.close()
+            recording.close()
+            self.done(Message(round(recording.seconds, 1), voiced >= VOICED_SECONDS, ended))
+
+
+class CallRecorder:
+    """Both sides of a call into ``out``; ``add`` from the audio thread, ``close``
+    once the call's media has stopped."""
+
+    def __init__(self, rate: int, period: int, out: BinaryIO,
+                 comments: list[str] | None = None) -> None:
+        self.recording = OpusRecording(out, rate, channels=2, comments=comments)
+        self.dropped = 0                          # periods the encoder could not keep up with
+        self._queue: queue.Queue[tuple[Pcm, Pcm] | None] = \
+            queue.Queue(maxsize=max(1, round(QUEUED_SECONDS * rate / period)))
+        self._thread = threading.Thread(target=self._run, name="call-recorder", daemon=True)
+        self._thread.start()
+
+    def add(self, mic: Pcm, played: Pcm) -> None:
+        """What the microphone heard and the speaker played in one period."""
+        try:
+            self._queue.put_nowait((mic, played))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self.recording.write(*item)
+        self.recording.close()
+
+    def close(self) -> float:
+        """Ends the recording (what is queued is written first); its seconds."""
+        self._queue.put(None)
+        self._thread.join(timeout=10.0)
+        if self.dropped:
+            log.warning("call recording: %d periods dropped (the encoder fell behind)",
+                        self.dropped)
+        return round(self.recording.seconds, 1)
