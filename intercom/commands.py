@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--count", type=int, help="with events: stop after this many; with "
                                                 "log: show this many (20)")
     ctl.add_argument("--kind", help="with log: only events of this kind (call_record, door, "
-                                    "alarm, door_contact, registration, call)")
+                                    "alarm, door_contact, registration, call, snapshot, "
+                                    "recording)")
     ctl.add_argument("--json", action="store_true", help="with log: JSON lines")
     ctl.add_argument("--timeout", type=float, help="with events: give up after this many s")
     ctl.set_defaults(func=cmd_ctl)

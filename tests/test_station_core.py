@@ -18,6 +18,7 @@ import pytest
 from intercom.app import core
 from intercom.app.core import LocalError, StationCore
 from intercom.config import validate
+from intercom.media.sounds import Clip
 from intercom.media.tones import BUSY, CALL_ENDING, DOOR_OPENED, RINGBACK, WRONG_CODE
 from intercom.sip.events import RegState
 
@@ -35,12 +36,12 @@ class Script:
 
 class Rig:
     def __init__(self, phones: dict[str, Script], registrar: bool = False,
-                 **sections: dict[str, Any]) -> None:
+                 sounds: dict[str, Clip] | None = None, **sections: dict[str, Any]) -> None:
         raw: dict[str, Any] = {"call": {"targets": list(phones)[:1]},
                                "door": {"codes": ["1234#"]}}
         for name, values in sections.items():
             raw.setdefault(name, {}).update(values)
-        self.core = StationCore(validate(raw), registrar=registrar)
+        self.core = StationCore(validate(raw), registrar=registrar, sounds=sounds)
         self.phones = phones
         self.now = 0.0
         self.actions: list[core.StationAction] = []

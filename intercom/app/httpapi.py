@@ -14,6 +14,8 @@ them, there is no default one. What each route needs:
 ``GET  /api/events/stream``    view    live events, as server-sent events
 ``GET  /api/snapshots``        view    the kept pictures of visitors, oldest first
 ``GET  /api/snapshots/NAME``   view    one of them (image/jpeg)
+``GET  /api/recordings``       view    visitors' messages and recorded calls, oldest first
+``GET  /api/recordings/NAME``  view    one of them (audio/ogg: Opus)
 ``POST /api/door``             open    ``{"action": "open" | "hold" | "lock"}``
 ``POST /api/call/dial``        open    ``{"button": "bell"}``: as if it was pressed
 ``POST /api/call/hangup``      open    ends the call
@@ -159,6 +161,8 @@ class HttpApi:
                 ("GET", "/api/events/stream", self.stream_events, "view"),
                 ("GET", "/api/snapshots", self.get_snapshots, "view"),
                 ("GET", "/api/snapshots/{name}", self.get_snapshot, "view"),
+                ("GET", "/api/recordings", self.get_recordings, "view"),
+                ("GET", "/api/recordings/{name}", self.get_recording, "view"),
                 ("POST", "/api/door", self.post_door, "open"),
                 ("POST", "/api/call/dial", self.post_dial, "open"),
                 ("POST", "/api/call/hangup", self.post_hangup, "open"),
@@ -352,6 +356,20 @@ class HttpApi:
         if path is None:
             return error(404, "no such snapshot")
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg",
+                                               "Cache-Control": "private, max-age=86400"})
+
+    async def get_recordings(self, request: web.Request) -> web.Response:
+        kept = await asyncio.to_thread(self.station.recordings.store.list)
+        return web.json_response([{"name": r.name, "time": round(r.at, 3),
+                                   "what": r.label.partition("-")[0],
+                                   "button": r.label.partition("-")[2], "bytes": r.size}
+                                  for r in kept])
+
+    async def get_recording(self, request: web.Request) -> web.StreamResponse:
+        path = self.station.recordings.store.path(request.match_info["name"])
+        if path is None:
+            return error(404, "no such recording")
+        return web.FileResponse(path, headers={"Content-Type": "audio/ogg",
                                                "Cache-Control": "private, max-age=86400"})
 
     async def post_door(self, request: web.Request) -> web.Response:

@@ -105,7 +105,7 @@ class Recordings:
         except OSError as exc:
             log.error("the call with %s is not recorded: the recordings store: %s", peer, exc)
             return
-        recorder = CallRecorder(stream.device_rate, stream.device_frame, writing.file,
+        recorder = CallRecorder(stream.codec.sample_rate, stream.device_rate, writing.file,
                                 self._comments(f"call with {peer}"))
         self.calls[leg] = _CallRecording(stream, recorder, writing, button, peer)
         stream.recorder = recorder

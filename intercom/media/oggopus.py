@@ -150,13 +150,15 @@ class OggOpusWriter:
         self._packets = []
 
     def close(self) -> None:
-        """Pads the last frame with silence, adds one frame more (so what the
-        encoder's delay held back is in the stream too) and ends the stream."""
+        """Pads with silence to whole frames that hold the encoder's delay too, and
+        ends the stream: the last page's granule trims less than a frame, which
+        every decoder honours (RFC 7845 4.4)."""
         if self.closed:
             return
-        step = self.frame * self.channels
         counted = self.samples
-        self.write(np.zeros((-len(self._pending)) % step + step, dtype=np.int16))
+        delay = self.pre_skip // self.scale
+        total = -(-(counted + delay) // self.frame) * self.frame
+        self.write(np.zeros((total - counted) * self.channels, dtype=np.int16))
         self.samples = counted
         self._flush(EOS)
         self.closed = True

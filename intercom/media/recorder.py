@@ -6,9 +6,10 @@ longest message, a silence or ``stop``, and plays the end tone. A message in
 which no voice was heard is reported as such, so that the station need not
 keep (and notify) an empty one.
 
-``CallRecorder`` is fed by a call's audio thread, a card period at a time,
-with what the microphone heard and what the speaker played: the visitor on the
-left, the resident (and the station's own sounds) on the right. It only
+``CallRecorder`` is fed by a call's audio thread with what the microphone
+path sends (the visitor, echo cancelled) and what the speaker plays (the
+resident, and the station's own sounds): the door on the left, the resident
+on the right. It only
 queues them; the encoding runs in its own thread, so the audio thread never
 waits for it, and a recorder that falls behind drops periods (counted) rather
 than the call's audio.
@@ -160,28 +161,50 @@ class MessageRecorder:
 
 
 class CallRecorder:
-    """Both sides of a call into ``out``; ``add`` from the audio thread, ``close``
-    once the call's media has stopped."""
+    """Both sides of a call into ``out``: ``add_door`` with what the microphone
+    path sends (echo cancelled, at the codec's rate), ``add_resident`` with what
+    the speaker plays (at the card's), both from the audio thread; ``close``
+    once the call's media has stopped. Each side is resampled to the
+    recording's rate (48 kHz for an Opus call, else 16 kHz) and they are paired
+    in the order they came, so the two stay in step."""
 
-    def __init__(self, rate: int, period: int, out: BinaryIO,
+    def __init__(self, door_rate: int, resident_rate: int, out: BinaryIO,
                  comments: list[str] | None = None) -> None:
-        self.recording = OpusRecording(out, rate, channels=2, comments=comments)
-        self.dropped = 0                          # periods the encoder could not keep up with
-        self._queue: queue.Queue[tuple[Pcm, Pcm] | None] = \
-            queue.Queue(maxsize=max(1, round(QUEUED_SECONDS * rate / period)))
+        from intercom.cext.resample import Resampler
+        self.rate = 48000 if door_rate == 48000 else 16000
+        self.recording = OpusRecording(out, self.rate, channels=2, comments=comments)
+        self._resample = [None if r == self.rate else Resampler(r, self.rate)
+                          for r in (door_rate, resident_rate)]
+        self._sides: list[list[Pcm]] = [[], []]
+        self.dropped = 0                          # blocks the encoder could not keep up with
+        self._queue: queue.Queue[tuple[int, Pcm] | None] = \
+            queue.Queue(maxsize=round(2 * QUEUED_SECONDS * 100))
         self._thread = threading.Thread(target=self._run, name="call-recorder", daemon=True)
         self._thread.start()
 
-    def add(self, mic: Pcm, played: Pcm) -> None:
-        """What the microphone heard and the speaker played in one period."""
+    def _add(self, side: int, pcm: Pcm) -> None:
         try:
-            self._queue.put_nowait((mic, played))
+            self._queue.put_nowait((side, pcm))
         except queue.Full:
             self.dropped += 1
 
+    def add_door(self, pcm: Pcm) -> None:
+        self._add(0, pcm)
+
+    def add_resident(self, pcm: Pcm) -> None:
+        self._add(1, pcm)
+
     def _run(self) -> None:
+        held = [np.zeros(0, np.int16), np.zeros(0, np.int16)]
         while (item := self._queue.get()) is not None:
-            self.recording.write(*item)
+            side, pcm = item
+            resampler = self._resample[side]
+            held[side] = np.concatenate([held[side], pcm if resampler is None
+                                         else resampler.process(pcm)])
+            n = min(len(held[0]), len(held[1]))
+            if n:
+                self.recording.write(held[0][:n], held[1][:n])
+                held = [held[0][n:], held[1][n:]]
         self.recording.close()
 
     def close(self) -> float:
@@ -189,6 +212,6 @@ class CallRecorder:
         self._queue.put(None)
         self._thread.join(timeout=10.0)
         if self.dropped:
-            log.warning("call recording: %d periods dropped (the encoder fell behind)",
+            log.warning("call recording: %d blocks dropped (the encoder fell behind)",
                         self.dropped)
         return round(self.recording.seconds, 1)

@@ -176,3 +176,22 @@ def synthesized_speech(rate: int, text: str = SPEECH_TEXT, voice: str = "en") ->
                        capture_output=True, timeout=60)
         pcm, source_rate = read_wav(path)
     return pcm if source_rate == rate else Resampler(source_rate, rate).process(pcm)
+
+
+def find_clip(recording: Pcm, clip: Pcm) -> tuple[float, int]:
+    """Where ``clip`` is heard in ``recording`` (both at one rate): the best
+    normalised correlation (1.0: the same waveform, whatever its level) and the
+    sample it starts at. For checking that an announcement or a message came
+    through whole, by FFT cross-correlation against each window's own energy."""
+    x = recording.astype(np.float64)
+    y = clip.astype(np.float64)
+    n, m = len(x), len(y)
+    if m == 0 or n < m:
+        return 0.0, 0
+    size = 1 << (n + m - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size)), size)[:n - m + 1]
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    window = energy[m:] - energy[:n - m + 1]
+    score = corr / (np.sqrt(np.maximum(window, 1e-9)) * np.sqrt(float(y @ y)) + 1e-9)
+    best = int(np.argmax(score))
+    return float(score[best]), best

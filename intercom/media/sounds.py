@@ -193,7 +193,7 @@ def find_announcements(directory: str | Path, language: str) -> tuple[dict[str, 
                                 f"{', '.join(EVENTS)} with {', '.join(EXTENSIONS)}")
                 continue
             if path.stem in found:
-                if found[path.stem].path.startswith(str(place) + "/"):
+                if Path(found[path.stem].path).parent == place:
                     problems.append(f"{path}: {found[path.stem].path} is played instead")
                 continue                        # the language's own comes first
             try:

@@ -164,7 +164,7 @@ class AudioStream:
                 device.write(played)
                 recorder = self.recorder
                 if recorder is not None:
-                    recorder.add(frame, played)
+                    recorder.add_resident(played)
                 self._on_mic_frame(frame, played)
             except AudioDeviceError as exc:
                 self._report(str(exc))
@@ -206,8 +206,11 @@ class AudioStream:
     # ----- what the media thread does each period ----------------------------------
     def _on_mic_frame(self, frame: Pcm, played: Pcm) -> None:
         chunks = self.mic.process(frame, played)
+        recorder = self.recorder
         for chunk in chunks:
             self.mic_level.add(chunk)
+            if recorder is not None:
+                recorder.add_door(chunk)
             tone = self._call_tone
             if tone is not None and not tone.done:
                 chunk = mix(chunk, tone.read(len(chunk)))

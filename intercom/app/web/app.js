@@ -66,6 +66,7 @@ function start(account) {
   refresh();
   loadEvents();
   loadSnapshot();
+  loadRecordings();
   if (may("admin")) loadConfig();
   stream();
 }
@@ -127,6 +128,41 @@ async function loadSnapshot() {
   }
 }
 
+function describeRecording(r) {
+  const when = new Date(r.time * 1000).toLocaleString();
+  const what = r.what === "message" ? "Message from the visitor at " + r.button
+    : "Call" + (r.button && r.button !== "incoming" ? " from " + r.button : " (incoming)");
+  return when + ": " + what + " (" + Math.max(1, Math.round(r.bytes / 1024)) + " KB)";
+}
+
+async function play(name) {
+  const response = await fetch("/api/recordings/" + encodeURIComponent(name), {
+    headers: { "Authorization": "Basic " + token(), "X-Intercom-Page": "1" } });
+  if (!response.ok) return;
+  const player = $("player");
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.src = URL.createObjectURL(await response.blob());
+  player.dataset.name = name;
+  player.hidden = false;
+  player.play().catch(() => {});       // a browser may want a click of its own first
+}
+
+async function loadRecordings() {
+  const { status, data } = await api("GET", "/api/recordings");
+  if (status !== 200) return;
+  const list = $("recordings");
+  list.replaceChildren(...data.slice(-20).reverse().map((r) => {
+    const li = document.createElement("li");
+    li.dataset.name = r.name;
+    const button = document.createElement("button");
+    button.textContent = "Play";
+    button.addEventListener("click", () => play(r.name));
+    li.append(describeRecording(r) + " ", button);
+    return li;
+  }));
+  $("recordings-section").hidden = data.length === 0;
+}
+
 async function loadEvents() {
   const { status, data } = await api("GET", "/api/events?count=20");
   if (status === 200) data.reverse().forEach((e) => addEvent(e, false));
@@ -153,6 +189,7 @@ async function stream() {
           const e = JSON.parse(block.slice(6));
           addEvent(e, true);
           if (e.event === "snapshot") showSnapshot(e.file, e.time);
+          if (e.event === "recording") loadRecordings();
           refresh();
         }
       }
