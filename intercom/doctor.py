@@ -136,6 +136,45 @@ def check_camera(cfg: config_mod.Config) -> Check:
                                  f"{frame.shape[0]} pictures")
 
 
+def check_sounds(cfg: config_mod.Config) -> Check:
+    """The announcements load (each file as the station reads it), and a visitor
+    asked for a message is asked in words."""
+    from intercom.media.sounds import EVENTS, find_announcements
+    s, r = cfg.sounds, cfg.recordings
+    found, problems = find_announcements(s.directory, cfg.station.language)
+    if problems:
+        return Check("sounds", False, "; ".join(problems),
+                     f"name the files {', '.join(EVENTS)} (.opus, .ogg or 16-bit .wav) "
+                     "or remove the others")
+    detail = (f"announcements for {', '.join(sorted(found))} ({cfg.station.language}); "
+              "the rest play their tones") if found else "the generated tones"
+    if r.messages and "leave_message" not in found:
+        detail += "; messages are on with no leave_message announcement, so a visitor " \
+                  "hears only the beep"
+    return Check("sounds", True, detail)
+
+
+def check_recordings(cfg: config_mod.Config) -> Check:
+    """Where messages and recorded calls are kept, if either is on: writable."""
+    from intercom.app.eventlog import state_directory
+    from intercom.app.store import FileStore
+    r = cfg.recordings
+    taken = [what for what, on in (("messages", r.messages), ("calls", r.calls)) if on]
+    if not taken:
+        return Check("recordings", True, "none taken (recordings.messages and calls are off)")
+    store = FileStore(state_directory(cfg.log.database) / "recordings", ".opus", r.keep,
+                      r.max_mb * 2 ** 20)
+    try:
+        store.writing("doctor").discard()
+    except OSError as exc:
+        return Check("recordings", False, f"{store.directory}: {exc.strerror or exc}",
+                     "make the station's state directory writable ([log] database)")
+    kept = store.list()
+    return Check("recordings", True,
+                 f"{' and '.join(taken)} kept in {store.directory}: {len(kept)} of at most "
+                 f"{r.keep}, {sum(k.size for k in kept) / 2 ** 20:.1f} of {r.max_mb} MB")
+
+
 def check_route(cfg: config_mod.Config) -> Check:
     from intercom.app.network import registrar_of, route_address
     target = registrar_of(cfg) or SipUri.parse(cfg.call.targets[0])
@@ -296,7 +335,8 @@ async def run_checks(path: str, say: Callable[[str], None],
         return 1
     own = in_use(running) if running is not None else \
         [await check_audio(cfg), check_board(cfg), await asyncio.to_thread(check_camera, cfg)]
-    checks = [*own, check_sip_port(cfg), check_route(cfg)]
+    checks = [*own, check_sounds(cfg), check_recordings(cfg), check_sip_port(cfg),
+              check_route(cfg)]
     for check in checks:
         say(check.line())
     if checks[-1].ok:

@@ -175,11 +175,11 @@ def _measured(pid: int, seconds: float) -> dict[str, float]:
 
 
 def one_call(candidate: str, codec: str, work: Path, seconds: float,
-             camera: str = "") -> dict[str, float]:
+             camera: str = "", extra: str = "") -> dict[str, float]:
     """One call from ``candidate`` (``station``, ``station-no-aec`` or ``baresip``)
     to an answering baresip limited to ``codec``: the caller's CPU and memory in
     the call, and its memory idle before it. ``camera``: the station's [camera]
-    lines, with a baresip that takes video."""
+    lines, with a baresip that takes video; ``extra``: more config sections."""
     conftest, peers = _peers()
     for sub in ("answer", "station", "door"):
         (work / sub).mkdir()
@@ -194,7 +194,7 @@ def one_call(candidate: str, codec: str, work: Path, seconds: float,
             # (and its preprocessor) the station does what the baresip door station does
             caller = peers.Station(work / "station", "", [target], ring_timeout=20,
                                    log_level="warning",
-                                   extra='[media]\nsrtp = "off"\n' + camera,
+                                   extra='[media]\nsrtp = "off"\n' + camera + extra,
                                    audio="sim_echo_gain_db = -120\n" +
                                    ("echo_cancel = false\n" if candidate == "station-no-aec"
                                     else ""))
@@ -731,10 +731,39 @@ def video_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> N
               f"{spread([x['rss'] for x in rs], '{:.0f}'):>18}")
 
 
+def recording_figures(rounds: int = SIDE_ROUNDS, seconds: float = SIDE_SECONDS) -> None:
+    """The station's CPU in a recorded call (both sides, Opus in Ogg, encoded off
+    the audio thread) next to the same call not recorded, rounds interleaved; and
+    the recording's size."""
+    print(f"\nA recorded call against the same call not recorded ({rounds} rounds, "
+          f"{seconds:.0f} s calls,\nmin / median / max): the station calls an answering "
+          f"baresip; [recordings] calls = true")
+    results: dict[str, list[dict[str, float]]] = {}
+    sizes: list[float] = []
+    for _ in range(rounds):
+        for codec in ("PCMU", "opus"):
+            for name, extra in (("not recorded", ""), ("recorded", "[recordings]\ncalls = true\n")):
+                with tempfile.TemporaryDirectory() as tmp:
+                    results.setdefault(f"{codec} {name}", []).append(
+                        one_call("station", codec, Path(tmp), seconds, extra=extra))
+                    if extra:
+                        kept = list((Path(tmp) / "station" / "recordings").glob("*.opus"))
+                        if kept:
+                            sizes.append(kept[0].stat().st_size / 1024 / (seconds / 60))
+    print(f"\n  {'':<24}{'CPU-s per call min':>20}{'RSS in call MB':>18}")
+    for name, rs in results.items():
+        print(f"  {name:<24}{spread([x['cpu'] for x in rs]):>20}"
+              f"{spread([x['rss'] for x in rs], '{:.0f}'):>18}")
+    if sizes:
+        print(f"  recording size: {spread(sizes, '{:.0f}')} KB per call minute (stereo)")
+
+
 def main() -> None:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
-    if only not in ("", "sip", "echo", "jitter", "latency", "period", "cpu", "video"):
-        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|period|cpu|video]")
+    if only not in ("", "sip", "echo", "jitter", "latency", "period", "cpu", "video",
+                    "recording"):
+        raise SystemExit("usage: scripts/bench [sip|echo|jitter|latency|period|cpu|video|"
+                         "recording]")
     if only in ("", "sip"):
         sip_parsing()
     if only in ("", "echo"):
@@ -749,6 +778,8 @@ def main() -> None:
         cpu_figures()
     if only in ("", "video"):
         video_figures()
+    if only in ("", "recording"):
+        recording_figures()
     if only:
         return
     micro()

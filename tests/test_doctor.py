@@ -10,6 +10,7 @@ import pytest
 from conftest import free_port
 
 from intercom.doctor import config_line
+from intercom.media.signal import tone, write_wav
 
 
 def doctor(config: Path) -> subprocess.CompletedProcess[str]:
@@ -50,7 +51,8 @@ def test_without_a_registrar_the_simulated_station_is_all_ok(tmp_path: Path) -> 
     assert out.returncode == 0, out.stdout
     lines = out.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == [
-        "ok    config", "ok    audio", "ok    board", "ok    camera", "ok    sip port",
+        "ok    config", "ok    audio", "ok    board", "ok    camera", "ok    sounds",
+        "ok    recordings", "ok    sip port",
         "ok    network",
         "ok    dns",
         "ok    registration", "ok    nat"]
@@ -68,6 +70,25 @@ def test_the_camera_is_tried_with_one_picture(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "FAIL  camera: webcam: there is no /dev/video9" in out.stdout
     assert "check [camera] source and device" in out.stdout
+
+
+def test_announcements_and_the_recordings_store_are_checked(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "")
+    base = cfg.read_text()
+    sounds = tmp_path / "sounds"
+    (sounds / "de").mkdir(parents=True)
+    write_wav(str(sounds / "de" / "ringing.wav"), tone(500, 0.5, 16000), 16000)
+    cfg.write_text(base.replace('name = "Door"', 'name = "Door"\nlanguage = "de"') +
+                   f'[sounds]\ndirectory = "{sounds}"\n[recordings]\nmessages = true\n')
+    out = doctor(cfg)
+    assert "ok    sounds: announcements for ringing (de); the rest play their tones; " \
+           "messages are on with no leave_message announcement" in out.stdout
+    assert f"ok    recordings: messages kept in {tmp_path / 'recordings'}: 0 of at most " \
+           "100, 0.0 of 200 MB" in out.stdout
+    (sounds / "de" / "ring.wav").write_bytes(b"RIFF")
+    out = doctor(cfg)
+    assert out.returncode == 1
+    assert "FAIL  sounds: " in out.stdout and "de/ring.wav: not an announcement" in out.stdout
 
 
 def test_a_sip_port_another_program_holds_fails_with_the_fix(tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ def test_the_page_is_served_with_a_strict_policy_and_asks_for_logins_itself(
     page = get("/", {})
     assert page.status == 200 and page.getheader("Content-Type", "").startswith("text/html")
     assert page.getheader("Content-Security-Policy") == \
-        "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; frame-ancestors 'none'"
     assert get("/app.js", {}).getheader("Content-Type", "").startswith("text/javascript")
     assert get("/api/state", {}).getheader("WWW-Authenticate") == 'Basic realm="intercom"'
     from_page = get("/api/state", {"X-Intercom-Page": "1"})

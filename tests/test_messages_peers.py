@@ -116,9 +116,13 @@ def test_nobody_answers_so_the_visitor_leaves_a_message(tmp_path: Path) -> None:
                             f'smtp_server = "127.0.0.1:{mail.port}"\nsmtp_security = "none"\n')
     try:
         assert add_account(station.config, "vic", "view", "look-only-1").returncode == 0
+        assert station.state()["announcements"] == ["leave_message", "nobody_answered"]
         station.press()
         station.wait_event(10, event="call_record")
+        wait_for(lambda: station.state()["call"] == {"state": "message", "button": "bell"},
+                 10, "the station taking the message")
         kept = station.wait_event(40, event="recording", what="message")
+        assert station.state()["call"] == {"state": "idle"}
         assert kept["button"] == "bell" and kept["file"].endswith("-message-bell.opus")
         logged = intercom("ctl", "--socket", str(station.socket), "log", "--kind", "recording")
         assert f"recording     what=message button=bell file={kept['file']} " \
@@ -131,6 +135,9 @@ def test_nobody_answers_so_the_visitor_leaves_a_message(tmp_path: Path) -> None:
         status, body = api.request("GET", f"/api/recordings/{kept['file']}", "vic",
                                    password="look-only-1")
         assert status == 200 and body[:4] == b"OggS"
+        assert api.request("GET", "/api/recordings/..%2Fevents.db", "vic",
+                           password="look-only-1")[0] == 404
+        assert api.request("GET", f"/api/recordings/{kept['file']}")[0] == 401
         wait_for(lambda: hook.requests, 10, "the message at the hook")
         assert json.loads(hook.requests[0]["body"])["event"]["file"] == kept["file"]
         wait_for(lambda: mail.messages, 10, "the message by mail")

@@ -135,3 +135,33 @@ def test_a_person_at_the_page_sees_the_door_station_live_and_works_it(
         assert log.count("http login failed for 'anna' from 127.0.0.1") == 1
     finally:
         station.stop()
+
+
+def test_a_visitors_message_is_listed_live_and_plays_in_the_page(tmp_path: Path,
+                                                                 browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    port = free_port()
+    station = Station(tmp_path, "", ["sip:resident@127.0.0.1:9"], log_level="info",
+                      extra=f'[http]\nlisten = "127.0.0.1:{port}"\n'
+                            '[recordings]\nmessages = true\nmessage_seconds = 5\n')
+    try:
+        assert add_account(station.config, "vic", "view", "look-only-2").returncode == 0
+        browser.get(f"https://127.0.0.1:{port}/")
+        log_in(browser, "vic", "look-only-2")
+        wait(browser, lambda d: text(d, "who") == "vic (view)", "logged in")
+        assert not browser.find_element(By.ID, "recordings-section").is_displayed()
+        station.press()                         # nobody answers: the visitor speaks
+        kept = station.wait_event(20, event="recording", what="message")
+        item = wait(browser, lambda d: d.find_elements(
+            By.CSS_SELECTOR, f"#recordings li[data-name='{kept['file']}']"),
+            "the message in the list, live")[0]
+        assert "Message from the visitor at bell" in item.text
+        item.find_element(By.TAG_NAME, "button").click()
+        player = browser.find_element(By.ID, "player")
+        duration = wait(browser, lambda d: d.execute_script(
+            "const p = arguments[0]; return p.readyState >= 1 && p.duration", player),
+            "the browser decoding the message")
+        assert duration == pytest.approx(kept["seconds"], abs=0.2)
+        assert player.get_attribute("data-name") == kept["file"]
+    finally:
+        station.stop()

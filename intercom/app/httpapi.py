@@ -76,7 +76,7 @@ RIGHTS_KEY = web.AppKey("rights", dict)
 WEB = Path(__file__).parent / "web"
 PAGES = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
-                                           "frame-ancestors 'none'",
+                                           "media-src 'self' blob:; frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                 "Cache-Control": "no-cache"}
 

@@ -61,7 +61,10 @@ class Recordings:
 
         def done(message: Message) -> None:          # the recorder's thread
             stored = self._keep(writing, message)
-            self.loop.call_soon_threadsafe(self._message_done, button, message, stored)
+            try:
+                self.loop.call_soon_threadsafe(self._message_done, button, message, stored)
+            except RuntimeError:                       # the loop is closed: the station stopped
+                pass
 
         log.info("visitor message at %r: recording up to %g s", button, seconds)
         self.message = MessageRecorder(open_device, rate, period, prompt, seconds,

@@ -524,12 +524,15 @@ class DoorStation:
             call = {"state": c.call_state(),
                     "peer": ", ".join(c.visit.plan.ringing.values()),
                     "button": c.visit.button}
+        elif c.message is not None:
+            call = {"state": "message", "button": c.message}     # a visitor is speaking
         return {"station": self.config.station.name,
                 "registration": {"state": str(c.registration or "none"),
                                  "registrar": str(self.registrar) if self.registrar else None},
                 "call": call,
                 "audio": {"device": self.config.audio.device, "error": c.audio_error},
                 "camera": {"source": self.config.camera.source, "error": self.camera_error},
+                "announcements": sorted(c.sounds),
                 "board": {"type": self.config.board.type,
                           "profile": self.board.profile.name},
                 "relay": {"energised": self.board.relay_energised, "held": c.door.held},

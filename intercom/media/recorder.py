@@ -34,7 +34,9 @@ from intercom.media.tones import MESSAGE_END, MESSAGE_START
 log = logging.getLogger("intercom.audio")
 VOICE_DBFS = -45.0          # louder than this is someone speaking (a quiet street is -60)
 VOICED_SECONDS = 0.3        # that long in all, for a message to count as said
-QUEUED_SECONDS = 10.0       # a call recorder's backlog before it drops periods
+QUEUED_SECONDS = 10.0       # a call recorder's backlog before it drops some
+BATCH_SECONDS = 0.2
+BATCH_BLOCKS = 30           # about BATCH_SECONDS of a call's blocks (both sides)
 
 
 class OpusRecording:
@@ -175,18 +177,26 @@ class CallRecorder:
         self.recording = OpusRecording(out, self.rate, channels=2, comments=comments)
         self._resample = [None if r == self.rate else Resampler(r, self.rate)
                           for r in (door_rate, resident_rate)]
-        self._sides: list[list[Pcm]] = [[], []]
-        self.dropped = 0                          # blocks the encoder could not keep up with
-        self._queue: queue.Queue[tuple[int, Pcm] | None] = \
-            queue.Queue(maxsize=round(2 * QUEUED_SECONDS * 100))
+        self.dropped = 0                          # batches the encoder could not keep up with
+        # The audio thread hands over a batch of blocks at a time (a fifth of a
+        # second), so the encoder's thread wakes ten times a second, not 150.
+        self._batch: list[tuple[int, Pcm]] = []
+        self._queue: queue.Queue[list[tuple[int, Pcm]] | None] = \
+            queue.Queue(maxsize=round(QUEUED_SECONDS / BATCH_SECONDS))
         self._thread = threading.Thread(target=self._run, name="call-recorder", daemon=True)
         self._thread.start()
 
     def _add(self, side: int, pcm: Pcm) -> None:
+        self._batch.append((side, pcm))
+        if len(self._batch) >= BATCH_BLOCKS:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
         try:
-            self._queue.put_nowait((side, pcm))
+            self._queue.put_nowait(self._batch)
         except queue.Full:
             self.dropped += 1
+        self._batch = []
 
     def add_door(self, pcm: Pcm) -> None:
         self._add(0, pcm)
@@ -196,11 +206,15 @@ class CallRecorder:
 
     def _run(self) -> None:
         held = [np.zeros(0, np.int16), np.zeros(0, np.int16)]
-        while (item := self._queue.get()) is not None:
-            side, pcm = item
-            resampler = self._resample[side]
-            held[side] = np.concatenate([held[side], pcm if resampler is None
-                                         else resampler.process(pcm)])
+        while (batch := self._queue.get()) is not None:
+            for side in (0, 1):
+                blocks = [pcm for s, pcm in batch if s == side]
+                if not blocks:
+                    continue
+                pcm = np.concatenate(blocks)
+                resampler = self._resample[side]
+                held[side] = np.concatenate([held[side], pcm if resampler is None
+                                             else resampler.process(pcm)])
             n = min(len(held[0]), len(held[1]))
             if n:
                 self.recording.write(held[0][:n], held[1][:n])
@@ -208,10 +222,13 @@ class CallRecorder:
         self.recording.close()
 
     def close(self) -> float:
-        """Ends the recording (what is queued is written first); its seconds."""
+        """Ends the recording once the audio thread has stopped feeding it (what is
+        queued is written first); its seconds."""
+        if self._batch:
+            self._hand_over()
         self._queue.put(None)
         self._thread.join(timeout=10.0)
         if self.dropped:
-            log.warning("call recording: %d blocks dropped (the encoder fell behind)",
+            log.warning("call recording: %d batches dropped (the encoder fell behind)",
                         self.dropped)
         return round(self.recording.seconds, 1)
