@@ -116,3 +116,22 @@ def test_a_recorded_call_is_announced_to_both_sides_first() -> None:
     off.press()
     off.advance(3)
     assert not off.of(core.RecordCall)
+
+
+def test_a_door_opened_from_the_app_is_heard_at_the_door() -> None:
+    rig = Rig({A: Script(answer=2)}, sounds={"door_opened": SOUNDS["door_opened"]})
+    rig.feed(core.DoorCommand("open", "HTTP anna"))
+    assert rig.of(core.LocalSound)[-1] == core.LocalSound(SOUNDS["door_opened"])
+    rig.advance(5)
+    rig.press()
+    rig.advance(3)
+    rig.feed(core.DoorCommand("open", "HTTP anna"))               # in the call: both hear it
+    assert rig.of(core.CallSound)[-1] == core.CallSound(rig.answer_call(),
+                                                        SOUNDS["door_opened"], True)
+    plain = Rig({A: Script()})
+    plain.feed(core.DoorCommand("open", "ctl"))
+    assert plain.of(core.LocalSound)[-1] == core.LocalSound(DOOR_OPENED)
+    plain.press()
+    sounds = len(plain.of(core.LocalSound))
+    plain.feed(core.DoorCommand("open", "ctl"))                   # ringing: the ringback stays
+    assert len(plain.of(core.LocalSound)) == sounds

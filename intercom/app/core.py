@@ -946,6 +946,11 @@ class StationCore:
         if action == "open":
             self._publish(DoorEvent(DoorAction.OPENED, by, "command"))
             self.door.pulse(now, self._emit)
+            # Whoever is at the door hears that it opens: in the call, or on its own.
+            if self.call is not None:
+                self._in_call(DOOR_OPENED, True, "door_opened")
+            elif not self.busy and self.message is None:
+                self._local(self.sounds.get("door_opened", DOOR_OPENED))
         elif action == "hold":
             self.door.hold(by, now, self._emit)
         elif action == "lock":

@@ -89,6 +89,8 @@ class Recordings:
                      message.seconds, message.ended)
             self.publish(RecordingEvent(RecordingKind.MESSAGE, button, "", stored.name,
                                         message.seconds))
+        elif message.ended.startswith("the sound card"):
+            log.error("visitor message at %r lost: %s", button, message.ended)
         else:
             log.info("visitor message at %r: nobody spoke (ended by %s); not kept",
                      button, message.ended)
