@@ -144,6 +144,19 @@ def test_nobody_answers_so_the_visitor_leaves_a_message(tmp_path: Path) -> None:
         (voice,) = [part for part in mail.messages[0][2].walk()
                     if part.get_content_type() == "audio/ogg"]
         assert voice.get_payload(decode=True) == body
+        # Only an admin may delete a recording; then it is gone from the list.
+        assert add_account(station.config, "anna", "admin", "front-door-1").returncode == 0
+        gone = f"/api/recordings/{kept['file']}"
+        assert api.request("DELETE", gone, "vic", password="look-only-1")[0] == 403
+        assert api.request("DELETE", gone, "anna", password="front-door-1",
+                           headers={"Origin": "https://evil.example"})[0] == 403
+        copy = tmp_path / "message-copy.opus"
+        copy.write_bytes(body)
+        assert api.request("DELETE", gone, "anna", password="front-door-1") == \
+            (200, {"ok": True, "deleted": kept["file"]})
+        assert api.request("DELETE", gone, "anna", password="front-door-1")[0] == 404
+        assert api.request("GET", "/api/recordings", "vic", password="look-only-1") == (200, [])
+        assert "deleted by HTTP anna" in station.log_text()
         station.press()                        # the station rings again afterwards
         wait_for(lambda: len([e for e in station.events() if e["event"] == "button"]) == 2
                  and len([e for e in station.events() if e["event"] == "call_record"]) == 2,
@@ -154,7 +167,7 @@ def test_nobody_answers_so_the_visitor_leaves_a_message(tmp_path: Path) -> None:
         mail.close()
     # The visitor's words are in the message, whole: 0.5 s of quiet, the words,
     # then it ended on the 2 s of silence after them.
-    path = tmp_path / "recordings" / kept["file"]
+    path = tmp_path / "message-copy.opus"                 # as the API served it
     recorded, rate = read_opus(str(path))
     recorded = at(recorded, rate, 16000)
     words = at(visitor, CARD, 16000)

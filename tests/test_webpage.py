@@ -156,6 +156,7 @@ def test_a_visitors_message_is_listed_live_and_plays_in_the_page(tmp_path: Path,
             By.CSS_SELECTOR, f"#recordings li[data-name='{kept['file']}']"),
             "the message in the list, live")[0]
         assert "Message from the visitor at bell" in item.text
+        assert not item.find_elements(By.CLASS_NAME, "delete")        # view rights only
         item.find_element(By.TAG_NAME, "button").click()
         player = browser.find_element(By.ID, "player")
         duration = wait(browser, lambda d: d.execute_script(
@@ -163,5 +164,18 @@ def test_a_visitors_message_is_listed_live_and_plays_in_the_page(tmp_path: Path,
             "the browser decoding the message")
         assert duration == pytest.approx(kept["seconds"], abs=0.2)
         assert player.get_attribute("data-name") == kept["file"]
+        # An admin deletes it, once the browser's question is answered.
+        assert add_account(station.config, "anna", "admin", "front-door-1").returncode == 0
+        browser.find_element(By.ID, "logout").click()
+        wait(browser, lambda d: d.find_element(By.ID, "login").is_displayed(), "logged out")
+        log_in(browser, "anna", "front-door-1")
+        delete = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
+                                                         "#recordings li button.delete"),
+                      "the delete button for an admin")[0]
+        delete.click()
+        wait(browser, lambda d: d.switch_to.alert, "the question").accept()
+        wait(browser, lambda d: not d.find_element(By.ID, "recordings-section").is_displayed(),
+             "the list empty")
+        assert not list((tmp_path / "recordings").glob("*.opus"))
     finally:
         station.stop()

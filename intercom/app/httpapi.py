@@ -16,6 +16,7 @@ them, there is no default one. What each route needs:
 ``GET  /api/snapshots/NAME``   view    one of them (image/jpeg)
 ``GET  /api/recordings``       view    visitors' messages and recorded calls, oldest first
 ``GET  /api/recordings/NAME``  view    one of them (audio/ogg: Opus)
+``DELETE /api/recordings/NAME`` admin  deletes it
 ``POST /api/door``             open    ``{"action": "open" | "hold" | "lock"}``
 ``POST /api/call/dial``        open    ``{"button": "bell"}``: as if it was pressed
 ``POST /api/call/hangup``      open    ends the call
@@ -163,6 +164,7 @@ class HttpApi:
                 ("GET", "/api/snapshots/{name}", self.get_snapshot, "view"),
                 ("GET", "/api/recordings", self.get_recordings, "view"),
                 ("GET", "/api/recordings/{name}", self.get_recording, "view"),
+                ("DELETE", "/api/recordings/{name}", self.delete_recording, "admin"),
                 ("POST", "/api/door", self.post_door, "open"),
                 ("POST", "/api/call/dial", self.post_dial, "open"),
                 ("POST", "/api/call/hangup", self.post_hangup, "open"),
@@ -224,10 +226,11 @@ class HttpApi:
         if not account.may(needed):
             return error(403, f"account {account.name!r} has {account.rights!r} rights; "
                               f"this needs {needed!r}")
-        if request.method in ("POST", "PUT"):
+        if request.method in ("POST", "PUT", "DELETE"):
             origin = request.headers.get("Origin")
             if origin is not None and origin != f"https://{request.host}":
                 return error(403, "a request from another site's page")
+        if request.method in ("POST", "PUT"):
             if request.content_type != "application/json":
                 return error(415, "send JSON (Content-Type: application/json)")
             try:
@@ -371,6 +374,13 @@ class HttpApi:
             return error(404, "no such recording")
         return web.FileResponse(path, headers={"Content-Type": "audio/ogg",
                                                "Cache-Control": "private, max-age=86400"})
+
+    async def delete_recording(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not await asyncio.to_thread(self.station.recordings.store.delete, name):
+            return error(404, "no such recording")
+        log.info("recording %s deleted by HTTP %s", name, request["account"].name)
+        return web.json_response({"ok": True, "deleted": name})
 
     async def post_door(self, request: web.Request) -> web.Response:
         action = request["body"].get("action")

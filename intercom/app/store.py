@@ -109,6 +109,14 @@ class FileStore:
         path = self.directory / name
         return path if path.is_file() else None
 
+    def delete(self, name: str) -> bool:
+        """Removes the file called ``name``; False if it is not one of ours."""
+        path = self.path(name)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
     def prune(self) -> None:
         kept = self.list()
         total = sum(s.size for s in kept)

@@ -158,6 +158,17 @@ async function loadRecordings() {
     button.textContent = "Play";
     button.addEventListener("click", () => play(r.name));
     li.append(describeRecording(r) + " ", button);
+    if (may("admin")) {
+      const remove = document.createElement("button");
+      remove.textContent = "Delete";
+      remove.className = "delete";
+      remove.addEventListener("click", async () => {
+        if (!confirm("Delete this recording for good?")) return;
+        const { status } = await api("DELETE", "/api/recordings/" + encodeURIComponent(r.name));
+        if (status === 200) loadRecordings();
+      });
+      li.append(" ", remove);
+    }
     return li;
   }));
   $("recordings-section").hidden = data.length === 0;
