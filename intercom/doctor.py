@@ -156,14 +156,12 @@ def check_sounds(cfg: config_mod.Config) -> Check:
 
 def check_recordings(cfg: config_mod.Config) -> Check:
     """Where messages and recorded calls are kept, if either is on: writable."""
-    from intercom.app.eventlog import state_directory
-    from intercom.app.store import FileStore
+    from intercom.app.recordings import recordings_store
     r = cfg.recordings
     taken = [what for what, on in (("messages", r.messages), ("calls", r.calls)) if on]
     if not taken:
         return Check("recordings", True, "none taken (recordings.messages and calls are off)")
-    store = FileStore(state_directory(cfg.log.database) / "recordings", ".opus", r.keep,
-                      r.max_mb * 2 ** 20)
+    store = recordings_store(cfg)
     try:
         store.writing("doctor").discard()
     except OSError as exc:

@@ -221,7 +221,8 @@ def test_a_recorded_call_is_announced_and_keeps_both_voices(tmp_path: Path) -> N
     resident = tone_levels(both[:, 1].copy(), PHONE_TONE, 16000)
     assert len(door) >= 3 and min(door) > -36 and min(resident) > -20, (door, resident)
     assert max(tone_levels(both[16000:, 0].copy(), PHONE_TONE, 16000)) < -55     # no echo
-    assert max(tone_levels(both[:, 1].copy(), 440, 16000)) < -55
+    # (after the beeps, whose edges and a loaded machine's concealment spread a little)
+    assert max(tone_levels(both[16000:, 1].copy(), 440, 16000)) < -55
     assert tone_levels(both[:, 1].copy(), 1200, 16000)[0] > -25
     # The phone was told first: the two beeps, before anything else of the call.
     heard_file = next(f for f in baresip.records.glob("*.wav") if "dec" in f.name)

@@ -107,7 +107,7 @@ def test_a_recorded_call_is_announced_to_both_sides_first() -> None:
     told = rig.of(core.CallSound)[0]
     assert told == core.CallSound(leg, CALL_RECORDED, True)          # whatever tones says
     index = rig.actions.index(told)
-    assert rig.actions[index + 1] == core.RecordCall(leg)
+    assert rig.actions[index + 1] == core.RecordCall(leg, "bell")
     own = Rig({A: Script(answer=2)}, sounds=SOUNDS, recordings={"calls": True})
     own.press()
     own.advance(3)

@@ -352,9 +352,11 @@ class EndMessage:
 
 @dataclass(frozen=True)
 class RecordCall:
-    """Record the call's two sides, from now until its media stops."""
+    """Record the call's two sides, from now until its media stops; ``button``: the
+    bell that started it ("" for an incoming call)."""
 
     leg: int
+    button: str
 
 
 @dataclass(frozen=True)
@@ -810,7 +812,9 @@ class StationCore:
             # Both sides are told, whatever [audio] tones says and even when the
             # caller only listens: nobody is recorded without hearing so.
             self._emit(CallSound(leg.id, self.sounds.get("call_recorded", CALL_RECORDED), True))
-            self._emit(RecordCall(leg.id))
+            visit = self.visit
+            self._emit(RecordCall(leg.id, "" if leg.incoming or visit is None
+                                  else visit.button))
 
     def _limit_due(self, now: float) -> None:
         call, limit = self.call, self.limit

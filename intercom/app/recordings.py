@@ -13,14 +13,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from intercom.app.eventlog import state_directory
 from intercom.app.events import Event, RecordingEvent, RecordingKind
 from intercom.app.store import FileStore, Stored, Writing
+from intercom.config import Config
 from intercom.media.devices import AudioDevice
 from intercom.media.recorder import CallRecorder, Message, MessageRecorder
 from intercom.media.sounds import Sound
 from intercom.media.stream import AudioStream
 
 log = logging.getLogger("intercom.station")
+
+
+def recordings_store(config: Config) -> FileStore:
+    """Where the station keeps its recordings: ``recordings/`` beside the event log."""
+    r = config.recordings
+    return FileStore(state_directory(config.log.database) / "recordings", ".opus", r.keep,
+                     r.max_mb * 2 ** 20)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from intercom.app.core import LocalError, StationAction, StationCore
 from intercom.app.eventlog import EventLog, default_path, state_directory
 from intercom.app.events import AudioEvent, ButtonPressed, Event, SnapshotEvent
 from intercom.app.hooks import Hooks, Mail
-from intercom.app.recordings import Recordings
+from intercom.app.recordings import Recordings, recordings_store
 from intercom.app.store import FileStore
 from intercom.app.network import (UNANSWERED_FIX, locate_servers, registrar_of,
                                   registration_fix, route_address, user_agent)
@@ -94,11 +94,9 @@ class DoorStation:
             if c.source != "none" else None
         if self.snapshots is not None:
             self.subscribers.append(self._snapshot_of_a_ring)
-        r = config.recordings
-        self.recordings = Recordings(
-            FileStore(state_directory(config.log.database) / "recordings", ".opus", r.keep,
-                      r.max_mb * 2 ** 20),
-            self.publish, lambda: self.feed(core.MessageOver()), config.station.name)
+        self.recordings = Recordings(recordings_store(config), self.publish,
+                                     lambda: self.feed(core.MessageOver()),
+                                     config.station.name)
         self.mqtt: MqttBridge | None = None
         if config.mqtt.broker:
             self.mqtt = self._mqtt_bridge(config.mqtt)
@@ -234,17 +232,13 @@ class DoorStation:
                 a = self.config.audio
                 self.recordings.start_message(button, prompt, seconds, silence_seconds,
                                               self.media.open_device, a.rate,
-                                              a.rate * a.period_ms // 1000,
-                                              10 ** (a.mic_gain_db / 20))
+                                              self._card_period, 10 ** (a.mic_gain_db / 20))
             case core.EndMessage(at_once):
                 self.recordings.end_message(at_once)
-            case core.RecordCall(leg_id):
+            case core.RecordCall(leg_id, button):
                 leg = self.legs.get(leg_id)
                 if leg is not None and leg.stream is not None:
-                    visit = self.core.visit
-                    self.recordings.start_call(leg_id, leg.stream,
-                                               "" if leg.incoming or visit is None
-                                               else visit.button, leg.peer)
+                    self.recordings.start_call(leg_id, leg.stream, button, leg.peer)
             case core.PlaceCall(leg_id, target):
                 self._spawn(self._place(leg_id, target))
             case core.AcceptCall():
@@ -355,10 +349,14 @@ class DoorStation:
         if self._tones is not None:
             self._tones.stop()
             self._tones = None
-        a = self.config.audio
         if sound is not None:
-            self._tones = SoundPlayer(self.media.open_device, a.rate,
-                                      a.rate * a.period_ms // 1000, sound, seconds)
+            self._tones = SoundPlayer(self.media.open_device, self.config.audio.rate,
+                                      self._card_period, sound, seconds)
+
+    @property
+    def _card_period(self) -> int:
+        """Samples in one period of the sound card."""
+        return self.config.audio.rate * self.config.audio.period_ms // 1000
 
     # ----- the address ---------------------------------------------------------------
     async def _watch_address(self, interval: float) -> None:

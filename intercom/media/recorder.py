@@ -40,18 +40,20 @@ BATCH_BLOCKS = 30           # about BATCH_SECONDS of a call's blocks (both sides
 
 
 class OpusRecording:
-    """PCM at a card's ``rate`` into ``out`` as Ogg Opus, resampled to 48 kHz where
-    Opus does not take the card's rate (44.1 kHz)."""
+    """PCM into ``out`` as Ogg Opus, one channel per entry of ``rates`` (each side
+    at its own rate: a call's microphone at the codec's, its speaker at the
+    card's). Every side is resampled to ``rate`` where it differs: ``rate`` if
+    Opus takes it, else 48 kHz (for a 44.1 kHz card). Sides are paired in the
+    order their samples come, so they stay in step."""
 
-    def __init__(self, out: BinaryIO, rate: int, channels: int = 1,
+    def __init__(self, out: BinaryIO, rates: tuple[int, ...], rate: int | None = None,
                  comments: list[str] | None = None) -> None:
-        self.rate = rate if rate in RATES else 48000
-        self.channels = channels
-        self._resamplers = None
-        if self.rate != rate:
-            from intercom.cext.resample import Resampler
-            self._resamplers = [Resampler(rate, self.rate) for _ in range(channels)]
-        self.writer = OggOpusWriter(out, self.rate, channels,
+        from intercom.cext.resample import Resampler
+        wanted = rates[0] if rate is None else rate
+        self.rate = wanted if wanted in RATES else 48000
+        self._resample = [None if r == self.rate else Resampler(r, self.rate) for r in rates]
+        self._held = [np.zeros(0, np.int16) for _ in rates]
+        self.writer = OggOpusWriter(out, self.rate, len(rates),
                                     bitrate=24000 if self.rate <= 16000 else 32000,
                                     comments=comments)
 
@@ -59,14 +61,17 @@ class OpusRecording:
     def seconds(self) -> float:
         return self.writer.seconds
 
-    def write(self, *sides: Pcm) -> None:
-        """One block of each channel, all of the same length."""
-        if self._resamplers is not None:
-            sides = tuple(r.process(np.ascontiguousarray(pcm, dtype=np.int16))
-                          for r, pcm in zip(self._resamplers, sides))
-            n = min(len(pcm) for pcm in sides)
-            sides = tuple(pcm[:n] for pcm in sides)
-        self.writer.write(sides[0] if len(sides) == 1 else np.stack(sides, axis=1))
+    def add(self, side: int, pcm: Pcm) -> None:
+        """Samples of one side; written once every side has as many."""
+        resampler = self._resample[side]
+        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+        self._held[side] = np.concatenate([self._held[side], pcm if resampler is None
+                                           else resampler.process(pcm)])
+        n = min(len(held) for held in self._held)
+        if n:
+            sides = [held[:n] for held in self._held]
+            self._held = [held[n:] for held in self._held]
+            self.writer.write(sides[0] if len(sides) == 1 else np.stack(sides, axis=1))
 
     def close(self) -> None:
         self.writer.close()
@@ -121,7 +126,7 @@ class MessageRecorder:
             device.write(played.read(self.period))
 
     def _run(self) -> None:
-        recording = OpusRecording(self.out, self.rate, comments=self.comments)
+        recording = OpusRecording(self.out, (self.rate,), comments=self.comments)
         voiced = quiet = 0.0
         ended = "the longest message"
         step = self.period / self.rate
@@ -141,7 +146,7 @@ class MessageRecorder:
                 device.write(silence)
                 if self.gain != 1.0:
                     frame = np.clip(np.round(frame * self.gain), -32768, 32767).astype(np.int16)
-                recording.write(frame)
+                recording.add(0, frame)
                 if rms_dbfs(frame) >= VOICE_DBFS:
                     voiced += step
                     quiet = 0.0
@@ -172,11 +177,9 @@ class CallRecorder:
 
     def __init__(self, door_rate: int, resident_rate: int, out: BinaryIO,
                  comments: list[str] | None = None) -> None:
-        from intercom.cext.resample import Resampler
-        self.rate = 48000 if door_rate == 48000 else 16000
-        self.recording = OpusRecording(out, self.rate, channels=2, comments=comments)
-        self._resample = [None if r == self.rate else Resampler(r, self.rate)
-                          for r in (door_rate, resident_rate)]
+        self.recording = OpusRecording(out, (door_rate, resident_rate),
+                                       rate=48000 if door_rate == 48000 else 16000,
+                                       comments=comments)
         self.dropped = 0                          # batches the encoder could not keep up with
         # The audio thread hands over a batch of blocks at a time (a fifth of a
         # second), so the encoder's thread wakes ten times a second, not 150.
@@ -205,20 +208,11 @@ class CallRecorder:
         self._add(1, pcm)
 
     def _run(self) -> None:
-        held = [np.zeros(0, np.int16), np.zeros(0, np.int16)]
         while (batch := self._queue.get()) is not None:
             for side in (0, 1):
                 blocks = [pcm for s, pcm in batch if s == side]
-                if not blocks:
-                    continue
-                pcm = np.concatenate(blocks)
-                resampler = self._resample[side]
-                held[side] = np.concatenate([held[side], pcm if resampler is None
-                                             else resampler.process(pcm)])
-            n = min(len(held[0]), len(held[1]))
-            if n:
-                self.recording.write(held[0][:n], held[1][:n])
-                held = [held[0][n:], held[1][n:]]
+                if blocks:
+                    self.recording.add(side, np.concatenate(blocks))
         self.recording.close()
 
     def close(self) -> float:

@@ -108,14 +108,20 @@ function addEvent(e, newest) {
   while (list.children.length > 200) list.lastChild.remove();
 }
 
-async function showSnapshot(name, when) {
-  const response = await fetch("/api/snapshots/" + encodeURIComponent(name), {
+// A file of the API (a picture, a recording) into an element: fetched with the
+// account's credentials, which an <img> or <audio> src alone would not send.
+async function loadInto(element, path, name) {
+  const response = await fetch(path + encodeURIComponent(name), {
     headers: { "Authorization": "Basic " + token(), "X-Intercom-Page": "1" } });
-  if (!response.ok) return;
-  const img = $("snapshot");
-  if (img.src) URL.revokeObjectURL(img.src);
-  img.src = URL.createObjectURL(await response.blob());
-  img.dataset.name = name;
+  if (!response.ok) return false;
+  if (element.src) URL.revokeObjectURL(element.src);
+  element.src = URL.createObjectURL(await response.blob());
+  element.dataset.name = name;
+  return true;
+}
+
+async function showSnapshot(name, when) {
+  if (!await loadInto($("snapshot"), "/api/snapshots/", name)) return;
   $("snapshot-time").textContent = new Date(when * 1000).toLocaleString();
   $("visitor-section").hidden = false;
 }
@@ -136,13 +142,8 @@ function describeRecording(r) {
 }
 
 async function play(name) {
-  const response = await fetch("/api/recordings/" + encodeURIComponent(name), {
-    headers: { "Authorization": "Basic " + token(), "X-Intercom-Page": "1" } });
-  if (!response.ok) return;
   const player = $("player");
-  if (player.src) URL.revokeObjectURL(player.src);
-  player.src = URL.createObjectURL(await response.blob());
-  player.dataset.name = name;
+  if (!await loadInto(player, "/api/recordings/", name)) return;
   player.hidden = false;
   player.play().catch(() => {});       // a browser may want a click of its own first
 }
